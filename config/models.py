@@ -1,0 +1,332 @@
+"""Typed, frozen configuration models.
+
+A configuration directory holds four YAML files, each validated by one model here:
+
+- ``hazwatch.yaml`` -> :class:`Settings` (brokers, database, SMS account, ingest limits, routing, CAP);
+- ``sites.yaml``    -> :class:`SitesFile` (sites, their sensors and threshold ladders);
+- ``zones.yaml``    -> :class:`ZonesFile` (resident zones a site affects);
+- ``recipients.yaml`` -> :class:`RecipientsFile` (who receives SMS, in which role).
+
+Cross-references between files (site -> zone, recipient -> zone/enterprise) are checked by
+:mod:`config.loader`, which reports every problem with file, path and reason.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
+
+__all__ = [
+    "ID_PATTERN",
+    "LEVELS",
+    "QUANTITY_UNITS",
+    "Circle",
+    "Config",
+    "IngestSettings",
+    "LadderStep",
+    "Recipient",
+    "RecipientsFile",
+    "Routing",
+    "Sensor",
+    "Settings",
+    "Site",
+    "SitesFile",
+    "ThresholdRule",
+    "Zone",
+    "ZonesFile",
+    "level_rank",
+]
+
+#: Ids of sites, sensors and zones; the same pattern the MQTT contract uses (DESIGN.md).
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+#: Levels in order of severity (DESIGN.md: normal < blue < yellow < orange < red).
+LEVELS: tuple[str, ...] = ("normal", "blue", "yellow", "orange", "red")
+Level = Literal["normal", "blue", "yellow", "orange", "red"]
+WarningLevel = Literal["blue", "yellow", "orange", "red"]
+Role = Literal["operator", "officer", "resident"]
+Language = Literal["zh-CN", "en"]
+
+
+def level_rank(level: str) -> int:
+    """0 for normal up to 4 for red."""
+    return LEVELS.index(level)
+
+
+#: Units accepted for each measured quantity; the first is the canonical one.
+QUANTITY_UNITS: dict[str, tuple[str, ...]] = {
+    "combustible_gas": ("%LEL",),
+    "toxic_gas": ("%OEL", "ppm", "mg/m3"),
+    "oxygen": ("%VOL",),
+    "tank_level": ("m",),
+    "temperature": ("°C",),
+    "pressure": ("MPa", "kPa"),
+    "phreatic_depth": ("m",),
+    "freeboard": ("m",),
+    "dry_beach_length": ("m",),
+    "pond_level": ("m",),
+    "surface_displacement": ("mm",),
+    "rain_increment": ("mm",),
+    "rain_1h": ("mm",),
+}
+Quantity = Literal[
+    "combustible_gas",
+    "toxic_gas",
+    "oxygen",
+    "tank_level",
+    "temperature",
+    "pressure",
+    "phreatic_depth",
+    "freeboard",
+    "dry_beach_length",
+    "pond_level",
+    "surface_displacement",
+    "rain_increment",
+    "rain_1h",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LadderStep(_Model):
+    """One rung of a threshold ladder: at or beyond ``value`` the level is at least ``level``."""
+
+    level: WarningLevel
+    value: float
+    tag: Literal["L", "LL", "H", "HH"] | None = None
+    """The DCS/SCADA tag limit this rung stands for, when it comes from one."""
+
+    @model_validator(mode="after")
+    def _finite(self) -> LadderStep:
+        if not math.isfinite(self.value):
+            raise ValueError("threshold value must be a finite number")
+        return self
+
+
+class ThresholdRule(_Model):
+    """A per-sensor threshold rule with a level ladder, a deadband and a minimum duration.
+
+    ``direction: high`` raises when the value is at or above a rung (gas, level, displacement);
+    ``low`` raises at or below it (phreatic burial depth, freeboard, dry beach length).
+    A level is left only when the value is back beyond the rung by more than ``deadband``
+    (same unit as the sensor); a level is entered only after the condition has held for
+    ``min_duration_s`` seconds of event time.
+    """
+
+    rule: Id
+    direction: Literal["high", "low"] = "high"
+    ladder: Annotated[list[LadderStep], Field(min_length=1, max_length=4)]
+    deadband: Annotated[float, Field(ge=0)] = 0.0
+    min_duration_s: Annotated[float, Field(ge=0)] = 0.0
+    source: str | None = None
+    """Where the default comes from (a STANDARDS.md line or a site design document)."""
+
+    @model_validator(mode="after")
+    def _ladder_ordered(self) -> ThresholdRule:
+        ranks = [level_rank(s.level) for s in self.ladder]
+        if ranks != sorted(ranks) or len(set(ranks)) != len(ranks):
+            raise ValueError("ladder levels must be distinct and listed from least to most severe")
+        values = [s.value for s in self.ladder]
+        for a, b in zip(values, values[1:]):
+            if (self.direction == "high" and not b > a) or (self.direction == "low" and not b < a):
+                raise ValueError(
+                    f"ladder values must be strictly {'increasing' if self.direction == 'high' else 'decreasing'}"
+                    f" for a {self.direction} rule, got {values}"
+                )
+        gaps = [abs(b - a) for a, b in zip(values, values[1:])]
+        if gaps and self.deadband >= min(gaps):
+            raise ValueError(
+                f"deadband {self.deadband} must be smaller than the smallest gap between rungs ({min(gaps)})"
+            )
+        return self
+
+
+class Sensor(_Model):
+    id: Id
+    quantity: Quantity
+    unit: str
+    period_s: Annotated[float, Field(gt=0)]
+    """Expected reporting period, seconds."""
+    range: tuple[float, float] | None = None
+    """Physical measuring range [min, max] in ``unit``."""
+    thresholds: list[ThresholdRule] = []
+
+    @model_validator(mode="after")
+    def _unit_matches(self) -> Sensor:
+        allowed = QUANTITY_UNITS[self.quantity]
+        if self.unit not in allowed:
+            raise ValueError(f"unit {self.unit!r} is not a unit of {self.quantity} (use one of {list(allowed)})")
+        if self.range is not None and not self.range[0] < self.range[1]:
+            raise ValueError(f"range must be [min, max] with min < max, got {list(self.range)}")
+        rules = [t.rule for t in self.thresholds]
+        if len(set(rules)) != len(rules):
+            raise ValueError(f"rule names must be unique within a sensor, got {rules}")
+        return self
+
+
+class Site(_Model):
+    id: Id
+    name: str
+    name_en: str | None = None
+    kind: Literal["chemical", "tailings", "rain"]
+    enterprise: str
+    region: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+    """6-digit administrative division code (GB/T 2260)."""
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    zone: Id
+    """The resident zone this site affects."""
+    sensors: Annotated[list[Sensor], Field(min_length=1)]
+
+
+class Circle(_Model):
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    radius_km: Annotated[float, Field(gt=0, le=200)]
+
+
+class Zone(_Model):
+    id: Id
+    name: str
+    name_en: str | None = None
+    region: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+    circle: Circle
+
+
+class Recipient(_Model):
+    name: str
+    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
+    """E.164, e.g. +8613800138000."""
+    role: Role
+    enterprise: str | None = None
+    """Officers: the enterprise whose sites they answer for."""
+    zone: Id | None = None
+    """Residents: the zone they live in."""
+    language: Language = "zh-CN"
+
+    @model_validator(mode="after")
+    def _role_fields(self) -> Recipient:
+        if self.role == "officer" and not self.enterprise:
+            raise ValueError("an officer needs the enterprise they answer for")
+        if self.role == "resident" and not self.zone:
+            raise ValueError("a resident needs the zone they live in")
+        return self
+
+
+class Routing(_Model):
+    """Which roles hear which level. The all-clear goes to everyone who heard the episode."""
+
+    blue: list[Role] = ["operator"]
+    yellow: list[Role] = ["operator", "officer"]
+    orange: list[Role] = ["operator", "officer"]
+    red: list[Role] = ["operator", "officer", "resident"]
+
+    def roles_for(self, level: str) -> list[str]:
+        return list(getattr(self, level)) if level != "normal" else []
+
+
+class IngestSettings(_Model):
+    max_payload_bytes: Annotated[int, Field(gt=0)] = 256 * 1024
+    max_future_skew_s: Annotated[float, Field(ge=0)] = 300.0
+    """Readings stamped further ahead of the wall clock are rejected."""
+    max_age_s: Annotated[float, Field(gt=0)] = 7 * 24 * 3600.0
+    """Readings older than this are rejected (data loggers may back-fill up to a week)."""
+    shared_group: Id = "hazwatch-ingest"
+
+
+class MqttSettings(_Model):
+    url: str = "mqtt://127.0.0.1:1883"
+
+
+class KafkaSettings(_Model):
+    bootstrap: str = "127.0.0.1:9092"
+
+
+class DatabaseSettings(_Model):
+    url: str = "sqlite:///hazwatch.db"
+
+
+class SmsSettings(_Model):
+    account_sid: str = "AC00000000000000000000000000000000"
+    auth_token: SecretStr = SecretStr("dev-token")
+    from_number: Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
+    base_url: str | None = None
+    """Overrides the Twilio API base URL (the fake Twilio server in the demo and tests)."""
+
+
+class CapSettings(_Model):
+    sender: str = "hazwatch@emergency.example.cn"
+    agency_type: Annotated[str, StringConstraints(pattern=r"^\d{3}$")] = "000"
+    """GB/T 35965.1 3-digit issuing-agency type code."""
+    unit: Annotated[str, StringConstraints(pattern=r"^\d{3}$")] = "000"
+    extension: Annotated[str, StringConstraints(pattern=r"^\d{2}$")] = "00"
+    severity: dict[WarningLevel, Literal["Extreme", "Severe", "Moderate", "Minor"]] = {
+        "red": "Extreme",
+        "orange": "Severe",
+        "yellow": "Moderate",
+        "blue": "Minor",
+    }
+
+
+class Settings(_Model):
+    mqtt: MqttSettings = MqttSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    sms: SmsSettings
+    ingest: IngestSettings = IngestSettings()
+    routing: Routing = Routing()
+    cap: CapSettings = CapSettings()
+    timezone: str = "Asia/Shanghai"
+
+
+class SitesFile(_Model):
+    sites: Annotated[list[Site], Field(min_length=1)]
+
+
+class ZonesFile(_Model):
+    zones: list[Zone] = []
+
+
+class RecipientsFile(_Model):
+    recipients: list[Recipient] = []
+
+
+class Config(_Model):
+    """The whole validated configuration, with lookups built once."""
+
+    settings: Settings
+    sites: list[Site]
+    zones: list[Zone]
+    recipients: list[Recipient]
+
+    _sites: dict[str, Site] = PrivateAttr(default_factory=dict)
+    _zones: dict[str, Zone] = PrivateAttr(default_factory=dict)
+    _sensors: dict[tuple[str, str], Sensor] = PrivateAttr(default_factory=dict)
+
+    def site(self, site_id: str) -> Site:
+        return self._sites[site_id]
+
+    def zone(self, zone_id: str) -> Zone:
+        return self._zones[zone_id]
+
+    def sensor(self, site_id: str, sensor_id: str) -> Sensor | None:
+        return self._sensors.get((site_id, sensor_id))
+
+    def model_post_init(self, _context: object) -> None:
+        self._sites = {s.id: s for s in self.sites}
+        self._zones = {z.id: z for z in self.zones}
+        self._sensors = {(s.id, x.id): x for s in self.sites for x in s.sensors}
+
