@@ -1,0 +1,25 @@
+"""Kafka topic names and partition counts (DESIGN.md "Kafka topics").
+
+Partition counts bound how many workers of a consumer group share the load: a site's readings,
+state and warnings live on one partition (keyed by site id), so 4 partitions allow 4 workers.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEADLETTER", "DELIVERIES", "HEALTH", "NOTIFICATIONS", "PARTITIONS", "READINGS", "WARNINGS"]
+
+READINGS = "hazwatch.readings"
+WARNINGS = "hazwatch.warnings"
+HEALTH = "hazwatch.health"
+DEADLETTER = "hazwatch.deadletter"
+NOTIFICATIONS = "hazwatch.notifications"
+DELIVERIES = "hazwatch.deliveries"
+
+PARTITIONS: dict[str, int] = {
+    READINGS: 4,
+    WARNINGS: 4,
+    HEALTH: 4,
+    DEADLETTER: 1,  # low volume; one partition keeps rejects in arrival order
+    NOTIFICATIONS: 4,
+    DELIVERIES: 4,
+}

@@ -1,0 +1,3 @@
+from hazwatch.cli import main
+
+main()

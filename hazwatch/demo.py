@@ -1,0 +1,140 @@
+"""``hazwatch demo``: the whole pipeline as separate processes on the embedded stack.
+
+Order: brokers -> topics -> fake Twilio -> rules, alerts, ingest (each waits until ready) ->
+simulator. The demo then follows ``hazwatch.warnings`` and ``hazwatch.deliveries`` and prints each
+warning, SMS and broadcast as it happens, until the duration is over (or, with duration 0, until
+the scenario has finished and the pipeline has gone quiet).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+from rich.console import Console
+from rich.markup import escape
+
+from config.topics import DELIVERIES, PARTITIONS, WARNINGS
+from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, free_port, wait_for
+
+__all__ = ["run_demo", "start_services"]
+
+LEVEL_STYLE = {"normal": "green", "blue": "blue", "yellow": "yellow", "orange": "dark_orange", "red": "bold red"}
+QUIET_S = 8.0
+
+
+def start_services(stack: EmbeddedStack, config_dir: Path, *, ready_timeout_s: float = 60) -> dict[str, Process]:
+    """Start fake Twilio, rules, alerts and ingest against ``stack``; wait until each is ready."""
+    twilio_port = free_port()
+    procs: dict[str, Process] = {}
+    procs["fake-twilio"] = stack.hazwatch("fake-twilio", "fake-twilio", "--port", str(twilio_port),
+                                          "--config", str(config_dir))
+    env = {"HAZWATCH_TWILIO_BASE_URL": f"http://127.0.0.1:{twilio_port}",
+           "HAZWATCH_DATABASE_URL": f"sqlite:///{stack.workdir / 'hazwatch.db'}"}
+    stack.extra_env = env
+    for name in ("rules", "alerts", "ingest"):
+        ready = stack.workdir / f"{name}.ready"
+        ready.unlink(missing_ok=True)
+        procs[name] = stack.hazwatch(name, name, "--config", str(config_dir),
+                                     env={**env, "HAZWATCH_READY_FILE": str(ready)})
+    for name in ("rules", "alerts", "ingest"):
+        ready = stack.workdir / f"{name}.ready"
+        proc = procs[name]
+
+        def check(proc: Process = proc, ready: Path = ready) -> bool:
+            if not proc.alive():
+                raise RuntimeStartError(f"{proc.name} exited:\n{proc.log_tail()}")
+            return ready.exists()
+
+        try:
+            wait_for(check, ready_timeout_s, f"service {name}")
+        except RuntimeStartError as exc:
+            raise RuntimeStartError(f"{exc}\n--- {proc.log_path} ---\n{proc.log_tail()}") from None
+    return procs
+
+
+class _Printer:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.console = Console(highlight=False, soft_wrap=True)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, obj: dict[str, Any]) -> None:
+        kind = obj["type"]
+        self.counts[kind if kind != "warning" else f"warning:{obj['level']}"] += 1
+        if self.as_json:
+            sys.stdout.write(orjson.dumps(obj).decode() + "\n")
+            sys.stdout.flush()
+            return
+        t = time.strftime("%H:%M:%S")
+        if kind == "warning":
+            style = LEVEL_STYLE.get(obj["level"], "")
+            self.console.print(
+                f"{t} [{style}]WARNING {obj['kind']:<11} {obj['previous']:>6} -> {obj['level']:<6}[/] "
+                f"{obj['subject']} {obj['rule']} = {obj['value']:g} {escape(obj['unit'])}"
+                f" (threshold {obj['threshold']})")
+        elif kind == "sms":
+            self.console.print(f"{t} [cyan]SMS[/] {obj['status']} -> {obj['to']} ({obj['role']}, "
+                               f"{obj['segments']} seg): {escape(obj['body'] or '')}")
+        elif kind == "broadcast":
+            self.console.print(f"{t} [magenta]BROADCAST[/] CAP {obj['status']} -> hw/v1/broadcast/{obj['zone']}/cap "
+                               f"({obj['kind']}, {obj['level']}, {len(obj.get('cap') or '')} bytes)")
+        else:
+            self.console.print(f"{t} [dim]{escape(obj.get('message', str(obj)))}[/]")
+
+    def info(self, message: str, **extra: Any) -> None:
+        self.emit({"type": "info", "message": message, **extra})
+
+
+def _follow(bootstrap: str) -> KafkaConsumer:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer.assign([TopicPartition(t, p) for t in (WARNINGS, DELIVERIES) for p in range(PARTITIONS[t])])
+    return consumer
+
+
+def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: bool,
+             workdir: Path | None = None) -> int:
+    out = _Printer(as_json)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-demo-"))
+    started = time.monotonic()
+    with EmbeddedStack(workdir) as stack:
+        out.info(f"brokers up: MQTT {stack.mqtt_kind} {stack.mqtt_url}, Kafka {stack.kafka_kind} "
+                 f"{stack.kafka_bootstrap}; logs in {workdir / 'logs'}")
+        start_services(stack, config_dir)
+        out.info(f"services ready after {time.monotonic() - started:.1f} s; starting scenario {scenario!r}")
+        sim = stack.hazwatch("simulator", "simulate", "--config", str(config_dir), "--scenario", scenario)
+        consumer = _follow(stack.kafka_bootstrap)
+        last_activity = time.monotonic()
+        try:
+            while not stop.is_set():
+                for records in consumer.poll(timeout_ms=200).values():
+                    for rec in records:
+                        obj = orjson.loads(rec.value)
+                        if rec.topic == WARNINGS:
+                            obj = {"type": "warning", **obj}
+                        out.emit(obj)
+                        last_activity = time.monotonic()
+                elapsed = time.monotonic() - started
+                if duration_s and elapsed >= duration_s:
+                    break
+                if not duration_s and not sim.alive() and time.monotonic() - last_activity > QUIET_S:
+                    break
+        finally:
+            consumer.close()
+    c = out.counts
+    levels = {k.split(":")[1]: v for k, v in c.items() if k.startswith("warning:")}
+    out.info(f"demo over after {time.monotonic() - started:.0f} s: warnings {dict(levels)}, "
+             f"SMS {c['sms']}, broadcasts {c['broadcast']}", summary={"warnings": levels, "sms": c["sms"],
+                                                                     "broadcasts": c["broadcast"]})
+    return 0

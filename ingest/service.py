@@ -1,0 +1,188 @@
+"""The ingest service: MQTT (paho, shared subscription) -> validate -> Kafka (kafka-python).
+
+Delivery: messages are received at QoS 1 with manual acknowledgement, and a message is
+acknowledged to the MQTT broker only after Kafka has acknowledged everything it produced (valid
+readings and dead letters). A Kafka outage therefore stalls ingest and the broker keeps the
+messages (persistent session); nothing is dropped. No input can crash the service: every
+rejected message goes to ``hazwatch.deadletter`` with its reason and is counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+import paho.mqtt.client as mqtt
+from kafka import KafkaProducer
+from prometheus_client import Counter
+
+from config.models import Config
+from config.topics import DEADLETTER, HEALTH, READINGS
+from config.urls import mqtt_host_port
+from ingest.validate import Batch, Reject, Status, validate_message
+
+__all__ = ["IngestService", "SUBSCRIPTIONS", "deadletter_record"]
+
+log = logging.getLogger("hazwatch.ingest")
+
+SUBSCRIPTIONS = ("hw/v1/+/+/reading", "hw/v1/+/batch", "hw/v1/+/status")
+
+READINGS_TOTAL = Counter("hazwatch_ingest_readings_total", "Valid readings produced to Kafka")
+REJECTED_TOTAL = Counter("hazwatch_ingest_rejected_total", "Rejected inputs sent to the dead-letter topic")
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_ms: int
+
+
+def deadletter_record(topic: str, payload: bytes, reason: str, received_ms: int, item: object = None) -> bytes:
+    """The dead-letter value: the raw payload (text, or base64 if not UTF-8), topic and reason."""
+    try:
+        raw: dict[str, str] = {"payload": payload.decode("utf-8")}
+    except UnicodeDecodeError:
+        raw = {"payload_b64": base64.b64encode(payload).decode()}
+    rec = {"source": "ingest", "topic": topic, "reason": reason, "received_at": received_ms, **raw}
+    if item is not None:
+        rec["item"] = item
+    return orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS)
+
+
+class IngestService:
+    def __init__(self, config: Config, *, client_id: str = "hazwatch-ingest-1", shared: bool = True) -> None:
+        self.config = config
+        self.client_id = client_id
+        self.shared = shared
+        self.inbox: queue.Queue[_Inbound] = queue.Queue()
+        self.stopping = threading.Event()
+        self.produced = 0
+        self.rejected = 0
+        self._producer: KafkaProducer | None = None
+        self._mqtt: mqtt.Client | None = None
+        self.on_subscribed: Callable[[], None] | None = None
+
+    # -- wiring -------------------------------------------------------------------------------
+    def _connect_kafka(self) -> KafkaProducer:
+        return KafkaProducer(
+            bootstrap_servers=self.config.settings.kafka.bootstrap,
+            acks="all",
+            retries=2147483647,  # an outage delays, never drops
+            max_in_flight_requests_per_connection=1,  # keep per-site order across retries
+            linger_ms=5,
+            max_block_ms=5000,
+            client_id=self.client_id,
+        )
+
+    def _connect_mqtt(self) -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False, manual_ack=True
+        )
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        host, port = mqtt_host_port(self.config.settings.mqtt.url)
+        client.connect_async(host, port, keepalive=30)
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _ud: object, _flags: object, rc: object, _props: object) -> None:
+        group = self.config.settings.ingest.shared_group
+        subs = [(f"$share/{group}/{t}" if self.shared else t, 1) for t in SUBSCRIPTIONS]
+        client.subscribe(subs)
+        log.info("connected to MQTT (%s), subscribed %s", rc, [s for s, _ in subs])
+
+    def _on_subscribe(self, _c: mqtt.Client, _ud: object, _mid: int, codes: list, _props: object) -> None:
+        if any(getattr(c, "is_failure", False) for c in codes):
+            log.error("MQTT subscription refused: %s", codes)
+        elif self.on_subscribed is not None:
+            self.on_subscribed()
+
+    def _on_message(self, _client: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, int(time.time() * 1000)))
+
+    # -- processing ---------------------------------------------------------------------------
+    def handle(self, inbound: _Inbound) -> list[tuple[str, bytes | None, bytes]]:
+        """Validate one message -> the Kafka records (topic, key, value) it becomes. Never raises."""
+        try:
+            valid, rejects = validate_message(self.config, inbound.topic, inbound.payload, inbound.received_ms)
+        except Exception as exc:  # noqa: BLE001 - a validator bug must not stop ingest
+            log.exception("validator failed on %s", inbound.topic)
+            valid, rejects = None, [Reject(f"internal validation error: {exc!r}")]
+        out: list[tuple[str, bytes | None, bytes]] = []
+        if isinstance(valid, Batch):
+            out.append((READINGS, valid.site.encode(), valid.to_json()))
+            READINGS_TOTAL.inc(len(valid))
+            self.produced += len(valid)
+        elif isinstance(valid, Status):
+            event = {"site": valid.site, "kind": "presence", "status": valid.status,
+                     "ts": inbound.received_ms, "source": "mqtt"}
+            out.append((HEALTH, valid.site.encode(), orjson.dumps(event)))
+        for rej in rejects:
+            out.append((DEADLETTER, None, deadletter_record(inbound.topic, inbound.payload, rej.reason,
+                                                            inbound.received_ms, rej.item)))
+            REJECTED_TOTAL.inc()
+            self.rejected += 1
+            log.warning("dead-letter %s: %s", inbound.topic, rej.reason)
+        return out
+
+    def _produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
+        """Produce and wait for Kafka's acknowledgement; retry (never drop) until it succeeds."""
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                if self._producer is None:
+                    self._producer = self._connect_kafka()
+                futures = [self._producer.send(t, key=k, value=v) for t, k, v in records]
+                self._producer.flush(timeout=30)
+                for f in futures:
+                    f.get(timeout=30)
+                return
+            except Exception as exc:  # noqa: BLE001 - Kafka outage: wait and try again
+                log.warning("Kafka unavailable (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        raise InterruptedError("stopping before Kafka acknowledged")
+
+    def run(self) -> None:
+        """Run until :meth:`stop`. Drains the inbox in micro-batches of up to 500 messages."""
+        self._mqtt = self._connect_mqtt()
+        self._mqtt.loop_start()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    first = self.inbox.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                pending = [first]
+                while len(pending) < 500:
+                    try:
+                        pending.append(self.inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                records = [r for m in pending for r in self.handle(m)]
+                try:
+                    self._produce(records)
+                except InterruptedError:
+                    break
+                for m in pending:  # only now may the broker forget them
+                    if m.qos > 0:
+                        self._mqtt.ack(m.mid, m.qos)
+        finally:
+            self._mqtt.loop_stop()
+            self._mqtt.disconnect()
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+
+    def stop(self) -> None:
+        self.stopping.set()

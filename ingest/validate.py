@@ -1,0 +1,165 @@
+"""Validation of device payloads against the MQTT contract and the configuration. Pure.
+
+One MQTT message becomes at most one columnar micro-batch (one site) plus zero or more rejects.
+A reject carries a reason a person can act on; nothing raises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from config.models import ID_PATTERN, Config
+
+__all__ = ["Batch", "Reject", "Status", "parse_ts", "validate_message"]
+
+_ID = re.compile(ID_PATTERN)
+MAX_BATCH_ITEMS = 10_000
+
+
+@dataclass
+class Batch:
+    """Valid readings of one site, columnar: the value sent to ``hazwatch.readings``."""
+
+    site: str
+    sensor: list[str] = field(default_factory=list)
+    ts: list[int] = field(default_factory=list)
+    v: list[float] = field(default_factory=list)
+    q: list[int] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"site": self.site, "sensor": self.sensor, "ts": self.ts, "v": self.v, "q": self.q})
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass(frozen=True)
+class Reject:
+    reason: str
+    item: Any = None
+    """The offending batch item, when one item of a valid batch is rejected."""
+
+
+@dataclass(frozen=True)
+class Status:
+    """Device or gateway presence (``online``/``offline``, retained; offline is the last will)."""
+
+    site: str
+    status: str
+
+
+def parse_ts(value: Any) -> int:
+    """Epoch ms from an integer, or from an RFC 3339 string with an offset. Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError("ts must be epoch milliseconds or an RFC 3339 string, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        except ValueError:
+            raise ValueError(f"ts {value!r} is not an RFC 3339 timestamp") from None
+        if dt.tzinfo is None:
+            raise ValueError(f"ts {value!r} has no UTC offset")
+        return int(dt.timestamp() * 1000)
+    if isinstance(value, float):
+        raise ValueError("ts must be integer epoch milliseconds, got a float")
+    raise ValueError(f"ts must be epoch milliseconds or an RFC 3339 string, got {type(value).__name__}")
+
+
+def _reading(config: Config, site: str, sensor: str, obj: Any, now_ms: int, batch: Batch) -> Reject | None:
+    if not isinstance(obj, dict):
+        return Reject(f"reading must be a JSON object, got {type(obj).__name__}")
+    if not isinstance(sensor, str) or not _ID.match(sensor):
+        return Reject(f"invalid sensor id {sensor!r}")
+    if config.sensor(site, sensor) is None:
+        return Reject(f"unknown sensor {sensor!r} at site {site!r}")
+    if "ts" not in obj or "v" not in obj:
+        return Reject(f"reading needs 'ts' and 'v', got keys {sorted(obj)}")
+    try:
+        ts = parse_ts(obj["ts"])
+    except ValueError as exc:
+        return Reject(str(exc))
+    v = obj["v"]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return Reject(f"v must be a number, got {type(v).__name__}")
+    if not math.isfinite(v):
+        return Reject("v is not a finite number")
+    q = obj.get("q", 0)
+    if isinstance(q, bool) or not isinstance(q, int):
+        return Reject(f"q must be an integer quality code, got {type(q).__name__}")
+    limits = config.settings.ingest
+    if ts > now_ms + limits.max_future_skew_s * 1000:
+        return Reject(f"ts {ts} is {(ts - now_ms) / 1000:.0f} s in the future (limit {limits.max_future_skew_s:.0f} s)")
+    if ts < now_ms - limits.max_age_s * 1000:
+        return Reject(f"ts {ts} is older than {limits.max_age_s:.0f} s")
+    batch.sensor.append(sensor)
+    batch.ts.append(ts)
+    batch.v.append(float(v))
+    batch.q.append(q)
+    return None
+
+
+def _decode(payload: bytes) -> tuple[Any, str | None]:
+    try:
+        return orjson.loads(payload), None
+    except orjson.JSONDecodeError as exc:
+        text = payload[:4096]
+        if re.search(rb"\b(NaN|-?Infinity)\b", text):
+            return None, "non-finite number (NaN/Infinity is not valid JSON)"
+        return None, f"not JSON: {exc}"
+
+
+def validate_message(
+    config: Config, topic: str, payload: bytes, now_ms: int
+) -> tuple[Batch | Status | None, list[Reject]]:
+    """Validate one MQTT message. Returns the valid part and the rejects (with reasons)."""
+    parts = topic.split("/")
+    if len(parts) < 4 or parts[0] != "hw" or parts[1] != "v1":
+        return None, [Reject(f"topic {topic!r} is not in the hw/v1/... contract")]
+    site = parts[2]
+    if not _ID.match(site):
+        return None, [Reject(f"invalid site id {site!r}")]
+    try:
+        config.site(site)
+    except KeyError:
+        return None, [Reject(f"unknown site {site!r}")]
+    if len(payload) > config.settings.ingest.max_payload_bytes:
+        return None, [Reject(f"oversize payload: {len(payload)} bytes > {config.settings.ingest.max_payload_bytes}")]
+
+    kind = parts[-1]
+    if len(parts) == 4 and kind == "status":
+        status = payload.decode("utf-8", "replace").strip()
+        if status not in ("online", "offline"):
+            return None, [Reject(f"status payload must be 'online' or 'offline', got {status[:40]!r}")]
+        return Status(site, status), []
+
+    obj, err = _decode(payload)
+    if err:
+        return None, [Reject(err)]
+    batch = Batch(site)
+    if len(parts) == 5 and kind == "reading":
+        rej = _reading(config, site, parts[3], obj, now_ms, batch)
+        return (batch if len(batch) else None), ([rej] if rej else [])
+    if len(parts) == 4 and kind == "batch":
+        if not isinstance(obj, dict) or not isinstance(obj.get("readings"), list):
+            return None, [Reject("batch payload must be an object with a 'readings' list")]
+        items = obj["readings"]
+        if not items:
+            return None, [Reject("batch has no readings")]
+        if len(items) > MAX_BATCH_ITEMS:
+            return None, [Reject(f"batch has {len(items)} readings, more than {MAX_BATCH_ITEMS}")]
+        rejects = []
+        for i, item in enumerate(items):
+            sensor = item.get("sensor") if isinstance(item, dict) else None
+            rej = _reading(config, site, sensor, item, now_ms, batch)  # type: ignore[arg-type]
+            if rej:
+                rejects.append(Reject(f"readings[{i}]: {rej.reason}", item))
+        return (batch if len(batch) else None), rejects
+    return None, [Reject(f"topic {topic!r} is not a reading, batch or status topic")]

@@ -1,0 +1,267 @@
+"""Threshold rules over a level ladder, with deadband and minimum duration: the pure engine.
+
+Every (sensor, rule) pair is a *row*. Its ladder, deadband and minimum duration are compiled
+once into dense numpy arrays (:class:`ThresholdTable`); per-row state lives in preallocated arrays
+(:class:`ThresholdState`). A micro-batch of readings is evaluated with vectorised operations:
+readings are ordered by (row, ts) and split into *rounds*, round ``r`` holding the r-th reading of
+every row in the batch, so each round touches every row at most once and is evaluated with masks.
+
+Semantics (event time; values are made "higher is worse" by multiplying low rules by -1):
+
+- rung ``k`` *holds* at a reading when ``v >= rung_k`` -- exactly at the threshold counts --
+  or, while the level is already at or above ``k``, when ``v >= rung_k - deadband``
+  (hysteresis: a value hovering at the threshold does not flap);
+- ``since_k`` is the timestamp of the first reading of the current unbroken run where rung k holds;
+- the level becomes the highest ``k`` that holds and either is already reached or has held for
+  ``min_duration`` (``ts - since_k >= min_duration``): a spike shorter than that raises nothing;
+- stepping down is immediate once the deadband is passed (the deadband is the hysteresis);
+- a reading whose timestamp is not newer than the row's last one changes nothing (duplicates
+  and redelivery after a crash are idempotent).
+
+No faust, kafka or MQTT here: the worker is a thin shell around :meth:`ThresholdEngine.process`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from config.models import LEVELS, Config
+from rules.events import WarningEvent, episode_id, event_kind
+
+__all__ = ["ThresholdEngine", "ThresholdState", "ThresholdTable", "Transition"]
+
+N_RANKS = len(LEVELS) - 1  # blue..red
+NONE = np.int64(-1)
+
+
+@dataclass(frozen=True)
+class ThresholdTable:
+    """Compiled rules: one row per (site, sensor, rule), dense arrays indexed by row."""
+
+    site: list[str]
+    sensor: list[str]
+    rule: list[str]
+    unit: list[str]
+    quantity: list[str]
+    direction: list[str]
+    sign: np.ndarray  # (n,) float64: +1 high, -1 low
+    rungs: np.ndarray  # (n, 4) float64 signed thresholds for blue..red, +inf where absent
+    raw_rungs: np.ndarray  # (n, 4) float64 thresholds in the sensor's unit, nan where absent
+    deadband: np.ndarray  # (n,) float64
+    min_duration_ms: np.ndarray  # (n,) int64
+    sensor_index: dict[tuple[str, str], int]  # (site, sensor) -> dense sensor index
+    row_start: np.ndarray  # (n_sensors,) int64: first row of each sensor
+    row_count: np.ndarray  # (n_sensors,) int64: rows (rules) of each sensor
+    rows_of_site: dict[str, np.ndarray]
+
+    @classmethod
+    def from_config(cls, config: Config) -> ThresholdTable:
+        cols: dict[str, list] = {k: [] for k in ("site", "sensor", "rule", "unit", "quantity", "direction")}
+        sign, rungs, raw, deadband, min_dur = [], [], [], [], []
+        sensor_index: dict[tuple[str, str], int] = {}
+        row_start, row_count = [], []
+        rows_of_site: dict[str, list[int]] = {}
+        for site in config.sites:
+            for sensor in site.sensors:
+                sensor_index[(site.id, sensor.id)] = len(row_start)
+                row_start.append(len(sign))
+                row_count.append(len(sensor.thresholds))
+                for rule in sensor.thresholds:
+                    rows_of_site.setdefault(site.id, []).append(len(sign))
+                    s = 1.0 if rule.direction == "high" else -1.0
+                    rung = np.full(N_RANKS, np.inf)
+                    raw_rung = np.full(N_RANKS, np.nan)
+                    for step in rule.ladder:
+                        rung[LEVELS.index(step.level) - 1] = s * step.value
+                        raw_rung[LEVELS.index(step.level) - 1] = step.value
+                    for key, val in (
+                        ("site", site.id), ("sensor", sensor.id), ("rule", rule.rule),
+                        ("unit", sensor.unit), ("quantity", sensor.quantity), ("direction", rule.direction),
+                    ):
+                        cols[key].append(val)
+                    sign.append(s)
+                    rungs.append(rung)
+                    raw.append(raw_rung)
+                    deadband.append(rule.deadband)
+                    min_dur.append(int(round(rule.min_duration_s * 1000)))
+        return cls(
+            **cols,
+            sign=np.asarray(sign, dtype=np.float64),
+            rungs=np.asarray(rungs, dtype=np.float64).reshape(-1, N_RANKS),
+            raw_rungs=np.asarray(raw, dtype=np.float64).reshape(-1, N_RANKS),
+            deadband=np.asarray(deadband, dtype=np.float64),
+            min_duration_ms=np.asarray(min_dur, dtype=np.int64),
+            sensor_index=sensor_index,
+            row_start=np.asarray(row_start, dtype=np.int64),
+            row_count=np.asarray(row_count, dtype=np.int64),
+            rows_of_site={k: np.asarray(v, dtype=np.int64) for k, v in rows_of_site.items()},
+        )
+
+    def __len__(self) -> int:
+        return len(self.sign)
+
+    def subject(self, row: int) -> str:
+        return f"{self.site[row]}/{self.sensor[row]}"
+
+    def key(self, row: int) -> str:
+        """The row's name in persisted state: ``sensor|rule`` (the site is the table key)."""
+        return f"{self.sensor[row]}|{self.rule[row]}"
+
+
+@dataclass
+class ThresholdState:
+    """Per-row state, preallocated. ``since[:, k]`` is -1 when rung k does not hold."""
+
+    level: np.ndarray  # (n,) int8 current level rank 0..4
+    since: np.ndarray  # (n, 4) int64 ms
+    last_ts: np.ndarray  # (n,) int64 ms, -1 before the first reading
+    episode_ts: np.ndarray  # (n,) int64 ms of the reading that raised the open episode, -1 if none
+    peak: np.ndarray  # (n,) int8 highest level of the open episode
+
+    @classmethod
+    def empty(cls, n: int) -> ThresholdState:
+        return cls(
+            level=np.zeros(n, dtype=np.int8),
+            since=np.full((n, N_RANKS), NONE, dtype=np.int64),
+            last_ts=np.full(n, NONE, dtype=np.int64),
+            episode_ts=np.full(n, NONE, dtype=np.int64),
+            peak=np.zeros(n, dtype=np.int8),
+        )
+
+    def export_rows(self, rows: Iterable[int]) -> dict[int, list[int]]:
+        """Plain lists for persistence: [level, since x4, last_ts, episode_ts, peak]."""
+        return {
+            int(r): [int(self.level[r]), *map(int, self.since[r]), int(self.last_ts[r]),
+                     int(self.episode_ts[r]), int(self.peak[r])]
+            for r in rows
+        }
+
+    def import_row(self, row: int, saved: list[int]) -> None:
+        self.level[row] = saved[0]
+        self.since[row] = saved[1 : 1 + N_RANKS]
+        self.last_ts[row] = saved[1 + N_RANKS]
+        self.episode_ts[row] = saved[2 + N_RANKS]
+        self.peak[row] = saved[3 + N_RANKS]
+
+    def reset_rows(self, rows: np.ndarray) -> None:
+        self.level[rows] = 0
+        self.since[rows] = NONE
+        self.last_ts[rows] = NONE
+        self.episode_ts[rows] = NONE
+        self.peak[rows] = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One level change of one row, before it is dressed as a :class:`WarningEvent`."""
+
+    row: int
+    ts: int
+    value: float
+    previous: int
+    level: int
+    episode_ts: int
+    peak: int
+
+
+class ThresholdEngine:
+    """Evaluates micro-batches of readings against the compiled rules, updating state in place."""
+
+    def __init__(self, table: ThresholdTable, state: ThresholdState | None = None) -> None:
+        self.table = table
+        self.state = state if state is not None else ThresholdState.empty(len(table))
+        self.ignored_stale = 0  # readings not newer than the row's last one
+
+    def rows_for(self, sensor_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expand readings (by dense sensor index) to rule rows: (rows, reading position)."""
+        counts = self.table.row_count[sensor_idx]
+        pos = np.repeat(np.arange(len(sensor_idx)), counts)
+        first = np.repeat(self.table.row_start[sensor_idx], counts)
+        offset = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return first + offset, pos
+
+    def process(self, sensor_idx: np.ndarray, ts: np.ndarray, value: np.ndarray) -> list[Transition]:
+        """Evaluate readings (dense sensor index, epoch ms, value) and return the level changes.
+
+        Readings may come in any order; they are evaluated per row in timestamp order.
+        """
+        rows, pos = self.rows_for(np.asarray(sensor_idx, dtype=np.int64))
+        if len(rows) == 0:
+            return []
+        ts = np.asarray(ts, dtype=np.int64)[pos]
+        val = np.asarray(value, dtype=np.float64)[pos]
+        order = np.lexsort((ts, rows))
+        rows, ts, val = rows[order], ts[order], val[order]
+        # occurrence number of each reading within its row -> round index
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        occ = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+        out: list[Transition] = []
+        for r in range(int(occ.max()) + 1):
+            m = occ == r
+            out.extend(self._round(rows[m], ts[m], val[m]))
+        out.sort(key=lambda t: (t.ts, t.row))
+        return out
+
+    def _round(self, rows: np.ndarray, ts: np.ndarray, val: np.ndarray) -> list[Transition]:
+        st, tb = self.state, self.table
+        fresh = ts > st.last_ts[rows]
+        self.ignored_stale += int((~fresh).sum())
+        rows, ts, val = rows[fresh], ts[fresh], val[fresh]
+        if len(rows) == 0:
+            return []
+        st.last_ts[rows] = ts
+        v = (val * tb.sign[rows])[:, None]  # (m, 1), "higher is worse"
+        level = st.level[rows].astype(np.int64)
+        ranks = np.arange(1, N_RANKS + 1)[None, :]  # (1, 4)
+        reached = level[:, None] >= ranks
+        rung = tb.rungs[rows]
+        holds = np.where(reached, v >= rung - tb.deadband[rows, None], v >= rung)
+        since = st.since[rows]
+        since = np.where(holds, np.where(since >= 0, since, ts[:, None]), NONE)
+        st.since[rows] = since
+        qualified = holds & (reached | (ts[:, None] - since >= tb.min_duration_ms[rows, None]))
+        new_level = np.where(qualified.any(axis=1), N_RANKS - np.argmax(qualified[:, ::-1], axis=1), 0)
+        changed = np.flatnonzero(new_level != level)
+        out: list[Transition] = []
+        for i in changed:
+            row, new, old = int(rows[i]), int(new_level[i]), int(level[i])
+            if old == 0:
+                st.episode_ts[row] = ts[i]
+                st.peak[row] = 0
+            st.peak[row] = max(int(st.peak[row]), new)
+            out.append(Transition(row, int(ts[i]), float(val[i]), old, new,
+                                  int(st.episode_ts[row]), int(st.peak[row])))
+            st.level[row] = new
+            if new == 0:
+                st.episode_ts[row] = NONE
+                st.peak[row] = 0
+        return out
+
+    def to_event(self, t: Transition, emitted_at: int) -> WarningEvent:
+        tb = self.table
+        rung_rank = t.level if t.level else t.previous
+        threshold = tb.raw_rungs[t.row, rung_rank - 1]
+        subject = tb.subject(t.row)
+        return WarningEvent(
+            episode=episode_id(subject, tb.rule[t.row], t.episode_ts),
+            site=tb.site[t.row],
+            subject=subject,
+            rule=tb.rule[t.row],
+            kind=event_kind(t.previous, t.level),
+            level=LEVELS[t.level],
+            previous=LEVELS[t.previous],
+            ts=t.ts,
+            emitted_at=emitted_at,
+            value=t.value,
+            threshold=None if np.isnan(threshold) else float(threshold),
+            unit=tb.unit[t.row],
+            detail={
+                "peak": LEVELS[t.peak],
+                "quantity": tb.quantity[t.row],
+                "direction": tb.direction[t.row],
+                "raised_ts": t.episode_ts,
+            },
+        )

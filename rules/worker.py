@@ -1,0 +1,166 @@
+"""The rules worker: a thin faust shell around :class:`rules.threshold.ThresholdEngine`.
+
+Per micro-batch (``stream.take``): decode the columnar readings, load the state of the sites in
+the batch from the changelog-backed table, evaluate, send the warning events and wait for Kafka's
+acknowledgement, and only then write the new state back.
+
+Why this order survives a crash (SIGKILL) at any point:
+
+- killed before the events are acknowledged: neither state nor offsets moved; the readings are
+  consumed again and give the same events (episode ids are deterministic);
+- killed after the events, before the state write or the offset commit: the readings come again
+  and the events are emitted a second time, identically; the alerts outbox recognises their
+  idempotency keys, so nobody is notified twice;
+- killed after the state write: readings already reflected in the state (same sensor, timestamp
+  not newer) change nothing.
+
+State store: faust's memory store, rebuilt from the changelog topic at start. The table is keyed
+by site id, the same key as ``hazwatch.readings``, so a site's state lives on the partition of its
+readings and moves with it on a rebalance. ``use_partitioner=True`` is what lets a table be written
+from a ``take()`` batch (DESIGN.md, measured facts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+
+import faust
+import numpy as np
+import orjson
+
+from config.models import Config
+from config.topics import DEADLETTER, PARTITIONS, READINGS, WARNINGS
+from rules.threshold import ThresholdEngine, ThresholdTable
+
+__all__ = ["build_app", "decode_batches", "run_worker"]
+
+log = logging.getLogger("hazwatch.rules")
+
+TAKE_MAX = 1000
+TAKE_WITHIN_S = 0.2
+
+
+def decode_batches(
+    table: ThresholdTable, values: Iterable[bytes]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[str], list[tuple[bytes, str]]]:
+    """Columnar readings messages -> (sensor index, ts ms, value) arrays, sites, rejects.
+
+    Readings with a non-zero quality code are not evaluated against thresholds (a device that
+    says its reading is bad must not raise or clear a warning).
+    """
+    idx: list[int] = []
+    ts: list[int] = []
+    val: list[float] = []
+    sites: set[str] = set()
+    rejects: list[tuple[bytes, str]] = []
+    for raw in values:
+        try:
+            msg = orjson.loads(raw)
+            site = msg["site"]
+            lookup = table.sensor_index
+            rows = [
+                (lookup[(site, s)], int(t), float(v))
+                for s, t, v, q in zip(msg["sensor"], msg["ts"], msg["v"], msg["q"], strict=True)
+                if q == 0
+            ]
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the batch
+            rejects.append((raw, f"undecodable readings message: {exc!r}"))
+            continue
+        sites.add(site)
+        for i, t, v in rows:
+            idx.append(i)
+            ts.append(t)
+            val.append(v)
+    return (np.asarray(idx, dtype=np.int64), np.asarray(ts, dtype=np.int64),
+            np.asarray(val, dtype=np.float64), sites, rejects)
+
+
+def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | None = None) -> faust.App:
+    """Composition root of the rules worker."""
+    # 1. the faust app, tuned for fast group joins on the embedded broker (DESIGN.md facts)
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{config.settings.kafka.bootstrap}",
+        store="memory://",
+        topic_partitions=PARTITIONS[READINGS],
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=10.0,
+        producer_acks=-1,
+        web_enabled=False,
+        datadir=datadir or os.environ.get("HAZWATCH_DATA_DIR") or tempfile.mkdtemp(prefix="hazwatch-rules-"),
+    )
+    # 2. topics: raw bytes in and out, orjson does the decoding
+    readings = app.topic(READINGS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    warnings = app.topic(WARNINGS, key_serializer="raw", value_serializer="raw")
+    deadletter = app.topic(DEADLETTER, key_serializer="raw", value_serializer="raw")
+    # 3. durable state: site id -> {"sensor|rule": [level, since x4, last_ts, episode_ts, peak]}
+    state_table = app.Table(
+        "threshold-state", default=dict, partitions=PARTITIONS[READINGS], use_partitioner=True,
+        schema=faust.Schema(key_type=str, value_type=dict, key_serializer="raw", value_serializer="json"),
+    )
+    # 4. the pure engine; its arrays are scratch space loaded from the table per batch
+    rules = ThresholdTable.from_config(config)
+    engine = ThresholdEngine(rules)
+
+    @app.agent(readings)
+    async def evaluate(stream: faust.Stream) -> None:
+        async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+            try:
+                await _evaluate(values)
+            except Exception:  # noqa: BLE001 - an agent that raises loses events (DESIGN.md)
+                log.exception("batch of %d messages failed; dead-lettering it", len(values))
+                for raw in values:
+                    await deadletter.send(value=orjson.dumps({"source": "rules", "reason": "evaluation failed",
+                                                              "payload": raw.decode("utf-8", "replace")}))
+
+    async def _evaluate(values: list[bytes]) -> None:
+        idx, ts, val, sites, rejects = decode_batches(rules, values)
+        for raw, reason in rejects:
+            await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
+                                                      "payload": raw.decode("utf-8", "replace")}))
+        site_rows = {s: rules.rows_of_site.get(s, np.empty(0, dtype=np.int64)) for s in sites}
+        for site, rows in site_rows.items():  # load the durable state of these sites
+            engine.state.reset_rows(rows)
+            saved = state_table[site]
+            for r in rows:
+                if rules.key(int(r)) in saved:
+                    engine.state.import_row(int(r), saved[rules.key(int(r))])
+        transitions = engine.process(idx, ts, val)
+        now_ms = int(time.time() * 1000)
+        pending = []
+        for t in transitions:
+            event = engine.to_event(t, now_ms)
+            pending.append(await warnings.send(key=event.site.encode(), value=event.to_json()))
+            log.info("%s %s %s -> %s (%s %s)", event.subject, event.kind, event.previous, event.level,
+                     event.value, event.unit)
+        for fut in pending:  # the events are in Kafka before the state says they happened
+            await fut
+        for site, rows in site_rows.items():
+            exported = engine.state.export_rows(rows)
+            state_table[site] = {rules.key(r): v for r, v in exported.items()}
+
+    return app
+
+
+def run_worker(
+    config: Config, *, loglevel: str = "warn", app_id: str = "hazwatch-rules",
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run one rules worker until SIGTERM/SIGINT (faust handles the signals and shuts down cleanly).
+
+    ``on_ready`` is called after each rebalance once the tables are recovered.
+    """
+    app = build_app(config, app_id=app_id)
+    if on_ready is not None:
+        @app.on_rebalance_complete.connect
+        async def _ready(sender: object, **_kw: object) -> None:
+            log.info("partitions assigned and state recovered")
+            on_ready()
+
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
