@@ -158,7 +158,8 @@ def load_config(directory: str | Path, env: Mapping[str, str] | None = None) -> 
     env = os.environ if env is None else env
     issues: list[ConfigIssue] = []
     if not directory.is_dir():
-        raise ConfigError(directory, [ConfigIssue(str(directory), "", "not a directory")])
+        # Absolute, so that `check-config` (which prints DIR / FILE) names it once, not DIR/DIR.
+        raise ConfigError(directory, [ConfigIssue(str(directory.absolute()), "", "not a directory")])
     parsed: dict[str, Any] = {}
     for name, model in FILES.items():
         data = _read(directory, name, issues)

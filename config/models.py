@@ -149,7 +149,8 @@ class ThresholdRule(_Model):
         gaps = [abs(b - a) for a, b in zip(values, values[1:])]
         if gaps and self.deadband >= min(gaps):
             raise ValueError(
-                f"deadband {self.deadband} must be smaller than the smallest gap between rungs ({min(gaps)})"
+                # :g so that a gap such as 9.2 - 8.5 reads 0.7, not 0.6999999999999993
+                f"deadband {self.deadband:g} must be smaller than the smallest gap between rungs ({min(gaps):g})"
             )
         return self
 

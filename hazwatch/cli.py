@@ -31,6 +31,7 @@ def _config(directory: Path | None) -> Config:
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(level=os.environ.get("HAZWATCH_LOG_LEVEL", level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is connection chatter
 
 
 def _mark_ready() -> None:

@@ -140,6 +140,9 @@ def validate_message(
             return None, [Reject(f"status payload must be 'online' or 'offline', got {status[:40]!r}")]
         return Status(site, status), []
 
+    if not ((len(parts) == 5 and kind == "reading") or (len(parts) == 4 and kind == "batch")):
+        # Before decoding: a wrong topic is the actionable reason, whatever the payload holds.
+        return None, [Reject(f"topic {topic!r} is not a reading, batch or status topic")]
     obj, err = _decode(payload)
     if err:
         return None, [Reject(err)]

@@ -101,7 +101,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     # 3. durable state: site id -> {"sensor|rule": [level, since x4, last_ts, episode_ts, peak]}
     state_table = app.Table(
         "threshold-state", default=dict, partitions=PARTITIONS[READINGS], use_partitioner=True,
-        schema=faust.Schema(key_type=str, value_type=dict, key_serializer="raw", value_serializer="json"),
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     )
     # 4. the pure engine; its arrays are scratch space loaded from the table per batch
     rules = ThresholdTable.from_config(config)

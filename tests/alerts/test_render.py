@@ -1,0 +1,327 @@
+"""SMS rendering (alerts/render.py): every example site x sensor x level x kind x role x language.
+
+STANDARDS.md "Warning dissemination": no URLs; red within two UCS-2 segments (134 units);
+mountain-torrent residents read 准备转移 at orange and 立即转移 at red.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from alerts.render import (
+    COLOUR_WORDS,
+    MAX_UNITS,
+    QUANTITY_NAMES,
+    ROLES,
+    action,
+    format_time,
+    format_value,
+    render_sms,
+)
+from alerts.segments import encoding, segments, units
+from config import example_dir, load_config
+from config.models import LEVELS, QUANTITY_UNITS, Config, Sensor, Site, ThresholdRule
+from rules.events import WarningEvent
+
+#: 2025-11-23 14:05 Beijing time (06:05 UTC), in epoch ms.
+TS = int(datetime(2025, 11, 23, 14, 5, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
+RAISED_TS = TS - 3_600_000
+LANGUAGES = ("zh-CN", "en")
+KINDS = ("raised", "escalated", "deescalated", "cleared")
+
+
+@cache
+def _config() -> Config:
+    return load_config(example_dir(), env={})
+
+
+def _value(rule: ThresholdRule, threshold: float) -> float:
+    """A reading just beyond ``threshold`` on the danger side."""
+    step = 0.1 if abs(threshold) < 10 else 1.0
+    return round(threshold - step if rule.direction == "low" else threshold + step, 2)
+
+
+def _event(site: Site, sensor: Sensor, rule: ThresholdRule, level: str, kind: str) -> WarningEvent:
+    """``level`` is the new level, or for ``cleared`` the level that was left (and the peak)."""
+    rungs = [s.level for s in rule.ladder]
+    values = {s.level: s.value for s in rule.ladder}
+    i = rungs.index(level)
+    previous = {
+        "raised": "normal",
+        "escalated": rungs[i - 1] if i > 0 else None,
+        "deescalated": rungs[i + 1] if i + 1 < len(rungs) else None,
+        "cleared": level,
+    }[kind]
+    assert previous is not None
+    peak = rungs[-1] if kind == "deescalated" else level
+    return WarningEvent(
+        episode="0b7f6c1e-0000-5000-8000-000000000001",
+        site=site.id,
+        subject=f"{site.id}/{sensor.id}",
+        rule=rule.rule,
+        kind=kind,  # type: ignore[arg-type]
+        level="normal" if kind == "cleared" else level,
+        previous=previous,
+        ts=TS,
+        emitted_at=TS + 500,
+        value=_value(rule, values[level]),
+        threshold=values[level],
+        unit=sensor.unit,
+        detail={"peak": peak, "quantity": sensor.quantity, "direction": rule.direction},
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    site: Site
+    sensor: Sensor
+    rule: ThresholdRule
+    level: str
+    kind: str
+    role: str
+    language: str
+
+    @property
+    def id(self) -> str:
+        return (
+            f"{self.site.id}/{self.sensor.id}-{self.level}-{self.kind}-{self.role}-{self.language}"
+        )
+
+    def event(self) -> WarningEvent:
+        return _event(self.site, self.sensor, self.rule, self.level, self.kind)
+
+    def text(self) -> str:
+        return render_sms(
+            self.event(), self.site, self.sensor, role=self.role, language=self.language
+        )
+
+
+def _cases() -> list[Case]:
+    out = []
+    for site in _config().sites:
+        for sensor in site.sensors:
+            for rule in sensor.thresholds:
+                rungs = [s.level for s in rule.ladder]
+                for i, level in enumerate(rungs):
+                    for kind in KINDS:
+                        if (kind == "escalated" and i == 0) or (
+                            kind == "deescalated" and i == len(rungs) - 1
+                        ):
+                            continue
+                        for role in ROLES:
+                            for language in LANGUAGES:
+                                out.append(Case(site, sensor, rule, level, kind, role, language))
+    return out
+
+
+CASES = _cases()
+
+
+def _case(site: str, sensor: str, level: str, kind: str, role: str, language: str) -> Case:
+    return next(
+        c
+        for c in CASES
+        if (c.site.id, c.sensor.id, c.level, c.kind, c.role, c.language)
+        == (site, sensor, level, kind, role, language)
+    )
+
+
+def test_cases_cover_every_example_site_and_rule() -> None:
+    assert {c.site.id for c in CASES} == {"CH-001", "TD-001", "RG-001"}
+    rules = {(c.site.id, c.sensor.id) for c in CASES}
+    assert rules == {(s.id, x.id) for s in _config().sites for x in s.sensors if x.thresholds}
+    assert len(CASES) > 500
+
+
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_every_text(case: Case) -> None:
+    event, text = case.event(), case.text()
+    full = render_sms(
+        event, case.site, case.sensor, role=case.role, language=case.language, max_units=None
+    )
+    lang = case.language
+    for t in (text, full):
+        assert "http" not in t.lower() and "www" not in t.lower()
+        assert t.startswith("【hazwatch】" if lang == "zh-CN" else "[hazwatch] ")
+        assert format_value(event.value, event.unit, lang) in t
+        assert QUANTITY_NAMES[lang][case.sensor.quantity] in t
+        assert COLOUR_WORDS[lang][case.level] in t
+        assert format_time(TS, lang, date=False) in t
+        assert t.endswith(action(event, case.site, role=case.role, language=lang))
+        if case.kind == "cleared":
+            assert ("解除" if lang == "zh-CN" else "lifted") in t
+        else:
+            assert ("升级" in t) == (case.kind == "escalated" and lang == "zh-CN")
+            assert ("降级" in t) == (case.kind == "deescalated" and lang == "zh-CN")
+    # The full text carries everything; the sent one equals it whenever it fits the budget.
+    if case.kind != "cleared":
+        assert format_value(event.threshold, event.unit, lang) in full  # type: ignore[arg-type]
+    assert format_time(TS, lang) in full
+    if case.role != "resident":
+        assert case.sensor.id in full
+    if _utf16(full) <= MAX_UNITS:
+        assert text == full
+    else:
+        assert lang == "en", "every Chinese text of the example sites fits without trimming"
+    # Two segments even when a gateway sends everything as UCS-2 (STANDARDS: red within two).
+    assert _utf16(text) <= MAX_UNITS == 134
+    assert segments(text) <= 2, (units(text), text)
+
+
+@pytest.mark.parametrize(
+    ("site", "sensor", "level", "kind", "role", "language", "expected"),
+    [
+        ("TD-001", "PZ-01", "red", "raised", "resident", "zh-CN", 1),
+        ("TD-001", "PZ-01", "red", "escalated", "resident", "zh-CN", 2),
+        ("TD-001", "PZ-01", "red", "cleared", "resident", "zh-CN", 1),
+        ("TD-001", "PZ-01", "red", "raised", "officer", "zh-CN", 2),
+        ("TD-001", "PZ-01", "red", "raised", "resident", "en", 1),
+        ("RG-001", "RAIN-1H", "red", "raised", "resident", "zh-CN", 2),
+        ("RG-001", "RAIN-1H", "orange", "raised", "resident", "zh-CN", 2),
+        ("CH-001", "GT-102", "red", "escalated", "operator", "zh-CN", 2),
+        ("CH-001", "GT-101", "red", "raised", "resident", "en", 2),
+        ("CH-001", "LT-201", "yellow", "deescalated", "officer", "zh-CN", 2),
+    ],
+)
+def test_segment_counts(
+    site: str, sensor: str, level: str, kind: str, role: str, language: str, expected: int
+) -> None:
+    assert segments(_case(site, sensor, level, kind, role, language).text()) == expected
+
+
+def test_red_resident_text_tailings_exact() -> None:
+    text = _case("TD-001", "PZ-01", "red", "raised", "resident", "zh-CN").text()
+    assert text == (
+        "【hazwatch】夏河尾矿库浸润线埋深红色预警：11月23日14:05降至3.9m（预警值4m）。"
+        "立即转移！向两侧高处撤离，远离下游！"
+    )
+    assert units(text) == 68 and segments(text) == 1
+
+
+def test_mountain_torrent_action_words() -> None:
+    red = _case("RG-001", "RAIN-1H", "red", "raised", "resident", "zh-CN").text()
+    orange = _case("RG-001", "RAIN-1H", "orange", "raised", "resident", "zh-CN").text()
+    assert "立即转移" in red and "准备转移" not in red
+    assert "准备转移" in orange and "立即转移" not in orange
+    assert "81mm" in red and "预警值80mm" in red
+    escalated = _case("RG-001", "RAIN-1H", "red", "escalated", "resident", "zh-CN").text()
+    assert "立即转移" in escalated and "由橙色升级为红色预警" in escalated
+    assert "EVACUATE NOW" in _case("RG-001", "RAIN-1H", "red", "raised", "resident", "en").text()
+
+
+def test_responders_are_asked_to_answer() -> None:
+    operator = _case("TD-001", "PZ-01", "red", "raised", "operator", "zh-CN").text()
+    officer = _case("TD-001", "PZ-01", "red", "raised", "officer", "zh-CN").text()
+    assert "核实" in operator and "反馈" in operator
+    assert "启动应急响应" in officer
+    assert (
+        "PZ-01" in operator
+        and "PZ-01" not in _case("TD-001", "PZ-01", "red", "raised", "resident", "zh-CN").text()
+    )
+
+
+def test_all_clear_references_peak_and_raising_time() -> None:
+    site = _config().site("TD-001")
+    sensor = next(s for s in site.sensors if s.id == "PZ-01")
+    event = _event(site, sensor, sensor.thresholds[0], "yellow", "cleared")
+    event.detail.update(peak="red", raised_ts=RAISED_TS)
+    zh = render_sms(event, site, sensor, role="resident")
+    en = render_sms(event, site, sensor, role="resident", language="en")
+    assert "夏河尾矿库浸润线埋深红色预警已解除（原预警时间11月23日13:05）" in zh
+    assert "Red warning lifted (issued 13:05), Xiahe tailings dam" in en
+    full = render_sms(event, site, sensor, role="resident", language="en", max_units=None)
+    assert "Red warning lifted (issued 13:05 23 Nov)" in full
+    assert "黄色" not in zh
+    assert segments(zh) <= 2 and segments(en) <= 2
+    event.detail["raised_ts"] = np.int64(RAISED_TS)  # in-process events may carry numpy ints
+    assert "（原预警时间11月23日13:05）" in render_sms(event, site, sensor, role="resident")
+    event.detail["raised_ts"] = -1  # the rule engine's "no episode start known"
+    zh = render_sms(event, site, sensor, role="resident")
+    assert "红色预警已于11月23日14:05解除" in zh and "原预警时间" not in zh
+
+
+def test_sensor_none_uses_detail_quantity() -> None:
+    case = _case("TD-001", "FB-01", "orange", "raised", "operator", "zh-CN")
+    text = render_sms(case.event(), case.site, None, role="operator")
+    assert "安全超高橙色预警" in text
+
+
+def test_english_uses_name_en_and_stays_gsm7() -> None:
+    case = _case("CH-001", "LT-201", "red", "raised", "resident", "en")
+    text = case.text()
+    assert text == (
+        "[hazwatch] Red warning, Lingang Petrochemical tank farm: tank level 9.3 m at 14:05. "
+        "Close windows NOW, evacuate upwind when told!"
+    )
+    assert text.isascii() and encoding(text) == "GSM-7"
+    # Over two UCS-2 segments in full, so the date and the threshold were given up.
+    full = render_sms(
+        case.event(), case.site, case.sensor, role="resident", language="en", max_units=None
+    )
+    assert "(limit 9.2 m) at 14:05 23 Nov." in full and _utf16(full) > MAX_UNITS
+
+
+def test_budget_shortens_a_long_site_name_last() -> None:
+    case = _case("TD-001", "PZ-01", "red", "escalated", "operator", "zh-CN")
+    site = case.site.model_copy(
+        update={"name": "江西省萍乡市湘东区某某镇某某矿业有限公司夏河沟尾矿库" * 3}
+    )
+    text = render_sms(case.event(), site, case.sensor, role="operator")
+    assert _utf16(text) <= MAX_UNITS and segments(text) == 2
+    assert "…" in text and "红色预警" in text and "3.9m" in text
+    assert text.endswith(action(case.event(), site, role="operator"))
+
+
+def test_local_time_conversion() -> None:
+    assert format_time(TS) == "11月23日14:05"
+    assert format_time(TS, "en") == "14:05 23 Nov"
+    assert format_time(TS, "zh-CN", tz="UTC") == "11月23日06:05"
+    assert format_time(TS - 15 * 3_600_000) == "11月22日23:05"
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "language", "expected"),
+    [
+        (3.9, "m", "zh-CN", "3.9m"),
+        (4.0, "m", "zh-CN", "4m"),
+        (351.25, "m", "en", "351.25 m"),
+        (0.912, "m", "zh-CN", "0.912m"),
+        (55.556, "%LEL", "zh-CN", "55.56%LEL"),
+        (-0.0001, "mm", "zh-CN", "0mm"),
+        (-12.5, "mm", "en", "-12.5 mm"),
+    ],
+)
+def test_format_value(value: float, unit: str, language: str, expected: str) -> None:
+    assert format_value(value, unit, language) == expected
+
+
+def test_tables_cover_every_quantity_and_level() -> None:
+    for lang in LANGUAGES:
+        assert set(QUANTITY_NAMES[lang]) == set(QUANTITY_UNITS)
+        assert set(COLOUR_WORDS[lang]) == set(LEVELS) - {"normal"}
+    assert QUANTITY_NAMES["zh-CN"]["phreatic_depth"] == "浸润线埋深"
+    assert COLOUR_WORDS["zh-CN"]["red"] == "红色预警"
+
+
+def test_bad_role_and_level_are_rejected() -> None:
+    case = _case("TD-001", "PZ-01", "red", "raised", "resident", "zh-CN")
+    with pytest.raises(ValueError):
+        render_sms(case.event(), case.site, case.sensor, role="mayor")
+    with pytest.raises(ValueError):
+        render_sms(case.event(), case.site, case.sensor, role="resident", language="fr")
+
+
+def test_custom_sender_tag() -> None:
+    case = _case("TD-001", "PZ-01", "red", "raised", "resident", "zh-CN")
+    text = render_sms(case.event(), case.site, case.sensor, role="resident", tag="【萍乡应急】")
+    assert text.startswith("【萍乡应急】夏河尾矿库")

@@ -1,0 +1,164 @@
+"""End-to-end fixtures: real brokers (Mosquitto or amqtt, Tansu), real service processes
+(fake Twilio, faust rules worker, alerts, ingest), and probes that read what came out.
+
+Every wait is on content, with a deadline; nothing sleeps a fixed time.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from config import Config, example_dir, load_config
+from config.topics import PARTITIONS
+from hazwatch.demo import start_services
+from hazwatch.runtime import EmbeddedStack, Process
+from sensors.simulator import PlannedMessage
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_XSD = ROOT.parent / "shared" / "standards" / "CAP-v1.2.xsd"
+PACKAGED_XSD = ROOT / "alerts" / "standards" / "CAP-v1.2.xsd"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def wait_until(check: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def expected_sequences(scenario_file: Path) -> dict[str, list[str]]:
+    """The ``# expect SUBJECT: level level ...`` lines a scenario file documents."""
+    out = {}
+    for line in scenario_file.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"#\s*expect\s+(\S+):\s+(.+)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).split()
+    return out
+
+
+class TopicReader:
+    """Reads whole topics from the beginning (no consumer group), accumulating records."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                      auto_offset_reset="earliest")
+        self.consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS[topic])])
+        self.records: list[dict] = []
+
+    def poll(self) -> list[dict]:
+        for recs in self.consumer.poll(timeout_ms=200).values():
+            self.records.extend(orjson.loads(r.value) for r in recs)
+        return self.records
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class MqttRecorder:
+    """Subscribes to a topic filter at QoS 1 and keeps (topic, payload) in arrival order."""
+
+    def __init__(self, port: int, topic_filter: str) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"e2e-rec-{id(self)}")
+        self.client.on_connect = lambda c, *_: c.subscribe(topic_filter, qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert subscribed.wait(10), "MQTT recorder could not subscribe"
+
+    def _on_message(self, _c: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@dataclass
+class Pipeline:
+    stack: EmbeddedStack
+    procs: dict[str, Process]
+    config: Config
+    config_dir: Path
+    _publisher: mqtt.Client | None = field(default=None, repr=False)
+
+    @property
+    def twilio_url(self) -> str:
+        return self.stack.extra_env["HAZWATCH_TWILIO_BASE_URL"]
+
+    def sms(self) -> list[dict]:
+        """Every message the fake Twilio server accepted, in order."""
+        return httpx.get(f"{self.twilio_url}/_fake/messages").json()["messages"]
+
+    def publisher(self) -> mqtt.Client:
+        if self._publisher is None:
+            self._publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="e2e-publisher")
+            self._publisher.connect("127.0.0.1", self.stack.mqtt_port)
+            self._publisher.loop_start()
+        return self._publisher
+
+    def publish(self, messages: list[PlannedMessage] | list[tuple[str, bytes]]) -> None:
+        """Publish in order at QoS 1, each acknowledged before the next."""
+        client = self.publisher()
+        for m in messages:
+            topic, payload = (m.topic, m.payload) if isinstance(m, PlannedMessage) else m
+            info = client.publish(topic, payload, qos=1)
+            info.wait_for_publish(10)
+            assert info.is_published(), f"no PUBACK for {topic}"
+
+    def restart(self, name: str) -> Process:
+        self.procs[name].kill()
+        ready = self.stack.workdir / f"{name}.ready"
+        ready.unlink(missing_ok=True)
+        proc = self.stack.hazwatch(f"{name}-restarted", name, "--config", str(self.config_dir),
+                                   env={"HAZWATCH_READY_FILE": str(ready)})
+        self.procs[name] = proc
+        wait_until(lambda: ready.exists() or not proc.alive(), 60, f"{name} ready after restart")
+        assert proc.alive(), proc.log_tail()
+        return proc
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.loop_stop()
+            self._publisher.disconnect()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    """A fresh embedded stack with every service running, for one test."""
+    config_dir = example_dir()
+    with EmbeddedStack(tmp_path) as stack:
+        procs = start_services(stack, config_dir)
+        p = Pipeline(stack, procs, load_config(config_dir), config_dir)
+        try:
+            yield p
+        finally:
+            p.close()
+            for proc in procs.values():
+                assert proc.alive(), f"{proc.name} died during the test:\n{proc.log_tail()}"
