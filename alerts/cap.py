@@ -237,8 +237,13 @@ def _info(
         )
     area = _sub(info, "area")
     _sub(area, "areaDesc", zone.name if lang == "zh-CN" else (zone.name_en or zone.name))
-    c = zone.circle
-    _sub(area, "circle", f"{_decimal(c.lat)},{_decimal(c.lon)} {_decimal(c.radius_km)}")
+    if zone.polygon is not None:
+        # CAP polygon: "lat,lon" pairs, first == last (GeoJSON rings are [lon, lat], also closed)
+        ring = zone.polygon.coordinates[0]
+        _sub(area, "polygon", " ".join(f"{_decimal(lat)},{_decimal(lon)}" for lon, lat in ring))
+    if zone.circle is not None:
+        c = zone.circle
+        _sub(area, "circle", f"{_decimal(c.lat)},{_decimal(c.lon)} {_decimal(c.radius_km)}")
     _pair(area, "geocode", "GB/T 2260", zone.region)
 
 

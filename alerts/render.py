@@ -53,7 +53,7 @@ Lang = Literal["zh-CN", "en"]
 #: uses ASCII brackets so that an all-ASCII text stays in GSM-7 (160/153 per segment).
 SENDER_TAGS: dict[str, str] = {"zh-CN": "【hazwatch】", "en": "[hazwatch]"}
 
-ROLES: tuple[str, ...] = ("operator", "officer", "resident")
+ROLES: tuple[str, ...] = ("operator", "officer", "regulator", "resident")
 
 #: Budget of a text in UTF-16 units: two concatenated UCS-2 segments (2 x 67).
 MAX_UNITS = 134
@@ -139,7 +139,7 @@ _RESIDENT: dict[str, dict[tuple[str, str], str]] = {
 }
 
 # What the people who must answer (叫应) do, by role and level (normal: the all-clear).
-# Operators verify and dispatch; officers respond on site.
+# Operators verify and dispatch; officers respond on site; regulators press the enterprise.
 _RESPONDER: dict[str, dict[tuple[str, str], str]] = {
     "zh-CN": {
         ("operator", "red"): "请立即核实，启动应急响应并反馈处置情况。",
@@ -152,6 +152,11 @@ _RESPONDER: dict[str, dict[tuple[str, str], str]] = {
         ("officer", "yellow"): "请及时现场核实并反馈处置情况。",
         ("officer", "blue"): "请关注并核实。",
         ("officer", "normal"): "请反馈处置结果并做好记录。",
+        ("regulator", "red"): "请督促企业立即处置并组织撤离。",
+        ("regulator", "orange"): "请督促企业立即核实处置。",
+        ("regulator", "yellow"): "请关注并督促企业核实。",
+        ("regulator", "blue"): "请关注。",
+        ("regulator", "normal"): "请督促企业完成处置反馈。",
     },
     "en": {
         ("operator", "red"): "Verify now, start emergency response, report.",
@@ -164,6 +169,11 @@ _RESPONDER: dict[str, dict[tuple[str, str], str]] = {
         ("officer", "yellow"): "Verify on site and report actions.",
         ("officer", "blue"): "Please watch and verify.",
         ("officer", "normal"): "Report the outcome and close the record.",
+        ("regulator", "red"): "Press the enterprise to act and evacuate now.",
+        ("regulator", "orange"): "Press the enterprise to verify and act now.",
+        ("regulator", "yellow"): "Watch and press the enterprise to verify.",
+        ("regulator", "blue"): "Please watch.",
+        ("regulator", "normal"): "Press the enterprise to close out its report.",
     },
 }
 

@@ -1,17 +1,16 @@
-"""The alerts service: warning events -> outbox -> SMS (twilio) and CAP broadcasts (MQTT).
+"""The alerts service: the I/O shell around :mod:`alerts.pipeline` and :mod:`alerts.dispatch`.
 
-Two loops share one process:
+One process, one loop, in this order each pass:
 
-1. *intake*: consume ``hazwatch.warnings`` (kafka-python, consumer group ``hazwatch-alerts``),
-   plan the notifications of each event and record them in the outbox under their idempotency
-   keys; commit the Kafka offsets only after the outbox has them. A redelivered event plans the
-   same keys and adds nothing.
-2. *dispatch*: send what the outbox holds, oldest first. A row is marked ``sending`` before the
-   provider is called, so a crash in between leaves evidence: at start such rows become
-   ``unknown`` and are reconciled with the provider's record instead of being sent again.
-   Retryable errors back off exponentially with jitter; permanent ones are recorded as failed.
+1. consume ``hazwatch.warnings`` and ``hazwatch.health`` (kafka-python, group ``hazwatch-alerts``);
+   each event is recorded in the store (lifecycle + outbox) in one transaction; the Kafka offsets
+   are committed only after that, so a crash re-reads events that the store then recognises;
+2. tick the 叫应 timers on the clock (not on the arrival of readings): steps due by now are
+   planned; the timers are derived from stored timestamps, so they survive a restart;
+3. dispatch what is due.
 
-Each final result is also produced to ``hazwatch.deliveries`` (keyed by episode).
+An HTTP server in a thread takes Twilio status callbacks and serves the CAP Atom feed.
+Every final result is also produced to ``hazwatch.deliveries`` (keyed by episode).
 """
 
 from __future__ import annotations
@@ -22,33 +21,27 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
 from kafka import KafkaConsumer, KafkaProducer
+from sqlalchemy.exc import SQLAlchemyError
 
-from alerts.cap import build_cap, validate_cap
 from alerts.channels.sms import SmsChannel
-from alerts.outbox import Notification, Outbox, utcnow
-from alerts.plan import plan
-from alerts.render import render_sms
-from alerts.segments import segments
+from alerts.dispatch import Dispatcher
+from alerts.http import create_alerts_api, serve_in_thread, status_callback_url
+from alerts.pipeline import Intake
+from alerts.store import Fault, Store, utcnow
 from config.models import Config
-from config.topics import DEADLETTER, DELIVERIES, WARNINGS
+from config.topics import DEADLETTER, DELIVERIES, HEALTH, WARNINGS
 from config.urls import mqtt_host_port
 from rules.events import WarningEvent
 
-__all__ = ["AlertsService", "backoff_s"]
+__all__ = ["AlertsService", "CapPublisher"]
 
 log = logging.getLogger("hazwatch.alerts")
-
-RECONCILE_AFTER_S = 5.0
-
-
-def backoff_s(attempts: int, rng: random.Random, base_s: float = 1.0, cap_s: float = 60.0) -> float:
-    """Exponential backoff with jitter: half fixed, half random, capped."""
-    step = min(cap_s, base_s * 2 ** max(attempts - 1, 0))
-    return step / 2 + rng.uniform(0, step / 2)
 
 
 class CapPublisher:
@@ -73,157 +66,104 @@ class CapPublisher:
 
 
 class AlertsService:
-    def __init__(
-        self,
-        config: Config,
-        *,
-        outbox: Outbox | None = None,
-        sms: SmsChannel | None = None,
-        clock: Callable[[], dt.datetime] = utcnow,
-        group_id: str = "hazwatch-alerts",
-        seed: int | None = None,
-    ) -> None:
+    def __init__(self, config: Config, *, store: Store | None = None, sms: SmsChannel | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow, group_id: str = "hazwatch-alerts",
+                 seed: int | None = None, data_dir: Path | None = None) -> None:
         s = config.settings
         self.config = config
-        self.outbox = outbox or Outbox(s.database.url)
+        self.store = store or Store(s.database.url)
         self.sms = sms or SmsChannel(s.sms.account_sid, s.sms.auth_token.get_secret_value(), s.sms.from_number,
-                                     base_url=s.sms.base_url)
+                                     base_url=s.sms.base_url, timeout_s=s.notify.sms_timeout_s)
         self.clock = clock
         self.group_id = group_id
         self.rng = random.Random(seed)
+        self.data_dir = data_dir
+        self.intake = Intake(self.store, config, clock)
         self.stopping = threading.Event()
-        self.cap: CapPublisher | None = None
         self.producer: KafkaProducer | None = None
         self.on_assigned: Callable[[], None] | None = None
+        self.http_port: int | None = None
 
     # -- intake -------------------------------------------------------------------------------
-    def intake(self, raw: bytes) -> int:
-        """Plan and record the notifications of one warning event. Returns how many were new."""
-        event = WarningEvent.from_json(raw)
-        return self.outbox.record(plan(self.config, event))
+    def handle(self, topic: str, raw: bytes) -> None:
+        if topic == WARNINGS:
+            recorded = self.intake.event(WarningEvent.from_json(raw))
+            log.info("warning %s: %s", raw[:100], recorded if recorded else "duplicate, ignored")
+        else:
+            self._health(orjson.loads(raw))
+
+    def _health(self, event: dict[str, Any]) -> None:
+        """Sensor faults from the rules' data-quality checks: inhibit that subject's warnings."""
+        subject, state = event.get("subject"), event.get("state")
+        if not subject or state not in ("fault", "ok"):
+            return  # presence and other events carry no subject fault
+        with self.store.session.begin() as s:
+            row = s.get(Fault, subject)
+            if state == "fault" and row is None:
+                s.add(Fault(subject=subject, site=event.get("site", subject.split("/")[0]),
+                            check=str(event.get("check", "")), since=self.clock()))
+            elif state == "ok" and row is not None:
+                s.delete(row)
 
     def _consume(self, consumer: KafkaConsumer) -> None:
         batches = consumer.poll(timeout_ms=200, max_records=500)
         if not batches:
             return
-        for records in batches.values():
-            for rec in records:
-                try:
-                    new = self.intake(rec.value)
-                    log.info("event %s: %d new notification(s)", rec.value[:120], new)
-                except Exception as exc:  # noqa: BLE001 - a bad event is dead-lettered, never fatal
-                    log.exception("bad warning event at %s", rec.offset)
-                    self._produce(DEADLETTER, None, {"source": "alerts", "reason": f"bad warning event: {exc!r}",
-                                                     "payload": rec.value.decode("utf-8", "replace")})
-        consumer.commit()  # only after the outbox holds every intent
+        done: dict[Any, int] = {}  # partition -> offset of the next unhandled record
+        try:
+            for tp, records in batches.items():
+                for rec in records:
+                    try:
+                        self.handle(rec.topic, rec.value)
+                    except (SQLAlchemyError, OSError):
+                        raise  # the store is down: not the event's fault, read it again later
+                    except Exception as exc:  # noqa: BLE001 - a bad event is dead-lettered, never fatal
+                        log.exception("bad event on %s at %s", rec.topic, rec.offset)
+                        self._produce(DEADLETTER, None, {"source": "alerts", "topic": rec.topic,
+                                                         "reason": f"bad event: {exc!r}",
+                                                         "payload": rec.value.decode("utf-8", "replace")})
+                    done[tp] = rec.offset + 1
+        except (SQLAlchemyError, OSError):
+            for tp, records in batches.items():  # rewind every partition to its first unhandled record
+                consumer.seek(tp, done.get(tp, records[0].offset))
+            consumer.commit()
+            raise
+        consumer.commit()  # only after the store holds every event
 
-    # -- dispatch -----------------------------------------------------------------------------
-    def recover(self) -> int:
-        """After a crash: rows left in ``sending`` may or may not have gone out -> reconcile."""
-        stuck = self.outbox.find(status="sending")
-        for n in stuck:
-            self.outbox.update(n.id, status="unknown", next_attempt_at=self.clock())
-        return len(stuck)
-
-    def dispatch_due(self) -> int:
-        done = 0
-        for n in self.outbox.due(self.clock()):
-            if self.stopping.is_set():
-                break
-            if self.outbox.blocked_by_earlier(n):
-                continue
-            try:
-                (self._dispatch_sms if n.channel == "sms" else self._dispatch_cap)(n)
-                done += 1
-            except Exception as exc:  # noqa: BLE001 - keep the row, try again later
-                log.exception("dispatch of notification %s failed", n.id)
-                self.outbox.update(n.id, status="pending", error=repr(exc),
-                                   next_attempt_at=self.clock() + dt.timedelta(seconds=backoff_s(n.attempts + 1, self.rng)))
-        return done
-
-    def _dispatch_sms(self, n: Notification) -> None:
-        event = WarningEvent.from_json(n.event)
-        if n.body is None:
-            site = self.config.site(event.site)
-            body = render_sms(event, site, self.config.sensor(event.site, event.sensor), role=n.role,
-                              language=n.language, tz=self.config.settings.timezone)
-            self.outbox.update(n.id, body=body, segments=segments(body))
-            n.body = body
-        if n.status == "unknown":
-            sid = self.sms.find_sent(n.recipient, n.body, n.created_at - dt.timedelta(minutes=1))
-            if sid:
-                return self._finish(n, "sent", provider_id=sid, sent_at=self.clock())
-        self.outbox.update(n.id, status="sending", attempts=n.attempts + 1)
-        result = self.sms.send(n.recipient, n.body)
-        now = self.clock()
-        if result.outcome == "sent":
-            self._finish(n, "sent", provider_id=result.sid, sent_at=now)
-        elif result.outcome == "failed":
-            self._finish(n, "failed", error_code=result.error_code, error=result.error)
-        elif result.outcome == "retry":
-            delay = backoff_s(n.attempts + 1, self.rng)
-            log.warning("SMS %s to %s: retry in %.1f s (%s %s)", n.id, n.recipient, delay, result.error_code, result.error)
-            self.outbox.update(n.id, status="pending", error_code=result.error_code, error=result.error,
-                               next_attempt_at=now + dt.timedelta(seconds=delay))
-        else:  # unknown: never resend blindly after a timeout
-            self.outbox.update(n.id, status="unknown", error=result.error,
-                               next_attempt_at=now + dt.timedelta(seconds=RECONCILE_AFTER_S))
-
-    def _dispatch_cap(self, n: Notification) -> None:
-        event = WarningEvent.from_json(n.event)
-        site, zone = self.config.site(event.site), self.config.zone(n.recipient)
-        sent = self.clock().replace(microsecond=0)
-        if event.kind == "cleared":
-            alerts = [a for a in self.outbox.find(episode=n.episode, channel="cap", recipient=n.recipient,
-                                                  status="sent") if a.kind != "cleared"]
-            if not alerts:
-                return self._finish(n, "failed", error="no broadcast alert to clear")
-            refs = [(self.config.settings.cap.sender, a.provider_id, a.sent_at) for a in alerts]
-            ident, xml = build_cap(event, site, zone, self.config.settings.cap, msg_type="Update", sent=sent,
-                                   seq=n.id % 10, references=refs, response_type="AllClear",
-                                   tz=self.config.settings.timezone)
-        else:
-            ident, xml = build_cap(event, site, zone, self.config.settings.cap, msg_type="Alert", sent=sent,
-                                   seq=n.id % 10, tz=self.config.settings.timezone)
-        validate_cap(xml)
-        self.outbox.update(n.id, status="sending", attempts=n.attempts + 1, body=xml.decode(), provider_id=ident)
-        assert self.cap is not None
-        self.cap.publish(n.recipient, xml)
-        n.body = xml.decode()
-        self._finish(n, "sent", provider_id=ident, sent_at=sent)
-
-    def _finish(self, n: Notification, status: str, **values: object) -> None:
-        self.outbox.update(n.id, status=status, **values)
-        record = {"type": "sms" if n.channel == "sms" else "broadcast", "key": n.key, "episode": n.episode,
-                  "site": n.site, "kind": n.kind, "level": n.level, "status": status,
-                  "provider_id": values.get("provider_id"), "error": values.get("error")}
-        if n.channel == "sms":
-            record.update(to=n.recipient, role=n.role, body=n.body, segments=segments(n.body or ""))
-        else:
-            record.update(zone=n.recipient, cap=n.body)
-        self._produce(DELIVERIES, n.episode.encode(), record)
-        log.info("%s %s -> %s: %s", record["type"], n.key, n.recipient, status)
-
-    def _produce(self, topic: str, key: bytes | None, value: dict) -> None:
+    def _produce(self, topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         if self.producer is None:
             return
         try:
             self.producer.send(topic, key=key, value=orjson.dumps(value))
-        except Exception:  # noqa: BLE001 - the outbox row is the record; the topic is a feed
+        except Exception:  # noqa: BLE001 - the store is the record; the topic is a feed
             log.exception("could not produce to %s", topic)
+
+    def _on_result(self, record: dict[str, Any]) -> None:
+        self._produce(DELIVERIES, record["episode"].encode(), record)
+        log.info("%s %s -> %s: %s", record["type"], record["kind"], record.get("to") or record.get("zone"),
+                 record["status"])
 
     # -- composition --------------------------------------------------------------------------
     def run(self) -> None:
         s = self.config.settings
-        bootstrap = s.kafka.bootstrap
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-        self.cap = CapPublisher(s.mqtt.url)
+        # 1. HTTP: status callbacks and the CAP feed (port 0 picks a free port)
+        served = serve_in_thread(create_alerts_api(self.store, self.config, clock=self.clock),
+                                 s.notify.http.host, s.notify.http.port)
+        self.http_port = served.port
+        callback = status_callback_url(self.config, served.url)
+        # 2. outputs: deliveries feed, CAP over MQTT, SMS
+        self.producer = KafkaProducer(bootstrap_servers=s.kafka.bootstrap, acks="all", linger_ms=5)
+        cap = CapPublisher(s.mqtt.url)
+        dispatcher = Dispatcher(self.store, self.config, self.sms, publish_cap=cap.publish, clock=self.clock,
+                                on_result=self._on_result, status_callback=callback, rng=self.rng,
+                                audio_dir=self.data_dir)
+        log.info("alerts: %d notification(s) to reconcile after restart", dispatcher.recover())
+        # 3. inputs
         consumer = KafkaConsumer(
-            WARNINGS, bootstrap_servers=bootstrap, group_id=self.group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=1000,
-            max_poll_interval_ms=60000, client_id="hazwatch-alerts",
+            WARNINGS, HEALTH, bootstrap_servers=s.kafka.bootstrap, group_id=self.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
+            heartbeat_interval_ms=1000, max_poll_interval_ms=120000, client_id="hazwatch-alerts",
         )
-        log.info("alerts: %d notification(s) to reconcile after restart", self.recover())
         try:
             while not self.stopping.is_set():
                 try:
@@ -234,12 +174,17 @@ class AlertsService:
                 except Exception:  # noqa: BLE001 - Kafka hiccup: the offsets were not committed
                     log.exception("intake failed; retrying")
                     time.sleep(1)
-                self.dispatch_due()
+                try:
+                    self.intake.tick()
+                except Exception:  # noqa: BLE001 - the next pass plans the same steps again
+                    log.exception("escalation timers failed")
+                dispatcher.run_once()
         finally:
             consumer.close()
             self.producer.flush(5)
             self.producer.close(5)
-            self.cap.close()
+            cap.close()
+            served.stop()
 
     def stop(self) -> None:
         self.stopping.set()

@@ -6,7 +6,8 @@ Imported by every other package; imports none of them.
 from __future__ import annotations
 
 from config.loader import ConfigError, ConfigIssue, example_dir, load_config
-from config.models import LEVELS, Config, Recipient, Sensor, Site, ThresholdRule, Zone, level_rank
+from config.models import LEVELS, Config, Sensor, Site, ThresholdRule, level_rank
+from config.notify import Recipient, Subscriber, Zone
 
 __all__ = [
     "LEVELS",
@@ -16,6 +17,7 @@ __all__ = [
     "Recipient",
     "Sensor",
     "Site",
+    "Subscriber",
     "ThresholdRule",
     "Zone",
     "example_dir",

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from config.notify import region_prefix
 from config.models import (
     Config,
     RecipientsFile,
@@ -48,6 +49,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "HAZWATCH_TWILIO_BASE_URL": ("sms", "base_url"),
     "TWILIO_ACCOUNT_SID": ("sms", "account_sid"),
     "TWILIO_AUTH_TOKEN": ("sms", "auth_token"),
+    "HAZWATCH_ALERTS_HTTP_PORT": ("notify", "http", "port"),
+    "HAZWATCH_ALERTS_PUBLIC_URL": ("notify", "http", "public_url"),
 }
 
 
@@ -107,15 +110,19 @@ def _read(directory: Path, name: str, issues: list[ConfigIssue]) -> Any:
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    for var, (section, key) in ENV_OVERRIDES.items():
-        if env.get(var):
-            data.setdefault(section, {})
-            if isinstance(data[section], dict):
-                data[section][key] = env[var]
+    for var, path in ENV_OVERRIDES.items():
+        if not env.get(var):
+            continue
+        node = data
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = env[var]
 
 
 def _cross_check(parsed: dict[str, Any]) -> list[ConfigIssue]:
-    """Checks that span files: unique ids, site -> zone, recipient -> zone/enterprise."""
+    """Checks that span files: unique ids, site -> zone, officer -> enterprise, regulator -> region."""
     issues: list[ConfigIssue] = []
     sites: SitesFile = parsed["sites.yaml"]
     zones: ZonesFile = parsed["zones.yaml"]
@@ -130,6 +137,9 @@ def _cross_check(parsed: dict[str, Any]) -> list[ConfigIssue]:
         seen[site.id] = i
         if site.zone not in zone_ids:
             issues.append(ConfigIssue("sites.yaml", f"sites[{i}].zone", f"unknown zone {site.zone!r} (zones.yaml defines {sorted(zone_ids)})"))
+        for k, extra in enumerate(site.extra_zones):
+            if extra not in zone_ids:
+                issues.append(ConfigIssue("sites.yaml", f"sites[{i}].extra_zones[{k}]", f"unknown zone {extra!r} (zones.yaml defines {sorted(zone_ids)})"))
         sensor_seen: set[str] = set()
         for j, sensor in enumerate(site.sensors):
             if sensor.id in sensor_seen:
@@ -140,9 +150,13 @@ def _cross_check(parsed: dict[str, Any]) -> list[ConfigIssue]:
         if zone.id in zseen:
             issues.append(ConfigIssue("zones.yaml", f"zones[{i}].id", f"duplicate zone id {zone.id!r}"))
         zseen.add(zone.id)
+    regions = {s.region for s in sites.sites}
     for i, r in enumerate(recipients.recipients):
-        if r.role == "resident" and r.zone not in zone_ids:
-            issues.append(ConfigIssue("recipients.yaml", f"recipients[{i}].zone", f"unknown zone {r.zone!r}"))
+        if r.role == "regulator" and r.tier and r.region and not any(
+            reg.startswith(region_prefix(r.region, r.tier)) for reg in regions
+        ):
+            issues.append(ConfigIssue("recipients.yaml", f"recipients[{i}].region",
+                                      f"no site lies in {r.tier} {r.region} (sites.yaml regions: {sorted(regions)})"))
         if r.role == "officer" and r.enterprise not in enterprises:
             issues.append(ConfigIssue("recipients.yaml", f"recipients[{i}].enterprise", f"no site belongs to enterprise {r.enterprise!r}"))
     return issues

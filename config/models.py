@@ -4,17 +4,18 @@ A configuration directory holds four YAML files, each validated by one model her
 
 - ``hazwatch.yaml`` -> :class:`Settings` (brokers, database, SMS account, ingest limits, routing, CAP);
 - ``sites.yaml``    -> :class:`SitesFile` (sites, their sensors and threshold ladders);
-- ``zones.yaml``    -> :class:`ZonesFile` (resident zones a site affects);
-- ``recipients.yaml`` -> :class:`RecipientsFile` (who receives SMS, in which role).
+- ``zones.yaml``    -> :class:`ZonesFile` (resident zones, their areas and subscribers);
+- ``recipients.yaml`` -> :class:`RecipientsFile` (operators, officers and regulators).
 
-Cross-references between files (site -> zone, recipient -> zone/enterprise) are checked by
+Audiences, zones, routing and escalation models live in :mod:`config.notify`.
+Cross-references between files (site -> zone, officer -> enterprise, regulator -> region) are checked by
 :mod:`config.loader`, which reports every problem with file, path and reason.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -26,25 +27,27 @@ from pydantic import (
     model_validator,
 )
 
+from config.notify import NotifySettings, Recipient, Routing, Zone
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
+
 __all__ = [
     "ID_PATTERN",
     "LEVELS",
     "QUANTITY_UNITS",
-    "Circle",
     "Config",
     "IngestSettings",
     "LadderStep",
-    "Recipient",
     "RecipientsFile",
-    "Routing",
     "Sensor",
     "Settings",
     "Site",
     "SitesFile",
     "ThresholdRule",
-    "Zone",
     "ZonesFile",
     "level_rank",
+    "zone_shape",
 ]
 
 #: Ids of sites, sensors and zones; the same pattern the MQTT contract uses (DESIGN.md).
@@ -55,8 +58,6 @@ Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 LEVELS: tuple[str, ...] = ("normal", "blue", "yellow", "orange", "red")
 Level = Literal["normal", "blue", "yellow", "orange", "red"]
 WarningLevel = Literal["blue", "yellow", "orange", "red"]
-Role = Literal["operator", "officer", "resident"]
-Language = Literal["zh-CN", "en"]
 
 
 def level_rank(level: str) -> int:
@@ -189,54 +190,12 @@ class Site(_Model):
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
     zone: Id
-    """The resident zone this site affects."""
+    """The resident zone this site affects first (CAP area, resident SMS)."""
+    extra_zones: list[Id] = []
+    """Further zones this site affects."""
+    hazard_radius_km: Annotated[float, Field(gt=0, le=50)] | None = None
+    """Geo-targeting: every zone whose area meets this circle around the site is affected too."""
     sensors: Annotated[list[Sensor], Field(min_length=1)]
-
-
-class Circle(_Model):
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
-    radius_km: Annotated[float, Field(gt=0, le=200)]
-
-
-class Zone(_Model):
-    id: Id
-    name: str
-    name_en: str | None = None
-    region: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
-    circle: Circle
-
-
-class Recipient(_Model):
-    name: str
-    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{6,14}$")]
-    """E.164, e.g. +8613800138000."""
-    role: Role
-    enterprise: str | None = None
-    """Officers: the enterprise whose sites they answer for."""
-    zone: Id | None = None
-    """Residents: the zone they live in."""
-    language: Language = "zh-CN"
-
-    @model_validator(mode="after")
-    def _role_fields(self) -> Recipient:
-        if self.role == "officer" and not self.enterprise:
-            raise ValueError("an officer needs the enterprise they answer for")
-        if self.role == "resident" and not self.zone:
-            raise ValueError("a resident needs the zone they live in")
-        return self
-
-
-class Routing(_Model):
-    """Which roles hear which level. The all-clear goes to everyone who heard the episode."""
-
-    blue: list[Role] = ["operator"]
-    yellow: list[Role] = ["operator", "officer"]
-    orange: list[Role] = ["operator", "officer"]
-    red: list[Role] = ["operator", "officer", "resident"]
-
-    def roles_for(self, level: str) -> list[str]:
-        return list(getattr(self, level)) if level != "normal" else []
 
 
 class IngestSettings(_Model):
@@ -289,6 +248,7 @@ class Settings(_Model):
     sms: SmsSettings
     ingest: IngestSettings = IngestSettings()
     routing: Routing = Routing()
+    notify: NotifySettings = NotifySettings()
     cap: CapSettings = CapSettings()
     timezone: str = "Asia/Shanghai"
 
@@ -305,6 +265,35 @@ class RecipientsFile(_Model):
     recipients: list[Recipient] = []
 
 
+def zone_shape(zone: Zone) -> BaseGeometry:
+    """The zone's area as a shapely geometry in degrees (lon, lat)."""
+    from shapely.geometry import Polygon
+
+    if zone.polygon is not None:
+        return Polygon(zone.polygon.coordinates[0], zone.polygon.coordinates[1:])
+    assert zone.circle is not None
+    c = zone.circle
+    return _circle(c.lon, c.lat, c.radius_km)
+
+
+def _circle(lon: float, lat: float, radius_km: float) -> BaseGeometry:
+    """A circle as an ellipse in degrees: 1 degree of latitude is 111.32 km."""
+    from shapely import affinity
+    from shapely.geometry import Point
+
+    dlat = radius_km / 111.32
+    dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
+    return affinity.scale(Point(lon, lat).buffer(1.0, 64), xfact=dlon, yfact=dlat)
+
+
+def _affected_zones(site: Site, zones: list[Zone]) -> list[str]:
+    out = list(dict.fromkeys([site.zone, *site.extra_zones]))  # in order, each zone once
+    if site.hazard_radius_km is not None:
+        hazard = _circle(site.lon, site.lat, site.hazard_radius_km)
+        out += [z.id for z in zones if z.id not in out and zone_shape(z).intersects(hazard)]
+    return out
+
+
 class Config(_Model):
     """The whole validated configuration, with lookups built once."""
 
@@ -316,6 +305,7 @@ class Config(_Model):
     _sites: dict[str, Site] = PrivateAttr(default_factory=dict)
     _zones: dict[str, Zone] = PrivateAttr(default_factory=dict)
     _sensors: dict[tuple[str, str], Sensor] = PrivateAttr(default_factory=dict)
+    _affected: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     def site(self, site_id: str) -> Site:
         return self._sites[site_id]
@@ -330,4 +320,9 @@ class Config(_Model):
         self._sites = {s.id: s for s in self.sites}
         self._zones = {z.id: z for z in self.zones}
         self._sensors = {(s.id, x.id): x for s in self.sites for x in s.sensors}
+        self._affected = {s.id: _affected_zones(s, self.zones) for s in self.sites}
+
+    def affected_zones(self, site_id: str) -> list[str]:
+        """The zones a site affects: its own, the extra ones, and those within its hazard radius."""
+        return self._affected[site_id]
 

@@ -165,5 +165,16 @@ def demo(
     raise typer.Exit(code)
 
 
+def _mount() -> None:
+    from hazwatch.cli_episodes import episodes_app, report_command, silences_app
+
+    app.add_typer(episodes_app, name="episodes", help="Warning episodes: list, show, ack, dispose, close.")
+    app.add_typer(silences_app, name="silences", help="Silences and maintenance windows.")
+    app.command("report")(report_command)
+
+
+_mount()
+
+
 def main() -> None:
     app()

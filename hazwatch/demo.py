@@ -38,7 +38,8 @@ def start_services(stack: EmbeddedStack, config_dir: Path, *, ready_timeout_s: f
     procs["fake-twilio"] = stack.hazwatch("fake-twilio", "fake-twilio", "--port", str(twilio_port),
                                           "--config", str(config_dir))
     env = {"HAZWATCH_TWILIO_BASE_URL": f"http://127.0.0.1:{twilio_port}",
-           "HAZWATCH_DATABASE_URL": f"sqlite:///{stack.workdir / 'hazwatch.db'}"}
+           "HAZWATCH_DATABASE_URL": f"sqlite:///{stack.workdir / 'hazwatch.db'}",
+           "HAZWATCH_ALERTS_HTTP_PORT": str(free_port())}
     stack.extra_env = env
     for name in ("rules", "alerts", "ingest"):
         ready = stack.workdir / f"{name}.ready"

@@ -218,7 +218,9 @@ class ThresholdEngine:
         ranks = np.arange(1, N_RANKS + 1)[None, :]  # (1, 4)
         reached = level[:, None] >= ranks
         rung = tb.rungs[rows]
-        holds = np.where(reached, v >= rung - tb.deadband[rows, None], v >= rung)
+        # a relative tolerance so that "exactly at the edge" survives float rounding (4.8 + 0.1)
+        tol = 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(rung), rung, 0.0)))
+        holds = np.where(reached, v >= rung - tb.deadband[rows, None] - tol, v >= rung - tol)
         since = st.since[rows]
         since = np.where(holds, np.where(since >= 0, since, ts[:, None]), NONE)
         st.since[rows] = since

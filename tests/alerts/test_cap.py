@@ -137,12 +137,16 @@ def test_red_alert_validates(site: Site, sensor: Sensor, rule: ThresholdRule) ->
     assert "Evacuate" in _text(root, "cap:info[1]/cap:responseType")
     zone = _config().zone(site.zone)
     assert _text(root, "cap:info/cap:area/cap:areaDesc") == [zone.name, zone.name_en]
-    circle = {
-        "Z-LINGANG-EAST": "31.8712,120.556 2",
-        "Z-XIAHE-VILLAGE": "27.4561,113.9012 3",
-        "Z-SHIQIAO-VALLEY": "29.6042,119.0318 4",
-    }[zone.id]  # "lat,lon radius_km"
-    assert _text(root, "cap:info/cap:area/cap:circle") == [circle] * 2
+    if zone.id == "Z-LINGANG-EAST":  # a GeoJSON polygon zone: CAP "lat,lon" pairs, closed
+        polygon = ("31.866,120.55 31.866,120.564 31.877,120.564 31.877,120.55 31.866,120.55")
+        assert _text(root, "cap:info/cap:area/cap:polygon") == [polygon] * 2
+        assert _text(root, "cap:info/cap:area/cap:circle") == []
+    else:
+        circle = {
+            "Z-XIAHE-VILLAGE": "27.4561,113.9012 3",
+            "Z-SHIQIAO-VALLEY": "29.6042,119.0318 4",
+        }[zone.id]  # "lat,lon radius_km"
+        assert _text(root, "cap:info/cap:area/cap:circle") == [circle] * 2
     assert _text(root, "cap:info[1]/cap:area/cap:geocode/cap:valueName") == ["GB/T 2260"]
     assert _text(root, "cap:info[1]/cap:area/cap:geocode/cap:value") == [zone.region]
     params = dict(

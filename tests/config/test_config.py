@@ -1,20 +1,25 @@
 """Configuration: the example loads; every kind of bad configuration gives its exact error.
 
 Each directory under ``tests/fixtures/bad_config/`` is a full copy of ``config/example/`` with one
-defect (marked ``# DEFECT:`` on the changed line) and an ``expected.txt`` holding the exact
+defect (marked ``# DEFECT:`` on the changed or added line) and an ``expected.txt`` holding the exact
 ``FILE: PATH: REASON`` line(s) it must give (``str(ConfigIssue)``).
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from shapely.geometry import Polygon
 from typer.testing import CliRunner
 
 from config.loader import ENV_OVERRIDES, ConfigError, ConfigIssue, example_dir, load_config
+from config.models import zone_shape
+from config.notify import Escalation, QuietHours, RoutingMatch, region_prefix
 from hazwatch.cli import app
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -24,9 +29,11 @@ FIXTURES = sorted(p for p in BAD.iterdir() if p.is_dir())
 
 #: The kinds of error the fixtures must cover (STYLE.md 5: one fixture per kind).
 REQUIRED_KINDS = {
+    # any file
     "yaml_syntax_error",
     "missing_sites_file",
     "unknown_top_level_key",
+    # sites.yaml
     "bad_site_id",
     "bad_region_code",
     "latitude_out_of_range",
@@ -37,17 +44,37 @@ REQUIRED_KINDS = {
     "ladder_not_increasing_high",
     "ladder_not_decreasing_low",
     "deadband_not_below_gap",
+    "negative_min_duration",
+    "non_finite_threshold",
     "duplicate_site_id",
     "duplicate_sensor_id",
     "site_unknown_zone",
+    "site_unknown_extra_zone",
+    "hazard_radius_too_large",
+    # zones.yaml: one area per zone, checked polygons, subscribers (the v1 residents)
+    "zone_without_area",
+    "zone_with_two_areas",
+    "polygon_not_closed",
+    "polygon_self_intersecting",
+    "polygon_too_many_vertices",
+    "subscriber_phone_not_e164",
+    "subscriber_unknown_language",
+    # recipients.yaml: operators, officers, regulators
     "phone_not_e164",
+    "resident_as_recipient",
     "officer_without_enterprise",
-    "resident_without_zone",
-    "resident_unknown_zone",
     "officer_enterprise_without_site",
-    "negative_min_duration",
-    "bad_routing_role",
-    "non_finite_threshold",
+    "regulator_without_tier",
+    "regulator_region_not_of_tier",
+    "regulator_region_without_site",
+    # hazwatch.yaml: routing and notify
+    "routing_unknown_audience",
+    "routing_bad_hours",
+    "routing_hours_empty",
+    "quiet_hours_not_quoted",
+    "quiet_hours_empty",
+    "escalation_steps_out_of_order",
+    "escalation_tiers_out_of_order",
 }
 
 
@@ -75,12 +102,69 @@ def test_example_loads() -> None:
     cfg = load_config(EXAMPLE, env={})
     assert [s.id for s in cfg.sites] == ["CH-001", "TD-001", "RG-001"]
     assert sum(len(s.sensors) for s in cfg.sites) == 10
-    assert len(cfg.zones) == 3
-    assert len(cfg.recipients) == 10
+    assert [z.id for z in cfg.zones] == [
+        "Z-LINGANG-EAST",
+        "Z-LINGANG-SCHOOL",
+        "Z-XIAHE-VILLAGE",
+        "Z-SHIQIAO-VALLEY",
+    ]
+    assert len(cfg.recipients) == 14
+    assert [r.role for r in cfg.recipients].count("regulator") == 9
+    assert sum(len(z.subscribers) for z in cfg.zones) == 6
+    assert cfg.zone("Z-LINGANG-EAST").subscribers[1].language == "en"
     assert cfg.sensor("TD-001", "PZ-01").thresholds[0].direction == "low"
     assert cfg.sensor("CH-001", "PZ-01") is None  # lookups are per site
     assert cfg.site("RG-001").zone == "Z-SHIQIAO-VALLEY"
     assert cfg.zone("Z-XIAHE-VILLAGE").circle.radius_km == 3.0
+    assert cfg.zone("Z-XIAHE-VILLAGE").polygon is None
+    assert cfg.zone("Z-LINGANG-EAST").circle is None
+
+
+def test_example_routing_and_notify() -> None:
+    settings = load_config(EXAMPLE, env={}).settings
+    assert [r.name for r in settings.routing.rules] == [
+        "centre",
+        "enterprise",
+        "county-red",
+        "residents-red",
+        "torrent-prepare",
+    ]
+    torrent = settings.routing.rules[4]
+    assert torrent.match.levels == ["orange"] and torrent.match.site_kinds == ["rain"]
+    assert torrent.match.hours is None and torrent.channels == ["sms"]  # omitted: any time, SMS
+    assert settings.routing.rules[3].channels == ["sms", "cap"]
+    quiet = QuietHours(start="22:00", end="07:00", audiences=["residents"])
+    assert settings.routing.quiet_hours == quiet
+    notify = settings.notify
+    assert notify.group_wait_s == 30 and notify.sms_timeout_s == 10
+    assert (notify.rate_limit.max_per_recipient, notify.rate_limit.window_h) == (50, 24)
+    assert notify.rate_limit.red_reserve == 5
+    assert notify.escalation.min_level == "orange"
+    assert [(s.tier, s.after_min) for s in notify.escalation.steps] == [
+        ("county", 10),
+        ("city", 20),
+        ("province", 30),
+    ]
+    assert notify.escalation.red_reminder_every_min == 5
+    assert notify.http.port == 8090
+
+
+def test_every_site_has_a_regulator_of_every_tier() -> None:
+    """The example must be able to show the whole 叫应 chain for any site."""
+    cfg = load_config(EXAMPLE, env={})
+    for site in cfg.sites:
+        tiers = {
+            r.tier
+            for r in cfg.recipients
+            if r.role == "regulator" and site.region.startswith(region_prefix(r.region, r.tier))
+        }
+        assert tiers == {"county", "city", "province"}, site.id
+
+
+def test_region_prefix() -> None:
+    assert region_prefix("320582", "county") == "320582"
+    assert region_prefix("320582", "city") == "3205"
+    assert region_prefix("320582", "province") == "32"
 
 
 def test_example_dir_is_the_shipped_example() -> None:
@@ -92,11 +176,122 @@ def test_not_a_directory(tmp_path: Path) -> None:
     assert _issues(missing) == [f"{missing}: <root>: not a directory"]
 
 
+# ------------------------------------------------------------------------------- zones and areas
+
+
+def test_polygon_zone_shape() -> None:
+    zone = load_config(EXAMPLE, env={}).zone("Z-LINGANG-EAST")
+    assert zone.circle is None
+    assert zone.polygon.type == "Polygon"
+    ring = zone.polygon.coordinates[0]
+    assert len(ring) == 5 and ring[0] == ring[-1] == (120.55, 31.866)  # closed, [lon, lat]
+    shape = zone_shape(zone)
+    assert isinstance(shape, Polygon) and shape.is_valid
+    assert shape.bounds == pytest.approx((120.55, 31.866, 120.564, 31.877))
+    assert shape.area == pytest.approx(0.014 * 0.011)
+
+
+def test_circle_zone_shape() -> None:
+    zone = load_config(EXAMPLE, env={}).zone("Z-XIAHE-VILLAGE")
+    minx, miny, maxx, maxy = zone_shape(zone).bounds
+    assert (maxy - miny) / 2 * 111.32 == pytest.approx(3.0, rel=1e-3)  # north-south radius, km
+    assert (minx + maxx) / 2 == pytest.approx(113.9012)
+    assert maxx - minx > maxy - miny  # a degree of longitude is shorter than one of latitude
+
+
+def test_affected_zones_by_hazard_radius() -> None:
+    cfg = load_config(EXAMPLE, env={})
+    # CH-001's own zone first, then the school 0.6 km away through hazard_radius_km: 1.5.
+    assert cfg.affected_zones("CH-001") == ["Z-LINGANG-EAST", "Z-LINGANG-SCHOOL"]
+    assert "Z-XIAHE-VILLAGE" not in cfg.affected_zones("CH-001")
+    assert cfg.affected_zones("TD-001") == ["Z-XIAHE-VILLAGE"]  # no hazard radius: its zone only
+    assert cfg.affected_zones("RG-001") == ["Z-SHIQIAO-VALLEY"]
+
+
+def test_affected_zones_extra_and_smaller_radius(tmp_path: Path) -> None:
+    directory = _combine(tmp_path)
+    sites = directory / "sites.yaml"
+    text = sites.read_text(encoding="utf-8")
+    edits = {
+        # the school's edge is 0.58 km from CH-001
+        "    hazard_radius_km: 1.5 ": "    hazard_radius_km: 0.5 ",
+        "    zone: Z-XIAHE-VILLAGE ": (
+            "    extra_zones: [Z-SHIQIAO-VALLEY, Z-XIAHE-VILLAGE, Z-SHIQIAO-VALLEY]\n"
+            "    zone: Z-XIAHE-VILLAGE "
+        ),
+    }
+    for old, new in edits.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    sites.write_text(text, encoding="utf-8")
+    cfg = load_config(directory, env={})
+    assert cfg.affected_zones("CH-001") == ["Z-LINGANG-EAST"]
+    assert cfg.affected_zones("TD-001") == ["Z-XIAHE-VILLAGE", "Z-SHIQIAO-VALLEY"]  # each zone once
+
+
+# --------------------------------------------------------------------- times of day and escalation
+
+
+_HHMM = "time of day must be HH:MM from 00:00 to 23:59"
+
+
+@pytest.mark.parametrize("hours", [("20:00", "08:00"), ("00:00", "23:59"), ("07:30", "09:00")])
+def test_routing_hours_accepted(hours: tuple[str, str]) -> None:
+    assert RoutingMatch(hours=hours).hours == hours
+
+
+@pytest.mark.parametrize(
+    ("hours", "reason"),
+    [
+        (("8:00", "20:00"), f"{_HHMM}, got '8:00'"),
+        (("20:00", "24:00"), f"{_HHMM}, got '24:00' (midnight is 00:00)"),
+        ((1200, "08:00"), "in quotes: YAML reads an unquoted 20:00 as the number 1200"),
+        ((8, "20:00"), f"{_HHMM}, got 8"),
+        (("08:00", "08:00"), "hours start and end at the same time (08:00), which is ambiguous"),
+    ],
+)
+def test_routing_hours_rejected(hours: tuple[object, object], reason: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(reason)):
+        RoutingMatch(hours=hours)
+
+
+def test_escalation_may_skip_a_tier_or_be_empty() -> None:
+    steps = [{"tier": "county", "after_min": 10}, {"tier": "province", "after_min": 15}]
+    assert [s.tier for s in Escalation(steps=steps).steps] == ["county", "province"]
+    assert Escalation(steps=[]).steps == []
+
+
+def test_escalation_steps_need_distinct_times() -> None:
+    steps = [{"tier": "county", "after_min": 10}, {"tier": "city", "after_min": 10}]
+    with pytest.raises(ValidationError, match=r"strictly increasing after_min, got \[10, 10\]"):
+        Escalation(steps=steps)
+
+
 # ------------------------------------------------------------------------------ bad configuration
 
 
 def test_every_kind_of_error_has_a_fixture() -> None:
     assert REQUIRED_KINDS <= {p.name for p in FIXTURES}
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.name for p in FIXTURES])
+def test_fixture_is_the_example_with_one_marked_defect(fixture: Path) -> None:
+    """One changed or added line, marked ``# DEFECT:``; or one file left out."""
+    changed: list[str] = []
+    missing = []
+    for name in sorted(p.name for p in EXAMPLE.glob("*.yaml")):
+        if not (fixture / name).exists():
+            missing.append(name)
+            continue
+        before = (EXAMPLE / name).read_text(encoding="utf-8").splitlines()
+        after = (fixture / name).read_text(encoding="utf-8").splitlines()
+        ops = difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes()
+        for tag, i1, i2, j1, j2 in ops:
+            if tag != "equal":
+                assert tag in ("replace", "insert") and i2 - i1 <= 1 and j2 - j1 == 1, (name, tag)
+                changed += after[j1:j2]
+    assert len(changed) + len(missing) == 1, (changed, missing)
+    assert all("# DEFECT: " in line for line in changed)
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[p.name for p in FIXTURES])
@@ -138,13 +333,15 @@ def _combine(tmp_path: Path, *sources: tuple[str, str]) -> Path:
 def test_all_errors_are_reported_not_only_the_first(tmp_path: Path) -> None:
     directory = _combine(
         tmp_path,
-        ("bad_routing_role", "hazwatch.yaml"),
+        ("routing_unknown_audience", "hazwatch.yaml"),
         ("latitude_out_of_range", "sites.yaml"),
+        ("polygon_self_intersecting", "zones.yaml"),
         ("phone_not_e164", "recipients.yaml"),
     )
     expected = [
-        *_expected(BAD / "bad_routing_role"),
+        *_expected(BAD / "routing_unknown_audience"),
         *_expected(BAD / "latitude_out_of_range"),
+        *_expected(BAD / "polygon_self_intersecting"),
         *_expected(BAD / "phone_not_e164"),
     ]
     assert _issues(directory) == expected
@@ -153,12 +350,17 @@ def test_all_errors_are_reported_not_only_the_first(tmp_path: Path) -> None:
 def test_all_cross_reference_errors_are_reported(tmp_path: Path) -> None:
     directory = _combine(
         tmp_path,
-        ("site_unknown_zone", "sites.yaml"),
-        ("resident_unknown_zone", "recipients.yaml"),
+        ("site_unknown_extra_zone", "sites.yaml"),
+        ("regulator_region_without_site", "recipients.yaml"),
+    )
+    text = (directory / "recipients.yaml").read_text(encoding="utf-8")
+    (directory / "recipients.yaml").write_text(
+        text.replace("enterprise: 石桥镇水务站}", "enterprise: 石桥水务站}"), encoding="utf-8"
     )
     assert _issues(directory) == [
-        *_expected(BAD / "site_unknown_zone"),
-        *_expected(BAD / "resident_unknown_zone"),
+        *_expected(BAD / "site_unknown_extra_zone"),
+        *_expected(BAD / "officer_enterprise_without_site"),  # recipients[4]
+        *_expected(BAD / "regulator_region_without_site"),  # recipients[11]
     ]
 
 
@@ -212,12 +414,14 @@ def test_check_config_reports_file_path_reason_and_exits_1(no_env_overrides: Non
 
 def test_check_config_reports_every_error(tmp_path: Path, no_env_overrides: None) -> None:
     directory = _combine(
-        tmp_path, ("bad_routing_role", "hazwatch.yaml"), ("phone_not_e164", "recipients.yaml")
+        tmp_path,
+        ("routing_unknown_audience", "hazwatch.yaml"),
+        ("phone_not_e164", "recipients.yaml"),
     )
     result = CliRunner().invoke(app, ["check-config", str(directory)])
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
-    assert lines[0].startswith(f"{directory}/hazwatch.yaml: routing.red[2]: ")
+    assert lines[0].startswith(f"{directory}/hazwatch.yaml: routing.rules[2].audiences[0]: ")
     assert lines[1].startswith(f"{directory}/recipients.yaml: recipients[1].phone: ")
     assert lines[2:] == ["2 error(s)"]
 
@@ -233,6 +437,7 @@ def test_check_config_ok(no_env_overrides: None) -> None:
     result = CliRunner().invoke(app, ["check-config", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("OK: 3 sites, 10 sensors, ")
+    assert result.stdout.rstrip().endswith(", 4 zones, 14 recipients")
     assert result.stderr == ""
 
 

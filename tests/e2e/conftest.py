@@ -7,6 +7,7 @@ Every wait is on content, with a deadline; nothing sleeps a fixed time.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,8 +18,10 @@ import httpx
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 from kafka import KafkaConsumer, TopicPartition
 
+from alerts.store import Store
 from config import Config, example_dir, load_config
 from config.topics import PARTITIONS
 from hazwatch.demo import start_services
@@ -112,6 +115,9 @@ class Pipeline:
     def twilio_url(self) -> str:
         return self.stack.extra_env["HAZWATCH_TWILIO_BASE_URL"]
 
+    def store(self) -> Store:
+        return Store(self.stack.extra_env["HAZWATCH_DATABASE_URL"], migrate=False)
+
     def sms(self) -> list[dict]:
         """Every message the fake Twilio server accepted, in order."""
         return httpx.get(f"{self.twilio_url}/_fake/messages").json()["messages"]
@@ -149,10 +155,35 @@ class Pipeline:
             self._publisher.disconnect()
 
 
+def _merge(base: dict, patch: dict) -> dict:
+    for k, v in patch.items():
+        base[k] = _merge(base.get(k) or {}, v) if isinstance(v, dict) else v
+    return base
+
+
+def config_dir_with(tmp_path: Path, settings_patch: dict) -> Path:
+    """A copy of the example configuration with ``hazwatch.yaml`` deep-merged with a patch."""
+    out = tmp_path / "config"
+    shutil.copytree(example_dir(), out)
+    path = out / "hazwatch.yaml"
+    path.write_text(yaml.safe_dump(_merge(yaml.safe_load(path.read_text()), settings_patch), allow_unicode=True))
+    return out
+
+
+#: End-to-end runs use the example configuration with a short grouping window and no quiet
+#: hours (the tests run at any hour; quiet hours are tested with an injected clock).
+E2E_SETTINGS = {"routing": {"quiet_hours": None}, "notify": {"group_wait_s": 2, "http": {"port": 0}}}
+
+
 @pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+def settings_patch() -> dict:
+    return E2E_SETTINGS
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, settings_patch: dict) -> Iterator[Pipeline]:
     """A fresh embedded stack with every service running, for one test."""
-    config_dir = example_dir()
+    config_dir = config_dir_with(tmp_path, settings_patch)
     with EmbeddedStack(tmp_path) as stack:
         procs = start_services(stack, config_dir)
         p = Pipeline(stack, procs, load_config(config_dir), config_dir)

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import orjson
 from lxml import etree
 
-from config import LEVELS, Config
+from sqlalchemy import func, select
+
+from alerts.store import Episode, Notification
+from config import Config
 from config.topics import DEADLETTER, WARNINGS
 from sensors.scenario import load_scenario
 from sensors.simulator import plan
@@ -35,30 +37,33 @@ MALFORMED = [
 ]
 
 
-def audience_size(config: Config, site_id: str, level: str) -> int:
-    """How many recipients the routing table sends ``level`` to for this site (test's own count)."""
+def audiences(config: Config, site_id: str) -> dict[str, set[str]]:
+    """The test's own reading of the example routing: who must hear which level of a site."""
     site = config.site(site_id)
-    roles = set(getattr(config.settings.routing, level))
-    return sum(
-        1 for r in config.recipients
-        if r.role in roles
-        and (r.role != "officer" or r.enterprise == site.enterprise)
-        and (r.role != "resident" or r.zone == site.zone)
-    )
+    ops = {r.phone for r in config.recipients if r.role == "operator"}
+    officers = {r.phone for r in config.recipients if r.role == "officer" and r.enterprise == site.enterprise}
+    county = {r.phone for r in config.recipients if r.role == "regulator" and r.tier == "county"
+              and r.region == site.region}
+    residents = {sub.phone for z in config.zones if z.id in config.affected_zones(site_id) for sub in z.subscribers}
+    return {
+        "blue": ops,
+        "yellow": ops | officers,
+        "orange": ops | officers | (residents if site.kind == "rain" else set()),
+        "red": ops | officers | county | residents,
+    }
 
 
-def expected_sms_count(config: Config, sequences: dict[str, list[str]]) -> int:
-    total = 0
-    for subject, levels in sequences.items():
-        site, peak = subject.split("/")[0], "normal"
-        for level in levels:
-            if level == "normal":
-                total += audience_size(config, site, peak)
-                peak = "normal"
-            else:
-                peak = max(peak, level, key=LEVELS.index)
-                total += audience_size(config, site, level)
-    return total
+def sent_rows(pipeline: Pipeline) -> list[Notification]:
+    with pipeline.store().session() as s:
+        return list(s.scalars(select(Notification).order_by(Notification.id)))
+
+
+def settled(pipeline: Pipeline, episodes: int) -> bool:
+    """Every episode has been cleared in the store and nothing is left to send."""
+    with pipeline.store().session() as s:
+        cleared = s.scalar(select(func.count()).select_from(Episode).where(Episode.state == "cleared"))
+    rows = sent_rows(pipeline)
+    return cleared == episodes and all(r.status in ("sent", "suppressed", "failed") for r in rows)
 
 
 def xsd() -> etree.XMLSchema:
@@ -107,23 +112,39 @@ def test_scenario_end_to_end(pipeline: Pipeline, tmp_path: Path) -> None:
             assert eps[0]["kind"] == "raised" and eps[-1]["kind"] == "cleared"
             assert len({e["subject"] for e in eps}) == 1
 
-        # 2. SMS through the real twilio client: the routed recipients, each exactly once
-        n_sms = expected_sms_count(config, expected)
-        wait_until(lambda: len(pipeline.sms()) >= n_sms, 90, f"{n_sms} SMS")
+        # 2. SMS through the real twilio client: every routed recipient hears each level of each
+        #    episode once (grouped per site within group_wait), and nothing is sent twice
+        wait_until(lambda: settled(pipeline, len(expected)), 90, "the outbox to settle")
+        rows = sent_rows(pipeline)
+        sms_rows = [r for r in rows if r.channel == "sms"]
+        assert not [r for r in sms_rows if r.status not in ("sent", "suppressed")], "undelivered notifications"
+        provider_ids = {r.provider_id for r in sms_rows if r.status == "sent"}
         sms = pipeline.sms()
-        assert len(sms) == n_sms
-        assert len({(m["to"], m["body"]) for m in sms}) == n_sms, "duplicate SMS"
-        assert {m["to"] for m in sms} == {r.phone for r in config.recipients}
+        assert {m["sid"] for m in sms} == provider_ids, "the fake received exactly what the outbox sent"
+        assert len({(m["to"], m["body"]) for m in sms}) == len(sms), "duplicate SMS"
+        heard = Counter((r.episode, r.level, r.recipient) for r in sms_rows if r.status == "sent")
+        assert max(heard.values()) == 1, "someone heard the same level of an episode twice"
+        for ep, eps in by_episode.items():
+            site = eps[0]["site"]
+            must = audiences(config, site)
+            for level in {e["level"] for e in eps} - {"normal"}:
+                got = {r.recipient for r in sms_rows if r.episode == ep and r.level == level}
+                assert must[level] <= got, f"{eps[0]['subject']} {level}: missing {must[level] - got}"
+            told = {r.recipient for r in sms_rows if r.episode == ep and r.kind != "cleared"}
+            cleared = {r.recipient for r in sms_rows if r.episode == ep and r.kind == "cleared"}
+            assert cleared == told, f"{eps[0]['subject']}: the all-clear must reach everyone who heard it"
         for m in sms:
             assert "http" not in m["body"]
             if "红色" in m["body"] or "Red" in m["body"]:
                 assert int(m["num_segments"]) <= 2, m["body"]
-        per_phone = Counter(m["to"] for m in sms)
-        assert per_phone["+8613700000301"] == 2, "the rain zone's resident: red, then the all-clear"
+        expected_people = {r.phone for r in config.recipients if r.role != "regulator" or r.tier == "county"}
+        expected_people |= {sub.phone for z in config.zones for sub in z.subscribers}
+        assert {m["to"] for m in sms} == expected_people
 
         # 3. CAP: an Alert at red and an all-clear Update per red episode, valid against the XSD
-        red_episodes = [ep for ep, eps in by_episode.items() if any(e["level"] == "red" for e in eps)]
-        wait_until(lambda: len(cap.messages) >= 2 * len(red_episodes), 60, "CAP broadcasts")
+        red_zones = [(ep, z) for ep, eps in by_episode.items() if any(e["level"] == "red" for e in eps)
+                     for z in config.affected_zones(eps[0]["site"])]
+        wait_until(lambda: len(cap.messages) >= 2 * len(red_zones), 60, "CAP broadcasts")
         schema = xsd()
         alerts, updates = {}, []
         for topic, payload in cap.messages:
@@ -139,7 +160,7 @@ def test_scenario_end_to_end(pipeline: Pipeline, tmp_path: Path) -> None:
                 assert msg_type == "Update"
                 assert doc.findtext("cap:info/cap:responseType", namespaces=CAP_NS) == "AllClear"
                 updates.append(doc.findtext("cap:references", namespaces=CAP_NS))
-        assert len(alerts) == len(red_episodes) == len(updates)
+        assert len(alerts) == len(red_zones) == len(updates)
         for ref in updates:
             assert any(ident in ref for ident in alerts), f"all-clear references no alert: {ref}"
 
@@ -176,13 +197,12 @@ def test_rules_worker_sigkill_mid_scenario_loses_and_duplicates_nothing(pipeline
                    120, f"{n_events} distinct warning events after the restart")
         assert sequences_from(warnings.records) == expected, "a warning was lost or raised again"
 
-        n_sms = expected_sms_count(config, expected)
-        wait_until(lambda: len(pipeline.sms()) >= n_sms, 90, f"{n_sms} SMS")
-        # the pipeline has settled when the alerts outbox has nothing left to send
-        wait_until(lambda: len(pipeline.sms()) == n_sms and all(
-            orjson.loads(orjson.dumps(m))["status"] != "queued" for m in pipeline.sms()), 30, "settled SMS")
+        wait_until(lambda: settled(pipeline, len(expected)), 90, "the outbox to settle")
         sms = pipeline.sms()
-        assert len(sms) == n_sms
-        assert len({(m["to"], m["body"]) for m in sms}) == n_sms, "an SMS was sent twice"
+        assert len({(m["to"], m["body"]) for m in sms}) == len(sms), "an SMS was sent twice"
+        rows = [r for r in sent_rows(pipeline) if r.channel == "sms" and r.status == "sent"]
+        assert {m["sid"] for m in sms} == {r.provider_id for r in rows}
+        heard = Counter((r.episode, r.level, r.recipient) for r in rows)
+        assert max(heard.values()) == 1
     finally:
         warnings.close()

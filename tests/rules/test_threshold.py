@@ -83,6 +83,8 @@ def test_low_direction_rule():
         ("raised", "yellow", 5000), ("escalated", "orange", 15000), ("escalated", "red", 20000),
         ("cleared", "normal", 25000)]
     assert run([4.8, 4.89, 4.91], direction="low") == [("raised", "yellow", 0), ("cleared", "normal", 10000)]
+    # exactly at the deadband edge (4.8 + 0.1, which is 4.8999999999999995 in floating point) stays
+    assert run([4.8, 4.9], direction="low") == [("raised", "yellow", 0)]
 
 
 def test_duplicate_and_stale_readings_change_nothing():

@@ -1,0 +1,291 @@
+"""Dispatch: send what the outbox holds -- group -> rate-limit -> send -> record.
+
+A row (or a group of rows) is marked ``sending`` in its own committed transaction before the
+provider is called. After a crash such rows are ``unknown``: they are reconciled with the
+provider's record of sent messages (``SmsChannel.find_sent``) and only sent when the provider has
+no such message, so a crash or a timeout never causes a second SMS. Only this module retries,
+and only what the channel calls retryable (STYLE.md item 3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from alerts.audience import members
+from alerts.cap import build_cap, cap_identifier, validate_cap
+from alerts.channels.sms import SmsChannel, SmsChannelError
+from alerts.escalation import Step, render_escalation
+from alerts.grouping import render_group
+from alerts.noise import rate_decision
+from alerts.pipeline import sent_in_window
+from alerts.plan import notice_key
+from alerts.segments import segments
+from alerts.store import Episode, Notification, Store
+from config.models import LEVELS, Config
+from rules.events import WarningEvent
+
+__all__ = ["Dispatcher", "backoff_s"]
+
+log = logging.getLogger("hazwatch.alerts")
+RECONCILE_AFTER_S = 5.0
+STEP_KINDS = ("escalation", "reminder")
+
+
+def backoff_s(attempts: int, rng: random.Random, base_s: float = 1.0, cap_s: float = 60.0) -> float:
+    """Exponential backoff with jitter: half fixed, half random, capped."""
+    step = min(cap_s, base_s * 2 ** max(attempts - 1, 0))
+    return step / 2 + rng.uniform(0, step / 2)
+
+
+def _plain(rows: list[Notification], config: Config) -> str:
+    """The last-resort text: site, colour and values, nothing that can fail to render."""
+    colours = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色", "normal": "解除"}
+    events = [WarningEvent.from_json(r.event) for r in rows]
+    site = config.site(events[0].site)
+    items = "；".join(f"{e.sensor} {colours.get(e.level, e.level)} {e.value:g}{e.unit}" for e in events[:4])
+    return f"【hazwatch】{site.name}预警：{items}。请立即核实。"
+
+
+class Dispatcher:
+    def __init__(self, store: Store, config: Config, sms: SmsChannel, *, publish_cap: Callable[[str, bytes], None],
+                 clock: Callable[[], dt.datetime], on_result: Callable[[dict[str, Any]], None] = lambda _r: None,
+                 status_callback: str | None = None, rng: random.Random | None = None,
+                 audio_dir: Path | None = None) -> None:
+        self.store, self.config, self.sms = store, config, sms
+        self.publish_cap, self.clock, self.on_result = publish_cap, clock, on_result
+        self.status_callback = status_callback
+        self.rng = rng or random.Random()
+        self.audio_dir = audio_dir
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _update(self, ids: list[int], **values: Any) -> None:
+        with self.store.session.begin() as s:
+            s.execute(update(Notification).where(Notification.id.in_(ids)).values(**values))
+
+    def recover(self) -> int:
+        """After a crash: rows left ``sending`` may or may not have gone out -> reconcile them."""
+        with self.store.session.begin() as s:
+            return s.execute(update(Notification).where(Notification.status == "sending")
+                             .values(status="unknown", not_before=self.clock())).rowcount or 0
+
+    def _finish(self, rows: list[Notification], status: str, **values: Any) -> None:
+        self._update([r.id for r in rows], status=status, **values)
+        for r in rows:
+            record = {"type": "sms" if r.channel == "sms" else "broadcast", "key": r.key, "episode": r.episode,
+                      "site": r.site, "kind": r.kind, "level": r.level, "status": status, "reason": r.reason,
+                      "provider_id": values.get("provider_id"), "error": values.get("error")}
+            body = values.get("body", r.body)
+            if r.channel == "sms":
+                record.update(to=r.recipient, role=r.role, body=body, segments=segments(body or ""))
+            else:
+                record.update(zone=r.recipient, cap=body)
+            self.on_result(record)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run_once(self) -> int:
+        now = self.clock()
+        with self.store.session() as s:
+            due = s.scalars(select(Notification).where(
+                Notification.status.in_(("pending", "unknown")), Notification.not_before <= now)
+                .order_by(Notification.id).limit(500)).all()
+        done: set[str] = set()
+        sent = 0
+        for row in due:
+            if row.group_key in done:
+                continue
+            done.add(row.group_key)
+            try:
+                if row.channel == "cap":
+                    self._cap(row)
+                elif row.status == "unknown":
+                    self._reconcile(row)
+                else:
+                    self._sms_group(row, now)
+                sent += 1
+            except Exception as exc:  # noqa: BLE001 - keep the rows, try again later
+                log.exception("dispatch of %s failed", row.key)
+                self._update([row.id], status="pending", error=repr(exc),
+                             not_before=now + dt.timedelta(seconds=backoff_s(row.attempts + 1, self.rng)))
+        return sent
+
+    # -- SMS ------------------------------------------------------------------------------------
+    def _group(self, first: Notification, now: dt.datetime) -> list[Notification]:
+        """The pending rows that go out with ``first``: same site, recipient and channel, planned
+        within the grouping window (quiet-hours deferrals stay where they are)."""
+        horizon = now + dt.timedelta(seconds=self.config.settings.notify.group_wait_s)
+        with self.store.session() as s:
+            return list(s.scalars(select(Notification).where(
+                Notification.group_key == first.group_key, Notification.status == "pending",
+                Notification.not_before <= horizon).order_by(Notification.id)))
+
+    def _sms_group(self, first: Notification, now: dt.datetime) -> None:
+        rows = self._group(first, now) if first.kind not in STEP_KINDS else [first]
+        rows = self._drop_answered(rows)
+        if not rows:
+            return
+        top = max(rows, key=lambda r: LEVELS.index(r.level) if r.level in LEVELS else 0)
+        limit = self.config.settings.notify.rate_limit
+        with self.store.session() as s:
+            count = sent_in_window(s, first.recipient, now - dt.timedelta(hours=limit.window_h))
+        decision = rate_decision(sent_in_window=count, level=top.level if top.kind != "cleared" else "normal", cfg=limit)
+        if decision == "drop":
+            self._finish(rows, "suppressed", suppressed_reason=f"rate limit: {count} SMS in {limit.window_h:g} h")
+            return
+        try:
+            body = self._render(rows)
+        except Exception:  # noqa: BLE001 - a template bug must not keep a warning from going out
+            log.exception("rendering %s failed; sending the plain text", first.key)
+            body = _plain(rows, self.config)
+        self._update([r.id for r in rows], status="sending", body=body, segments=segments(body),
+                     attempts=rows[0].attempts + 1)
+        result = self.sms.send(first.recipient, body, status_callback=self.status_callback)
+        now = self.clock()
+        if result.outcome == "sent":
+            self._finish(rows, "sent", provider_id=result.sid, sent_at=now, body=body)
+            if decision == "send_over_cap":
+                self._tell_operators_over_cap(first, count, now)
+        elif result.outcome == "failed":
+            self._finish(rows, "failed", error_code=result.error_code, error=result.error, body=body)
+        elif result.outcome == "retry":
+            delay = backoff_s(rows[0].attempts + 1, self.rng)
+            log.warning("SMS to %s: retry in %.1f s (%s %s)", first.recipient, delay, result.error_code, result.error)
+            self._update([r.id for r in rows], status="pending", error_code=result.error_code, error=result.error,
+                         not_before=now + dt.timedelta(seconds=delay))
+        else:  # unknown: it may have gone out; never resend without asking the provider
+            self._update([r.id for r in rows], status="unknown", error=result.error,
+                         not_before=now + dt.timedelta(seconds=RECONCILE_AFTER_S))
+
+    def _reconcile(self, row: Notification) -> None:
+        with self.store.session() as s:
+            rows = list(s.scalars(select(Notification).where(
+                Notification.group_key == row.group_key, Notification.status == "unknown",
+                Notification.body == row.body)))
+        if row.body is None:  # never rendered, so never sent
+            self._update([r.id for r in rows], status="pending")
+            return
+        try:
+            sid = self.sms.find_sent(row.recipient, row.body, row.created_at - dt.timedelta(minutes=1))
+        except SmsChannelError as exc:
+            self._update([r.id for r in rows], not_before=self.clock() + dt.timedelta(seconds=RECONCILE_AFTER_S),
+                         error=str(exc))
+            return
+        if sid:
+            self._finish(rows, "sent", provider_id=sid, sent_at=self.clock())
+        else:
+            self._update([r.id for r in rows], status="pending")
+
+    def _drop_answered(self, rows: list[Notification]) -> list[Notification]:
+        """叫应 steps planned before an acknowledgement are not sent after it."""
+        steps = [r for r in rows if r.kind in STEP_KINDS]
+        if not steps:
+            return rows
+        with self.store.session() as s:
+            states = dict(s.execute(select(Episode.id, Episode.state).where(
+                Episode.id.in_({r.episode for r in steps}))).all())
+        stale = [r for r in steps if states.get(r.episode) != "active"]
+        if stale:
+            self._finish(stale, "suppressed", suppressed_reason="answered before it was sent")
+        return [r for r in rows if r not in stale]
+
+    def _render(self, rows: list[Notification]) -> str:
+        first = rows[0]
+        event = WarningEvent.from_json(first.event)
+        site = self.config.site(event.site)
+        tz = self.config.settings.timezone
+        if first.kind in STEP_KINDS:
+            with self.store.session() as s:
+                ep = s.get(Episode, first.episode)
+            what, _, arg = first.reason.partition(":")
+            esc = self.config.settings.notify.escalation
+            if what == "escalation":
+                after = next(x.after_min for x in esc.steps if x.tier == arg)
+                step = Step("escalation", arg, 0, ep.escalation_since + dt.timedelta(minutes=after),
+                            (f"regulators:{arg}",))
+            else:
+                step = Step("reminder", None, int(arg), ep.red_since + dt.timedelta(
+                    minutes=int(arg) * (esc.red_reminder_every_min or 0)), tuple(esc.reminder_audiences))
+            return render_escalation(step, site=site, sensor=self.config.sensor(event.site, event.sensor),
+                                     episode_level=ep.level, raised_at=ep.raised_at, event=event,
+                                     language=first.language, tz=tz)
+        latest: dict[str, WarningEvent] = {}
+        for r in rows:  # one line per subject: its newest change
+            ev = WarningEvent.from_json(r.event)
+            if ev.subject not in latest or ev.ts >= latest[ev.subject].ts:
+                latest[ev.subject] = ev
+        events = list(latest.values())
+        sensors = {e.subject: self.config.sensor(e.site, e.sensor) for e in events}
+        return render_group(events, site, sensors, role=first.role, language=first.language, tz=tz)
+
+    def _tell_operators_over_cap(self, row: Notification, count: int, now: dt.datetime) -> None:
+        """A red message went out past a provider-style cap: operators must confirm it by phone."""
+        event = WarningEvent.from_json(row.event)
+        site = self.config.site(event.site)
+        day = now.strftime("%Y%m%d")
+        rows = []
+        for op in members(self.config, site, "operators"):
+            body = (f"【hazwatch】{row.recipient}（{row.name}）24小时内已发{count + 1}条短信，超出限额，"
+                    f"{site.name}红色预警仍已发出，请电话确认送达。")
+            rows.append(Notification(
+                key=notice_key(row.recipient, f"over-cap:{day}", "sms", op.address), channel="sms",
+                episode=row.episode, site=row.site, kind="over-cap", level="red", recipient=op.address,
+                name=op.name, role=op.role, language="zh-CN", reason="rate limit exceeded by red",
+                event=row.event, group_key=f"over-cap|{op.address}|{day}", body=body, segments=segments(body),
+                status="pending", created_at=now, not_before=now))
+        with self.store.session.begin() as s:
+            for r in rows:
+                if s.scalar(select(Notification.id).where(Notification.key == r.key)) is None:
+                    s.add(r)
+
+    # -- CAP ------------------------------------------------------------------------------------
+    def _free_identifier(self, region: str, sent: dt.datetime) -> tuple[dt.datetime, int]:
+        """A (sent second, sequence digit) whose GB/T 35965.1 identifier is not taken yet: the
+        pattern has one digit for messages of one issuer within one second."""
+        while True:
+            prefix = cap_identifier(region, self.config.settings.cap, sent, 0)[:-1]
+            with self.store.session() as s:
+                taken = {p[-1] for (p,) in s.execute(select(Notification.provider_id).where(
+                    Notification.channel == "cap", Notification.provider_id.like(f"{prefix}%")))}
+            free = [d for d in range(10) if str(d) not in taken]
+            if free:
+                return sent, free[0]
+            sent += dt.timedelta(seconds=1)
+
+    def _cap(self, row: Notification) -> None:
+        if row.status == "unknown" and row.body and row.provider_id:
+            # built and maybe published before a crash: publish the very same document again
+            # (same identifier, so a gateway that has it already recognises the repeat)
+            self.publish_cap(row.recipient, row.body.encode())
+            self._finish([row], "sent", provider_id=row.provider_id, sent_at=row.sent_at or self.clock())
+            return
+        event = WarningEvent.from_json(row.event)
+        site, zone = self.config.site(event.site), self.config.zone(row.recipient)
+        cap_cfg, tz = self.config.settings.cap, self.config.settings.timezone
+        sent, seq = self._free_identifier(site.region, self.clock().replace(microsecond=0))
+        if row.kind == "cap-allclear":
+            with self.store.session() as s:
+                alerts = list(s.scalars(select(Notification).where(
+                    Notification.episode == row.episode, Notification.channel == "cap",
+                    Notification.recipient == row.recipient, Notification.kind == "cap-alert")))
+            if any(a.status in ("pending", "sending", "unknown") for a in alerts):
+                return  # the Alert goes first; try again on the next pass
+            sent_alerts = [a for a in alerts if a.status == "sent"]
+            if not sent_alerts:
+                self._finish([row], "suppressed", suppressed_reason="no broadcast alert to clear")
+                return
+            refs = [(cap_cfg.sender, a.provider_id, a.sent_at) for a in sent_alerts]
+            ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Update", sent=sent, seq=seq,
+                                   references=refs, response_type="AllClear", tz=tz)
+        else:
+            ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Alert", sent=sent, seq=seq, tz=tz)
+        validate_cap(xml)
+        self._update([row.id], status="sending", attempts=row.attempts + 1, body=xml.decode(), provider_id=ident,
+                     sent_at=sent)
+        self.publish_cap(row.recipient, xml)  # QoS 1; a duplicate CAP is harmless (same identifier)
+        self._finish([row], "sent", provider_id=ident, sent_at=sent, body=xml.decode())
