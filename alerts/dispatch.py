@@ -23,6 +23,7 @@ from alerts.cap import build_cap, cap_identifier, validate_cap
 from alerts.channels.sms import SmsChannel, SmsChannelError
 from alerts.escalation import Step, render_escalation
 from alerts.grouping import render_group
+from alerts.http import apply_recorded_deliveries
 from alerts.noise import rate_decision
 from alerts.pipeline import sent_in_window
 from alerts.plan import notice_key
@@ -149,6 +150,7 @@ class Dispatcher:
         now = self.clock()
         if result.outcome == "sent":
             self._finish(rows, "sent", provider_id=result.sid, sent_at=now, body=body)
+            apply_recorded_deliveries(self.store, result.sid)  # a fast provider may call back first
             if decision == "send_over_cap":
                 self._tell_operators_over_cap(first, count, now)
         elif result.outcome == "failed":
@@ -196,6 +198,8 @@ class Dispatcher:
 
     def _render(self, rows: list[Notification]) -> str:
         first = rows[0]
+        if first.kind == "over-cap" and first.body:
+            return first.body  # written when the cap was passed
         event = WarningEvent.from_json(first.event)
         site = self.config.site(event.site)
         tz = self.config.settings.timezone

@@ -85,9 +85,9 @@ def _replaceable(status: str) -> tuple[str, ...]:
 
 
 def _sid_status(params: Mapping[str, str]) -> tuple[str, str]:
-    # statuses we do not know may be longer than the String(16) columns; the payload keeps it all
+    # statuses we do not know may be longer than the String(32) columns; the payload keeps it all
     return (params.get("MessageSid") or params.get("SmsSid") or "",
-            (params.get("MessageStatus") or params.get("SmsStatus") or "")[:16])
+            (params.get("MessageStatus") or params.get("SmsStatus") or "")[:32])
 
 
 def _advance(s: Session, sid: str, status: str, error_code: int | None) -> int:

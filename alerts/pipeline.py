@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from alerts.episodes import apply_event
 from alerts.escalation import due_steps
-from alerts.noise import SilenceRule, inhibited, silenced_by
+from alerts.noise import SilenceRule, group_wait_until, inhibited, silenced_by
 from alerts.plan import Heard, Notice, plan_event, plan_steps
 from alerts.store import Episode, Fault, LevelChange, Notification, Silence, Store
 from config.models import Config
@@ -110,9 +110,10 @@ class Intake:
         for n in notices:
             ev = n.event
             silence = silenced_by(silences, site=ev.site, subject=ev.subject, rule=ev.rule, level=n.level, now=now)
+            # an all-clear is silenced exactly when its warnings were: it goes to who heard them
             why = inhibited(level=ev.level, kind=ev.kind, site_at_red=bool(red_elsewhere - {ev.episode}),
                             subject_in_fault=ev.subject in faults) if n.kind in (
-                "raised", "escalated", "deescalated") else None
+                "raised", "escalated", "deescalated", "cleared") else None
             status, reason = "pending", None
             if silence is not None:
                 status, reason = "suppressed", f"silenced by silence {silence}"
@@ -124,11 +125,19 @@ class Intake:
                 "level": n.level, "recipient": n.recipient, "name": n.name, "role": n.role,
                 "language": n.language, "reason": n.reason, "event": ev.to_json().decode(),
                 "group_key": n.group_key, "status": status, "suppressed_reason": reason, "silence_id": silence,
-                "attempts": 0, "created_at": now, "not_before": max(n.not_before, now),
+                "attempts": 0, "created_at": now, "not_before": self._not_before(n, now),
             })
         insert = pg_insert if self.store.engine.dialect.name == "postgresql" else sqlite_insert
         result = s.execute(insert(Notification).values(rows).on_conflict_do_nothing(index_elements=["key"]))
         return Recorded(result.rowcount or 0, suppressed)
+
+
+    def _not_before(self, n: Notice, now: dt.datetime) -> dt.datetime:
+        """Grouped notices wait ``group_wait`` (red never waits); quiet hours may defer further."""
+        wait = group_wait_until(level=n.level if n.kind != "cleared" else "normal", created_at=now,
+                                group_wait_s=self.config.settings.notify.group_wait_s) \
+            if n.group_key != n.key else now
+        return max(n.not_before, wait, now)
 
 
 def latest_event(s: Session, ep: Episode) -> WarningEvent:

@@ -165,14 +165,14 @@ class Notification(Base):
     """Changes of one site to one recipient on one channel within group_wait go out together."""
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     segments: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(32), default="pending", index=True)
     """pending | sending | sent | failed | unknown | suppressed"""
     suppressed_reason: Mapped[str | None] = mapped_column(String(128), nullable=True)
     silence_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     provider_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     """Twilio message sid, or the CAP identifier."""
-    delivery_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -186,7 +186,8 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider_id: Mapped[str] = mapped_column(String(128), index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    """Twilio's status words run up to 19 characters (partially_delivered)."""
     error_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

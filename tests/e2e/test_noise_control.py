@@ -1,0 +1,129 @@
+"""Noise control on real brokers with an injected clock: grouping, inhibition, silences, rate
+caps with red preserved, and retries on 503 / 20429 without a second send."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+from sqlalchemy import select
+
+from alerts.silences import SilenceService
+from alerts.store import Action, Notification
+from tests.e2e.alerts_harness import (  # noqa: F401 - harness_factory is a fixture
+    OFFICER_TD,
+    OPERATORS,
+    T0,
+    Harness,
+    harness_factory,
+)
+from tests.e2e.conftest import wait_until
+
+OP1, OP2 = sorted(OPERATORS)
+
+
+def rows_for(h: Harness, phone: str) -> list[Notification]:
+    with h.service.store.session() as s:
+        return list(s.scalars(select(Notification).where(Notification.recipient == phone).order_by(Notification.id)))
+
+
+def test_grouping_one_message_per_recipient_and_red_bypasses_the_wait(harness_factory) -> None:
+    h = harness_factory(notify={"group_wait_s": 30})
+    for subject in ("TD-001/PZ-01", "TD-001/FB-01", "TD-001/DB-01"):
+        h.send("raised", "yellow", "normal", 0, subject=subject)
+    wait_until(lambda: len(rows_for(h, OP1)) == 3, 30, "three planned notices")
+    h.clock.set(0.25)  # 15 s: still inside the grouping window
+    h.service.intake.tick()
+    assert h.to(OP1) == []
+    h.clock.set(0.5)  # 30 s: the window is over -> one SMS with all three
+    wait_until(lambda: h.to(OP1), 30, "the grouped SMS")
+    assert len(h.to(OP1)) == 1 and "3项" in h.to(OP1)[0], h.to(OP1)
+    assert len({r.provider_id for r in rows_for(h, OP1)}) == 1
+    wait_until(lambda: len(h.to(OFFICER_TD)) == 1, 30, "the officer's grouped SMS")
+
+    h.send("escalated", "red", "yellow", 0.6, subject="TD-001/PZ-01")  # red: no wait
+    wait_until(lambda: len(h.to(OP1)) == 2, 30, "the red SMS without waiting")
+    assert "红色" in h.to(OP1)[1]
+
+
+def test_site_at_red_inhibits_lower_levels_of_the_same_site(harness_factory) -> None:
+    h = harness_factory()
+    h.send("raised", "red", "normal", 0, subject="TD-001/PZ-01")
+    wait_until(lambda: h.to(OP1), 30, "the red SMS")
+    h.send("raised", "orange", "normal", 0.1, subject="TD-001/FB-01")
+    wait_until(lambda: len(rows_for(h, OP1)) == 2, 30, "the orange notice")
+    orange = rows_for(h, OP1)[1]
+    assert orange.status == "suppressed" and "site at red" in (orange.suppressed_reason or "")
+    assert len(h.to(OP1)) == 1
+    h.send("escalated", "red", "orange", 0.2, subject="TD-001/FB-01")  # red itself is never inhibited
+    wait_until(lambda: len(h.to(OP1)) == 2, 30, "the second red")
+
+
+def test_silence_hides_up_to_its_max_level_and_is_audited(harness_factory) -> None:
+    h = harness_factory()
+    silence = SilenceService(h.service.store).create(
+        {"subject": "TD-001/GNSS-01"}, T0 - dt.timedelta(minutes=1), T0 + dt.timedelta(hours=2),
+        created_by="值班员王磊", reason="GNSS 天线检修", kind="maintenance", now=T0)
+    h.send("raised", "yellow", "normal", 0, subject="TD-001/GNSS-01")
+    wait_until(lambda: rows_for(h, OP1), 30, "the yellow notice")
+    row = rows_for(h, OP1)[0]
+    assert row.status == "suppressed" and row.silence_id == silence.id
+    h.send("escalated", "red", "yellow", 1, subject="TD-001/GNSS-01")  # red passes a default silence
+    wait_until(lambda: h.to(OP1), 30, "the red SMS despite the silence")
+    with h.service.store.session() as s:
+        audit = s.scalars(select(Action).where(Action.silence_id == silence.id)).all()
+    assert [(a.action, a.actor) for a in audit] == [("silence_create", "值班员王磊")]
+    h.send("cleared", "normal", "red", 2, subject="TD-001/GNSS-01")  # heard the red -> hears the all-clear
+    wait_until(lambda: len(h.to(OP1)) == 2, 30, "the all-clear")
+    assert "解除" in h.to(OP1)[1]
+
+
+def _fill_history(h: Harness, phone: str, n: int) -> None:
+    with h.service.store.session.begin() as s:
+        for i in range(n):
+            s.add(Notification(key=f"history-{phone}-{i}", channel="sms", episode=f"old-{i}", site="TD-001",
+                               kind="raised", level="yellow", recipient=phone, role="operator", language="zh-CN",
+                               event="{}", group_key=f"old-{i}", status="sent", provider_id=f"SMold{phone}{i}",
+                               created_at=T0 - dt.timedelta(hours=1), not_before=T0 - dt.timedelta(hours=1),
+                               sent_at=T0 - dt.timedelta(hours=1)))
+
+
+def test_rate_cap_drops_yellow_keeps_red_and_tells_operators(harness_factory) -> None:
+    h = harness_factory()
+    _fill_history(h, OP1, 45)  # 45 of 50 used: yellow is held back to keep room for red
+    h.send("raised", "yellow", "normal", 0, subject="TD-001/PZ-01")
+    wait_until(lambda: h.to(OP2), 30, "the yellow SMS to the other operator")
+    wait_until(lambda: rows_for(h, OP1)[-1].status == "suppressed", 30, "OP1's yellow decided")
+    assert "rate limit" in (rows_for(h, OP1)[-1].suppressed_reason or "")
+    assert h.to(OP1) == []
+
+    _fill_history(h, OP1, 0)
+    with h.service.store.session.begin() as s:  # 50 sent: at the cap
+        for i in range(45, 50):
+            s.add(Notification(key=f"history-{OP1}-{i}", channel="sms", episode=f"old-{i}", site="TD-001",
+                               kind="raised", level="yellow", recipient=OP1, role="operator", language="zh-CN",
+                               event="{}", group_key=f"old-{i}", status="sent", provider_id=f"SMold{OP1}{i}",
+                               created_at=T0, not_before=T0, sent_at=T0))
+    h.send("raised", "red", "normal", 1, subject="TD-001/FB-01")
+    wait_until(lambda: any("红色" in b for b in h.to(OP1)), 30, "red goes out over the cap")
+    wait_until(lambda: any("超出限额" in b for b in h.to(OP2)), 30, "the operators are told")
+
+
+def test_retry_on_503_and_20429_sends_exactly_once(harness_factory) -> None:
+    h = harness_factory()
+    httpx.post(f"{h.twilio.url}/_fake/fail", json={"mode": "503", "count": 2, "to": OP1})
+    httpx.post(f"{h.twilio.url}/_fake/fail", json={"mode": "20429", "count": 1, "to": OP1})
+    h.send("raised", "red", "normal", 0, subject="TD-001/PZ-01")
+    minutes = 0.0
+
+    def delivered() -> bool:
+        nonlocal minutes
+        minutes += 0.5  # move the clock past each backoff
+        h.clock.set(minutes)
+        return bool(h.to(OP1))
+
+    wait_until(delivered, 60, "the SMS after three refusals")
+    row = rows_for(h, OP1)[0]
+    assert row.status == "sent" and row.attempts == 4
+    assert len(h.to(OP1)) == 1
+    wait_until(lambda: len(h.to(OP2)) == 1, 30, "OP2 unaffected")
