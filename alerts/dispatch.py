@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from alerts.audience import members
 from alerts.cap import build_cap, cap_identifier, validate_cap
@@ -248,6 +248,43 @@ class Dispatcher:
                     s.add(r)
 
     # -- CAP ------------------------------------------------------------------------------------
+    def _open_alert(self, row: Notification) -> str | None:
+        """The identifier of a CAP Alert sent for this site and zone that has no all-clear yet."""
+        with self.store.session() as s:
+            alerts = s.execute(select(Notification.episode, Notification.provider_id).where(
+                Notification.channel == "cap", Notification.kind == "cap-alert", Notification.status == "sent",
+                Notification.site == row.site, Notification.recipient == row.recipient)).all()
+            cleared = {e for (e,) in s.execute(select(Notification.episode).where(
+                Notification.channel == "cap", Notification.kind == "cap-allclear", Notification.status == "sent",
+                Notification.site == row.site, Notification.recipient == row.recipient))}
+        return next((ident for ep, ident in alerts if ep not in cleared and ep != row.episode), None)
+
+    def _allclear_refs(self, row: Notification) -> list[tuple[str, dt.datetime]] | None:
+        """What an all-clear references, or None when it must wait or has nothing to clear.
+
+        It waits for its own Alert to be sent, and for every red episode of the site that the
+        Alert covers to clear: the loudspeakers stop only when the whole site is safe."""
+        with self.store.session() as s:
+            alerts = list(s.scalars(select(Notification).where(
+                Notification.episode == row.episode, Notification.channel == "cap",
+                Notification.recipient == row.recipient, Notification.kind == "cap-alert")))
+            if any(a.status in ("pending", "sending", "unknown") for a in alerts):
+                return None  # the Alert goes first; try again on the next pass
+            own = [a for a in alerts if a.status == "sent"]
+            if not own:
+                covered = next((a.suppressed_reason for a in alerts
+                                if (a.suppressed_reason or "").startswith("covered by CAP")), None)
+                self._finish([row], "suppressed", suppressed_reason=covered or "no broadcast alert to clear")
+                return None
+            reasons = [f"covered by CAP {a.provider_id}" for a in own]
+            still_red = s.scalar(select(func.count()).select_from(Notification).join(
+                Episode, Episode.id == Notification.episode).where(
+                Notification.suppressed_reason.in_(reasons), Episode.state.in_(("active", "acknowledged"))))
+        if still_red:
+            self._update([row.id], not_before=self.clock() + dt.timedelta(seconds=1))
+            return None
+        return [(a.provider_id, a.sent_at) for a in own]
+
     def _free_identifier(self, region: str, sent: dt.datetime) -> tuple[dt.datetime, int]:
         """A (sent second, sequence digit) whose GB/T 35965.1 identifier is not taken yet: the
         pattern has one digit for messages of one issuer within one second."""
@@ -271,22 +308,22 @@ class Dispatcher:
         event = WarningEvent.from_json(row.event)
         site, zone = self.config.site(event.site), self.config.zone(row.recipient)
         cap_cfg, tz = self.config.settings.cap, self.config.settings.timezone
-        sent, seq = self._free_identifier(site.region, self.clock().replace(microsecond=0))
         if row.kind == "cap-allclear":
-            with self.store.session() as s:
-                alerts = list(s.scalars(select(Notification).where(
-                    Notification.episode == row.episode, Notification.channel == "cap",
-                    Notification.recipient == row.recipient, Notification.kind == "cap-alert")))
-            if any(a.status in ("pending", "sending", "unknown") for a in alerts):
-                return  # the Alert goes first; try again on the next pass
-            sent_alerts = [a for a in alerts if a.status == "sent"]
-            if not sent_alerts:
-                self._finish([row], "suppressed", suppressed_reason="no broadcast alert to clear")
+            refs = self._allclear_refs(row)
+            if refs is None:
                 return
-            refs = [(cap_cfg.sender, a.provider_id, a.sent_at) for a in sent_alerts]
+            sent, seq = self._free_identifier(site.region, self.clock().replace(microsecond=0))
             ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Update", sent=sent, seq=seq,
-                                   references=refs, response_type="AllClear", tz=tz)
+                                   references=[(cap_cfg.sender, i, t) for i, t in refs],
+                                   response_type="AllClear", tz=tz)
         else:
+            owner = self._open_alert(row)
+            if owner is not None:
+                # one loudspeaker alert per site and zone: a second red episode of the same site
+                # is covered by the alert already sounding (its SMS still go out)
+                self._finish([row], "suppressed", suppressed_reason=f"covered by CAP {owner}")
+                return
+            sent, seq = self._free_identifier(site.region, self.clock().replace(microsecond=0))
             ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Alert", sent=sent, seq=seq, tz=tz)
         validate_cap(xml)
         self._update([row.id], status="sending", attempts=row.attempts + 1, body=xml.decode(), provider_id=ident,

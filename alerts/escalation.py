@@ -271,15 +271,19 @@ def _text(
         if zh:
             return f"{tag}第{step.index}次提醒：{warning}仍未确认，请立即响应！"
         return f"{tag} Reminder {step.index}: {warning}, still not acknowledged. Respond now!"
-    minutes = max(int((step.due_at - raised_at) // timedelta(minutes=1)), 0)
+    waited = max(step.due_at - raised_at, timedelta(0))
+    minutes = int(waited // timedelta(minutes=1))
+    # under a minute only with shortened timings (the demo): say seconds rather than "0 minutes"
+    span_zh = f"{minutes}分钟" if minutes else f"{int(waited.total_seconds())}秒"
+    span_en = f"{minutes} min" if minutes else f"{int(waited.total_seconds())} s"
     tier = _TIERS[lang].get(step.tier or "", step.tier or "") if d.tier else ""
     if zh:
         who = site.enterprise if d.enterprise else "企业"
         head = f"叫应升级（{tier}）" if tier else "叫应升级"
-        return f"{tag}{head}：{warning}已{minutes}分钟未获企业响应，请督促{who}立即处置。"
+        return f"{tag}{head}：{warning}已{span_zh}未获企业响应，请督促{who}立即处置。"
     who = site.enterprise if d.enterprise else "the enterprise"
     head = f"Escalated to {tier}" if tier else "Escalated"
-    return f"{tag} {head}: {warning}, unanswered {minutes} min. Press {who} to act."
+    return f"{tag} {head}: {warning}, unanswered {span_en}. Press {who} to act."
 
 
 def _utf16(text: str) -> int:

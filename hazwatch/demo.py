@@ -8,6 +8,7 @@ the scenario has finished and the pipeline has gone quiet).
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
@@ -18,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.markup import escape
 
+from alerts.episodes import EpisodeError, EpisodeService
+from alerts.store import Store
 from config.topics import DELIVERIES, PARTITIONS, WARNINGS
 from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, free_port, wait_for
 
@@ -62,6 +66,34 @@ def start_services(stack: EmbeddedStack, config_dir: Path, *, ready_timeout_s: f
     return procs
 
 
+class _Answers:
+    """Plays the safety officers of ``DEMO_ANSWERS``: they acknowledge a red warning 2 s after it."""
+
+    def __init__(self, store: Store, out: _Printer) -> None:
+        self.service = EpisodeService(store)
+        self.out = out
+        self.pending: dict[str, tuple[float, str, str]] = {}
+        self.done: set[str] = set()
+
+    def seen(self, event: dict[str, Any]) -> None:
+        who = DEMO_ANSWERS.get(event["site"])
+        if who and event["level"] == "red" and event["episode"] not in self.done:
+            self.pending.setdefault(event["episode"], (time.monotonic() + 2.0, who, event["subject"]))
+
+    def due(self) -> None:
+        for episode, (at, who, subject) in list(self.pending.items()):
+            if time.monotonic() < at:
+                continue
+            del self.pending[episode]
+            self.done.add(episode)
+            try:
+                self.service.acknowledge(episode, by=who)
+            except EpisodeError as exc:
+                self.out.info(f"acknowledgement of {subject} not recorded: {exc}")
+                continue
+            self.out.emit({"type": "ack", "episode": episode, "subject": subject, "by": who})
+
+
 class _Printer:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
@@ -83,8 +115,10 @@ class _Printer:
                 f"{obj['subject']} {obj['rule']} = {obj['value']:g} {escape(obj['unit'])}"
                 f" (threshold {obj['threshold']})")
         elif kind == "sms":
-            self.console.print(f"{t} [cyan]SMS[/] {obj['status']} -> {obj['to']} ({obj['role']}, "
+            self.console.print(f"{t} [cyan]SMS[/] {obj['status']} -> {obj['to']} ({obj['role']}, {obj['kind']}, "
                                f"{obj['segments']} seg): {escape(obj['body'] or '')}")
+        elif kind == "ack":
+            self.console.print(f"{t} [green]ACK[/] {obj['subject']} acknowledged by {obj['by']} (叫应: the chain stops)")
         elif kind == "broadcast":
             self.console.print(f"{t} [magenta]BROADCAST[/] CAP {obj['status']} -> hw/v1/broadcast/{obj['zone']}/cap "
                                f"({obj['kind']}, {obj['level']}, {len(obj.get('cap') or '')} bytes)")
@@ -101,6 +135,32 @@ def _follow(bootstrap: str) -> KafkaConsumer:
     return consumer
 
 
+#: The demo replays hours of sensor data in about a minute, so its 叫应 timers run in seconds
+#: instead of minutes: county after 6 s, city 12 s, province 18 s, red reminders every 6 s.
+DEMO_SETTINGS: dict[str, Any] = {
+    "routing": {"quiet_hours": None},
+    "notify": {"group_wait_s": 3, "escalation": {
+        "steps": [{"tier": "county", "after_min": 0.1}, {"tier": "city", "after_min": 0.2},
+                  {"tier": "province", "after_min": 0.3}],
+        "red_reminder_every_min": 0.1}},
+}
+#: The chemical site's officer answers (叫应) its red warnings; the tailings dam's does not, so
+#: its warnings climb county -> city -> province.
+DEMO_ANSWERS = {"CH-001": "安全员刘强（临港石化）"}
+
+
+def demo_config(config_dir: Path, workdir: Path) -> Path:
+    """A copy of ``config_dir`` with the demo's timings (``DEMO_SETTINGS``)."""
+    out = workdir / "config"
+    shutil.copytree(config_dir, out, dirs_exist_ok=True)
+    path = out / "hazwatch.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key, value in DEMO_SETTINGS.items():
+        data[key] = {**(data.get(key) or {}), **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return out
+
+
 def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: bool,
              workdir: Path | None = None) -> int:
     out = _Printer(as_json)
@@ -109,10 +169,13 @@ def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: boo
         signal.signal(sig, lambda *_: stop.set())
     workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-demo-"))
     started = time.monotonic()
+    config_dir = demo_config(config_dir, workdir)
     with EmbeddedStack(workdir) as stack:
         out.info(f"brokers up: MQTT {stack.mqtt_kind} {stack.mqtt_url}, Kafka {stack.kafka_kind} "
                  f"{stack.kafka_bootstrap}; logs in {workdir / 'logs'}")
+        out.info("demo timing: 叫应 escalation after 6/12/18 s instead of 10/20/30 min, red reminders every 6 s")
         start_services(stack, config_dir)
+        answers = _Answers(Store(stack.extra_env["HAZWATCH_DATABASE_URL"], migrate=False), out)
         out.info(f"services ready after {time.monotonic() - started:.1f} s; starting scenario {scenario!r}")
         sim = stack.hazwatch("simulator", "simulate", "--config", str(config_dir), "--scenario", scenario)
         consumer = _follow(stack.kafka_bootstrap)
@@ -124,8 +187,10 @@ def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: boo
                         obj = orjson.loads(rec.value)
                         if rec.topic == WARNINGS:
                             obj = {"type": "warning", **obj}
+                            answers.seen(obj)
                         out.emit(obj)
                         last_activity = time.monotonic()
+                answers.due()
                 elapsed = time.monotonic() - started
                 if duration_s and elapsed >= duration_s:
                     break

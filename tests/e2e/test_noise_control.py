@@ -127,3 +127,36 @@ def test_retry_on_503_and_20429_sends_exactly_once(harness_factory) -> None:
     assert row.status == "sent" and row.attempts == 4
     assert len(h.to(OP1)) == 1
     wait_until(lambda: len(h.to(OP2)) == 1, 30, "OP2 unaffected")
+
+
+def cap_rows(h: Harness) -> list[Notification]:
+    with h.service.store.session() as s:
+        return list(s.scalars(select(Notification).where(Notification.channel == "cap").order_by(Notification.id)))
+
+
+def test_one_loudspeaker_alert_per_site_and_all_clear_after_the_last_red(harness_factory) -> None:
+    h = harness_factory()
+    h.send("raised", "red", "normal", 0, subject="TD-001/PZ-01")
+    h.send("raised", "red", "normal", 0, subject="TD-001/FB-01")
+    wait_until(lambda: len(cap_rows(h)) == 2 and all(r.status != "pending" for r in cap_rows(h)), 30, "CAP decided")
+    first, second = cap_rows(h)
+    assert first.status == "sent" and second.status == "suppressed"
+    assert second.suppressed_reason == f"covered by CAP {first.provider_id}"
+
+    h.send("cleared", "normal", "red", 1, subject="TD-001/PZ-01")  # the owner clears, FB-01 is still red
+    wait_until(lambda: any(r.kind == "cap-allclear" for r in cap_rows(h)), 30, "the all-clear planned")
+    h.clock.set(2)
+    h.service.intake.tick()
+    assert [r.status for r in cap_rows(h) if r.kind == "cap-allclear"] == ["pending"], "waits for FB-01"
+
+    h.send("cleared", "normal", "red", 3, subject="TD-001/FB-01")
+    minutes = 3.0
+
+    def cleared() -> list[str]:
+        nonlocal minutes
+        minutes += 0.05  # the clock moves on: a deferred all-clear is looked at again
+        h.clock.set(minutes)
+        return [r.status for r in cap_rows(h) if r.kind == "cap-allclear"]
+
+    # FB-01's loudspeakers never sounded for it alone, so it has no all-clear of its own
+    wait_until(lambda: cleared() == ["sent"], 30, f"one all-clear after the last red: {cleared()}")

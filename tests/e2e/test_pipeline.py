@@ -142,8 +142,10 @@ def test_scenario_end_to_end(pipeline: Pipeline, tmp_path: Path) -> None:
         assert {m["to"] for m in sms} == expected_people
 
         # 3. CAP: an Alert at red and an all-clear Update per red episode, valid against the XSD
-        red_zones = [(ep, z) for ep, eps in by_episode.items() if any(e["level"] == "red" for e in eps)
-                     for z in config.affected_zones(eps[0]["site"])]
+        # one loudspeaker Alert per site and zone (further red episodes of the site are covered
+        # by it), and one all-clear when the last of them has cleared
+        red_zones = {(eps[0]["site"], z) for eps in by_episode.values() if any(e["level"] == "red" for e in eps)
+                     for z in config.affected_zones(eps[0]["site"])}
         wait_until(lambda: len(cap.messages) >= 2 * len(red_zones), 60, "CAP broadcasts")
         schema = xsd()
         alerts, updates = {}, []
