@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from alerts.audience import members
+from alerts.audio import espeak_available, synthesize
 from alerts.cap import build_cap, cap_identifier, validate_cap
 from alerts.channels.sms import SmsChannel, SmsChannelError
 from alerts.escalation import Step, render_escalation
@@ -27,6 +28,7 @@ from alerts.http import apply_recorded_deliveries
 from alerts.noise import rate_decision
 from alerts.pipeline import sent_in_window
 from alerts.plan import notice_key
+from alerts.render import render_sms
 from alerts.segments import segments
 from alerts.store import Episode, Notification, Store
 from config.models import LEVELS, Config
@@ -58,12 +60,14 @@ class Dispatcher:
     def __init__(self, store: Store, config: Config, sms: SmsChannel, *, publish_cap: Callable[[str, bytes], None],
                  clock: Callable[[], dt.datetime], on_result: Callable[[dict[str, Any]], None] = lambda _r: None,
                  status_callback: str | None = None, rng: random.Random | None = None,
-                 audio_dir: Path | None = None) -> None:
+                 audio_dir: Path | None = None,
+                 publish_audio: Callable[[str, bytes], None] | None = None) -> None:
         self.store, self.config, self.sms = store, config, sms
         self.publish_cap, self.clock, self.on_result = publish_cap, clock, on_result
         self.status_callback = status_callback
         self.rng = rng or random.Random()
         self.audio_dir = audio_dir
+        self.publish_audio = publish_audio
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def _update(self, ids: list[int], **values: Any) -> None:
@@ -308,14 +312,18 @@ class Dispatcher:
         event = WarningEvent.from_json(row.event)
         site, zone = self.config.site(event.site), self.config.zone(row.recipient)
         cap_cfg, tz = self.config.settings.cap, self.config.settings.timezone
-        if row.kind == "cap-allclear":
+        if row.kind in ("cap-allclear", "cap-cancel"):
             refs = self._allclear_refs(row)
             if refs is None:
                 return
             sent, seq = self._free_identifier(site.region, self.clock().replace(microsecond=0))
-            ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Update", sent=sent, seq=seq,
-                                   references=[(cap_cfg.sender, i, t) for i, t in refs],
-                                   response_type="AllClear", tz=tz)
+            if row.kind == "cap-cancel":  # an operator found it a false alarm: withdraw the Alert
+                ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Cancel", sent=sent, seq=seq,
+                                       references=[(cap_cfg.sender, i, t) for i, t in refs], tz=tz)
+            else:
+                ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Update", sent=sent, seq=seq,
+                                       references=[(cap_cfg.sender, i, t) for i, t in refs],
+                                       response_type="AllClear", tz=tz)
         else:
             owner = self._open_alert(row)
             if owner is not None:
@@ -330,3 +338,20 @@ class Dispatcher:
                      sent_at=sent)
         self.publish_cap(row.recipient, xml)  # QoS 1; a duplicate CAP is harmless (same identifier)
         self._finish([row], "sent", provider_id=ident, sent_at=sent, body=xml.decode())
+        self._speak(row, event, ident)
+
+    def _speak(self, row: Notification, event: WarningEvent, ident: str) -> None:
+        """Loudspeaker audio (optional): a zh-CN WAV of the broadcast, when espeak-ng is installed."""
+        if self.publish_audio is None or self.audio_dir is None or not espeak_available():
+            return
+        site = self.config.site(event.site)
+        if row.kind == "cap-alert":
+            text = f"{render_sms(event, site, self.config.sensor(event.site, event.sensor), role='resident')}"
+        else:
+            text = f"{site.name}预警解除。" if row.kind == "cap-allclear" else f"{site.name}预警取消。"
+        try:
+            wav = synthesize(text.replace("【hazwatch】", ""), self.audio_dir / f"{ident}.wav")
+            if wav is not None:
+                self.publish_audio(row.recipient, wav.read_bytes())
+        except Exception:  # noqa: BLE001 - audio is an extra; the CAP document already went out
+            log.exception("loudspeaker audio for %s failed", ident)

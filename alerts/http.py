@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from alerts.cap import CAP_NS, build_cap, cap_identifier, cap_time, validate_cap
-from alerts.channels.sms import verify_signature
+from alerts.channels.sms import delivery_outcome, verify_signature
 from alerts.store import Delivery, Episode, LevelChange, Notification, Store, utcnow
 from config.models import Config
 from rules.events import EventKind, WarningEvent
@@ -103,6 +103,9 @@ def _advance(s: Session, sid: str, status: str, error_code: int | None) -> int:
     return int(s.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
 
 
+RETRY_AFTER_FAILED_DELIVERY_S = 30.0
+
+
 def record_status(store: Store, params: Mapping[str, str], now: dt.datetime) -> StatusOutcome:
     """Store one (already verified) status callback; move the notification's status forward.
 
@@ -115,6 +118,13 @@ def record_status(store: Store, params: Mapping[str, str], now: dt.datetime) -> 
     with store.session.begin() as s:
         s.add(Delivery(provider_id=sid, status=status, error_code=code, received_at=now,
                        payload=dict(params)))
+        if delivery_outcome(status, code) == "retry":
+            # e.g. 30001 queue overflow: the provider took the message but dropped it, so it was
+            # not delivered and may be sent again (with backoff); the old sid stays in deliveries
+            s.execute(update(Notification).where(
+                Notification.channel == "sms", Notification.provider_id == sid, Notification.status == "sent",
+            ).values(status="pending", error_code=code, error=f"provider reported {status} {code}",
+                     not_before=now + dt.timedelta(seconds=RETRY_AFTER_FAILED_DELIVERY_S)))
         if _advance(s, sid, status, code):
             return "updated"
         known = s.scalar(select(Notification.id).where(Notification.channel == "sms",

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from alerts.episodes import apply_event
 from alerts.escalation import due_steps
 from alerts.noise import SilenceRule, group_wait_until, inhibited, silenced_by
-from alerts.plan import Heard, Notice, plan_event, plan_steps
+from alerts.plan import Heard, Notice, notice_key, plan_event, plan_steps
 from alerts.store import Episode, Fault, LevelChange, Notification, Silence, Store
 from config.models import Config
 from rules.events import WarningEvent
@@ -93,7 +93,23 @@ class Intake:
                     continue
                 event = latest_event(s, ep)
                 new += self._record(s, plan_steps(self.config, event, steps, now=now), now).new
+            new += self._cancel_false_alarms(s, now)
         return new
+
+    def _cancel_false_alarms(self, s: Session, now: dt.datetime) -> int:
+        """A broadcast of an episode marked as a false alarm is withdrawn with a CAP Cancel."""
+        rows = s.execute(select(Notification).join(Episode, Episode.id == Notification.episode).where(
+            Episode.false_alarm.is_(True), Notification.channel == "cap", Notification.kind == "cap-alert",
+            Notification.status == "sent")).scalars().all()
+        notices = []
+        for alert in rows:
+            key = notice_key(alert.episode, "cap-cancel", "cap", alert.recipient)
+            if s.scalar(select(Notification.id).where(Notification.key == key)) is not None:
+                continue
+            event = WarningEvent.from_json(alert.event)
+            notices.append(Notice(key, "cap", alert.episode, alert.site, "cap-cancel", event.level, alert.recipient,
+                                  alert.name, "zone", "zh-CN", "false alarm", event, key, now))
+        return self._record(s, notices, now).new if notices else 0
 
     # -- suppression and recording --------------------------------------------------------------
     def _record(self, s: Session, notices: Sequence[Notice], now: dt.datetime) -> Recorded:

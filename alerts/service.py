@@ -60,6 +60,11 @@ class CapPublisher:
         if not info.is_published():
             raise TimeoutError(f"CAP to zone {zone} not acknowledged by the MQTT broker within {timeout_s} s")
 
+    def publish_audio(self, zone: str, wav: bytes, timeout_s: float = 10.0) -> None:
+        """The spoken broadcast for loudspeaker gateways: ``hw/v1/broadcast/{zone}/audio`` (WAV)."""
+        info = self.client.publish(f"hw/v1/broadcast/{zone}/audio", wav, qos=1)
+        info.wait_for_publish(timeout_s)
+
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
@@ -156,7 +161,7 @@ class AlertsService:
         cap = CapPublisher(s.mqtt.url)
         dispatcher = Dispatcher(self.store, self.config, self.sms, publish_cap=cap.publish, clock=self.clock,
                                 on_result=self._on_result, status_callback=callback, rng=self.rng,
-                                audio_dir=self.data_dir)
+                                audio_dir=self.data_dir, publish_audio=cap.publish_audio)
         log.info("alerts: %d notification(s) to reconcile after restart", dispatcher.recover())
         # 3. inputs
         consumer = KafkaConsumer(

@@ -89,7 +89,11 @@ def alerts(config: ConfigDir = None) -> None:
     from alerts.service import AlertsService
 
     _logging()
-    service = AlertsService(_config(config))
+    data = os.environ.get("HAZWATCH_DATA_DIR")
+    audio = Path(data) / "audio" if data else None  # loudspeaker WAVs, when espeak-ng is installed
+    if audio is not None:
+        audio.mkdir(parents=True, exist_ok=True)
+    service = AlertsService(_config(config), data_dir=audio)
     _stop_on_signals(service.stopping)
     service.on_assigned = _mark_ready
     service.run()

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from alerts.silences import SilenceService
-from alerts.store import Action, Notification
+from alerts.store import Action, Fault, Notification
 from tests.e2e.alerts_harness import (  # noqa: F401 - harness_factory is a fixture
     OFFICER_TD,
     OPERATORS,
@@ -160,3 +160,38 @@ def test_one_loudspeaker_alert_per_site_and_all_clear_after_the_last_red(harness
 
     # FB-01's loudspeakers never sounded for it alone, so it has no all-clear of its own
     wait_until(lambda: cleared() == ["sent"], 30, f"one all-clear after the last red: {cleared()}")
+
+
+def test_false_alarm_withdraws_the_broadcast_with_a_cap_cancel(harness_factory) -> None:
+    from alerts.episodes import EpisodeService
+
+    h = harness_factory()
+    episode = h.send("raised", "red", "normal", 0, subject="TD-001/GNSS-01")
+    wait_until(lambda: [r.status for r in cap_rows(h)] == ["sent"], 30, "the CAP Alert")
+    EpisodeService(h.service.store).mark_false_alarm(episode, by="值班员陈静", reason="GNSS 多路径干扰")
+    wait_until(lambda: [r.kind for r in cap_rows(h) if r.status == "sent"] == ["cap-alert", "cap-cancel"], 30,
+               "the CAP Cancel")
+    alert, cancel = cap_rows(h)
+    assert "<msgType>Cancel</msgType>" in cancel.body and alert.provider_id in cancel.body
+
+
+def test_sensor_in_fault_inhibits_its_threshold_warnings(harness_factory) -> None:
+    import orjson
+
+    from config.topics import HEALTH
+
+    h = harness_factory()
+    h.producer.send(HEALTH, key=b"TD-001", value=orjson.dumps(
+        {"site": "TD-001", "subject": "TD-001/WL-01", "check": "stuck", "state": "fault"})).get(10)
+
+    def in_fault() -> bool:
+        with h.service.store.session() as s:
+            return s.get(Fault, "TD-001/WL-01") is not None
+
+    wait_until(in_fault, 30, "the fault recorded")
+    h.send("raised", "orange", "normal", 0, subject="TD-001/WL-01")
+    wait_until(lambda: rows_for(h, OP1), 30, "the orange notice")
+    assert rows_for(h, OP1)[0].status == "suppressed"
+    assert "fault" in (rows_for(h, OP1)[0].suppressed_reason or "")
+    h.send("escalated", "red", "orange", 1, subject="TD-001/WL-01")  # red still goes out
+    wait_until(lambda: h.to(OP1), 30, "the red SMS")
