@@ -27,7 +27,17 @@ from pydantic import (
     model_validator,
 )
 
+from config.models_base import (
+    ID_PATTERN,
+    LEVELS,
+    Id,
+    LadderStep,
+    WarningLevel,
+    _Model,
+    level_rank,
+)
 from config.notify import NotifySettings, Recipient, Routing, Zone
+from config.rules import QualitySpec, RainRule
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -49,21 +59,6 @@ __all__ = [
     "level_rank",
     "zone_shape",
 ]
-
-#: Ids of sites, sensors and zones; the same pattern the MQTT contract uses (DESIGN.md).
-ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-
-#: Levels in order of severity (DESIGN.md: normal < blue < yellow < orange < red).
-LEVELS: tuple[str, ...] = ("normal", "blue", "yellow", "orange", "red")
-Level = Literal["normal", "blue", "yellow", "orange", "red"]
-WarningLevel = Literal["blue", "yellow", "orange", "red"]
-
-
-def level_rank(level: str) -> int:
-    """0 for normal up to 4 for red."""
-    return LEVELS.index(level)
-
 
 #: Units accepted for each measured quantity; the first is the canonical one.
 QUANTITY_UNITS: dict[str, tuple[str, ...]] = {
@@ -96,25 +91,6 @@ Quantity = Literal[
     "rain_increment",
     "rain_1h",
 ]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LadderStep(_Model):
-    """One rung of a threshold ladder: at or beyond ``value`` the level is at least ``level``."""
-
-    level: WarningLevel
-    value: float
-    tag: Literal["L", "LL", "H", "HH"] | None = None
-    """The DCS/SCADA tag limit this rung stands for, when it comes from one."""
-
-    @model_validator(mode="after")
-    def _finite(self) -> LadderStep:
-        if not math.isfinite(self.value):
-            raise ValueError("threshold value must be a finite number")
-        return self
 
 
 class ThresholdRule(_Model):
@@ -165,6 +141,9 @@ class Sensor(_Model):
     range: tuple[float, float] | None = None
     """Physical measuring range [min, max] in ``unit``."""
     thresholds: list[ThresholdRule] = []
+    rain: RainRule | None = None
+    """Sliding-window rainfall rule (rain gauges: quantity rain_increment)."""
+    quality: QualitySpec = QualitySpec()
 
     @model_validator(mode="after")
     def _unit_matches(self) -> Sensor:

@@ -29,14 +29,13 @@ import time
 from collections.abc import Callable, Iterable
 
 import faust
-import numpy as np
 import orjson
 
 from config.models import Config
 from config.topics import DEADLETTER, PARTITIONS, READINGS, WARNINGS
-from rules.threshold import ThresholdEngine, ThresholdTable
+from rules.engine import Batch, Engine
 
-__all__ = ["build_app", "decode_batches", "run_worker"]
+__all__ = ["build_app", "decode", "run_worker"]
 
 log = logging.getLogger("hazwatch.rules")
 
@@ -44,39 +43,18 @@ TAKE_MAX = 1000
 TAKE_WITHIN_S = 0.2
 
 
-def decode_batches(
-    table: ThresholdTable, values: Iterable[bytes]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[str], list[tuple[bytes, str]]]:
-    """Columnar readings messages -> (sensor index, ts ms, value) arrays, sites, rejects.
-
-    Readings with a non-zero quality code are not evaluated against thresholds (a device that
-    says its reading is bad must not raise or clear a warning).
-    """
-    idx: list[int] = []
-    ts: list[int] = []
-    val: list[float] = []
-    sites: set[str] = set()
+def decode(values: Iterable[bytes]) -> tuple[Batch, set[str], list[tuple[bytes, str]]]:
+    """``hazwatch.readings`` values -> one columnar batch, its sites, and undecodable messages."""
+    good: list[dict] = []
     rejects: list[tuple[bytes, str]] = []
     for raw in values:
         try:
             msg = orjson.loads(raw)
-            site = msg["site"]
-            lookup = table.sensor_index
-            rows = [
-                (lookup[(site, s)], int(t), float(v))
-                for s, t, v, q in zip(msg["sensor"], msg["ts"], msg["v"], msg["q"], strict=True)
-                if q == 0
-            ]
+            Batch.from_messages([msg])  # validates the columns
+            good.append(msg)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the batch
             rejects.append((raw, f"undecodable readings message: {exc!r}"))
-            continue
-        sites.add(site)
-        for i, t, v in rows:
-            idx.append(i)
-            ts.append(t)
-            val.append(v)
-    return (np.asarray(idx, dtype=np.int64), np.asarray(ts, dtype=np.int64),
-            np.asarray(val, dtype=np.float64), sites, rejects)
+    return Batch.from_messages(good), {m["site"] for m in good}, rejects
 
 
 def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | None = None) -> faust.App:
@@ -104,8 +82,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     )
     # 4. the pure engine; its arrays are scratch space loaded from the table per batch
-    rules = ThresholdTable.from_config(config)
-    engine = ThresholdEngine(rules)
+    engine = Engine(config)
 
     @app.agent(readings)
     async def evaluate(stream: faust.Stream) -> None:
@@ -119,30 +96,25 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
                                                               "payload": raw.decode("utf-8", "replace")}))
 
     async def _evaluate(values: list[bytes]) -> None:
-        idx, ts, val, sites, rejects = decode_batches(rules, values)
+        batch, sites, rejects = decode(values)
         for raw, reason in rejects:
             await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
                                                       "payload": raw.decode("utf-8", "replace")}))
-        site_rows = {s: rules.rows_of_site.get(s, np.empty(0, dtype=np.int64)) for s in sites}
-        for site, rows in site_rows.items():  # load the durable state of these sites
-            engine.state.reset_rows(rows)
-            saved = state_table[site]
-            for r in rows:
-                if rules.key(int(r)) in saved:
-                    engine.state.import_row(int(r), saved[rules.key(int(r))])
-        transitions = engine.process(idx, ts, val)
-        now_ms = int(time.time() * 1000)
+        for site in sites:  # load the durable state of these sites
+            engine.import_site(site, state_table[site])
+        out = engine.process(batch, now_ms=int(time.time() * 1000))
+        for i, reason in out.rejects:
+            await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
+                                                      "site": batch.site[i], "sensor": batch.sensor[i]}))
         pending = []
-        for t in transitions:
-            event = engine.to_event(t, now_ms)
+        for event in out.warnings:
             pending.append(await warnings.send(key=event.site.encode(), value=event.to_json()))
             log.info("%s %s %s -> %s (%s %s)", event.subject, event.kind, event.previous, event.level,
                      event.value, event.unit)
         for fut in pending:  # the events are in Kafka before the state says they happened
             await fut
-        for site, rows in site_rows.items():
-            exported = engine.state.export_rows(rows)
-            state_table[site] = {rules.key(r): v for r, v in exported.items()}
+        for site in sites:
+            state_table[site] = engine.export_site(site)
 
     return app
 
