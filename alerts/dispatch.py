@@ -122,13 +122,18 @@ class Dispatcher:
 
     # -- SMS ------------------------------------------------------------------------------------
     def _group(self, first: Notification, now: dt.datetime) -> list[Notification]:
-        """The pending rows that go out with ``first``: same site, recipient and channel, planned
-        within the grouping window (quiet-hours deferrals stay where they are)."""
+        """The pending rows that go out with ``first``: same site, recipient and channel. Earlier
+        rows always come along (a recipient never reads the all-clear before the warning, even
+        when the warning is in retry backoff or held by quiet hours); later ones when they were
+        planned within the grouping window. Empty while an earlier send is still unresolved."""
         horizon = now + dt.timedelta(seconds=self.config.settings.notify.group_wait_s)
         with self.store.session() as s:
-            return list(s.scalars(select(Notification).where(
-                Notification.group_key == first.group_key, Notification.status == "pending",
-                Notification.not_before <= horizon).order_by(Notification.id)))
+            rows = list(s.scalars(select(Notification).where(
+                Notification.group_key == first.group_key,
+                Notification.status.in_(("pending", "sending", "unknown"))).order_by(Notification.id)))
+        if any(r.status != "pending" and r.id < first.id for r in rows):
+            return []  # wait until the earlier send is reconciled
+        return [r for r in rows if r.status == "pending" and (r.id <= first.id or r.not_before <= horizon)]
 
     def _sms_group(self, first: Notification, now: dt.datetime) -> None:
         rows = self._group(first, now) if first.kind not in STEP_KINDS else [first]
