@@ -1,15 +1,13 @@
 """Configuration: the example loads; every kind of bad configuration gives its exact error.
 
-Each directory under ``tests/fixtures/bad_config/`` is a full copy of ``config/example/`` with one
-defect (marked ``# DEFECT:`` on the changed or added line) and an ``expected.txt`` holding the exact
-``FILE: PATH: REASON`` line(s) it must give (``str(ConfigIssue)``).
+Each file ``tests/fixtures/bad_config/<case>.yaml`` is one kind of bad configuration: an edit of one
+file of ``config/example/`` and the exact ``FILE: PATH: REASON`` line(s) it must give
+(``str(ConfigIssue)``). ``tests/config/fixtures.py`` applies it to a fresh copy of the example.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,11 +19,17 @@ from config.loader import ENV_OVERRIDES, ConfigError, ConfigIssue, example_dir, 
 from config.models import zone_shape
 from config.notify import Escalation, QuietHours, RoutingMatch, region_prefix
 from hazwatch.cli import app
+from tests.config.fixtures import (
+    BAD_CONFIG,
+    EXAMPLE,
+    BadConfigCase,
+    FixtureDoesNotApply,
+    case_names,
+    load_case,
+    materialise,
+)
 
-TESTS = Path(__file__).resolve().parents[1]
-EXAMPLE = TESTS.parent / "config" / "example"
-BAD = TESTS / "fixtures" / "bad_config"
-FIXTURES = sorted(p for p in BAD.iterdir() if p.is_dir())
+CASES = case_names()
 
 #: The kinds of error the fixtures must cover (STYLE.md 5: one fixture per kind).
 REQUIRED_KINDS = {
@@ -78,8 +82,8 @@ REQUIRED_KINDS = {
 }
 
 
-def _expected(fixture: Path) -> list[str]:
-    return (fixture / "expected.txt").read_text(encoding="utf-8").splitlines()
+def _expected(case: str) -> list[str]:
+    return list(load_case(case).expect)
 
 
 def _issues(directory: Path) -> list[str]:
@@ -271,43 +275,53 @@ def test_escalation_steps_need_distinct_times() -> None:
 
 
 def test_every_kind_of_error_has_a_fixture() -> None:
-    assert REQUIRED_KINDS <= {p.name for p in FIXTURES}
+    assert REQUIRED_KINDS <= set(CASES)
 
 
-@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.name for p in FIXTURES])
-def test_fixture_is_the_example_with_one_marked_defect(fixture: Path) -> None:
-    """One changed or added line, marked ``# DEFECT:``; or one file left out."""
-    changed: list[str] = []
-    missing = []
-    for name in sorted(p.name for p in EXAMPLE.glob("*.yaml")):
-        if not (fixture / name).exists():
-            missing.append(name)
-            continue
-        before = (EXAMPLE / name).read_text(encoding="utf-8").splitlines()
-        after = (fixture / name).read_text(encoding="utf-8").splitlines()
-        ops = difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes()
-        for tag, i1, i2, j1, j2 in ops:
-            if tag != "equal":
-                assert tag in ("replace", "insert") and i2 - i1 <= 1 and j2 - j1 == 1, (name, tag)
-                changed += after[j1:j2]
-    assert len(changed) + len(missing) == 1, (changed, missing)
-    assert all("# DEFECT: " in line for line in changed)
+def test_bad_config_holds_only_case_files() -> None:
+    """No leftover full copies of the example: every kind is one ``<case>.yaml``."""
+    assert sorted(p.name for p in BAD_CONFIG.iterdir()) == [f"{name}.yaml" for name in CASES]
 
 
-@pytest.mark.parametrize("fixture", FIXTURES, ids=[p.name for p in FIXTURES])
-def test_bad_config_gives_its_exact_error(fixture: Path) -> None:
-    expected = _expected(fixture)
-    assert expected, f"{fixture}/expected.txt is empty"
-    assert _issues(fixture) == expected
+@pytest.mark.parametrize("name", CASES)
+def test_bad_config_gives_its_exact_error(name: str, tmp_path: Path) -> None:
+    case = load_case(name)
+    assert case.expect, f"{name}: expect is empty"
+    assert _issues(materialise(tmp_path / "config", case)) == list(case.expect)
 
 
-def test_error_message_lists_every_issue() -> None:
-    fixture = BAD / "latitude_out_of_range"
+def test_a_case_that_no_longer_applies_fails_loudly(tmp_path: Path) -> None:
+    """An example edited under a case is reported, not silently tested unchanged."""
+    drifted = BadConfigCase(
+        name="drifted",
+        description="old text the example no longer has",
+        file="sites.yaml",
+        expect=("sites.yaml: sites[0].lat: whatever",),
+        old="    lat: 99.0000\n",
+        new="    lat: 199.0000\n",
+    )
+    with pytest.raises(FixtureDoesNotApply, match=r"fixture drifted no longer applies: .* 0 times"):
+        materialise(tmp_path / "a", drifted)
+    twice = BadConfigCase(
+        name="twice",
+        description="old text the example has more than once",
+        file="sites.yaml",
+        expect=("sites.yaml: sites[0].sensors[0].range: whatever",),
+        old="range: [0, 100]",
+        new="range: [100, 0]",
+    )
+    with pytest.raises(FixtureDoesNotApply, match=r"fixture twice no longer applies: .* 2 times"):
+        materialise(tmp_path / "b", twice)
+
+
+def test_error_message_lists_every_issue(tmp_path: Path) -> None:
+    directory = _combine(tmp_path, "latitude_out_of_range")
     with pytest.raises(ConfigError) as info:
-        load_config(fixture, env={})
-    assert info.value.directory == fixture
+        load_config(directory, env={})
+    assert info.value.directory == directory
     assert str(info.value) == (
-        f"invalid configuration in {fixture} (1 error(s)):\n  {_expected(fixture)[0]}"
+        f"invalid configuration in {directory} (1 error(s)):\n"
+        f"  {_expected('latitude_out_of_range')[0]}"
     )
 
 
@@ -321,28 +335,24 @@ def test_issue_rendering() -> None:
     )
 
 
-def _combine(tmp_path: Path, *sources: tuple[str, str]) -> Path:
-    """The example with some files taken from single-defect fixtures: ``(fixture, file)``."""
-    out = tmp_path / "config"
-    shutil.copytree(EXAMPLE, out)
-    for fixture, name in sources:
-        shutil.copy(BAD / fixture / name, out / name)
-    return out
+def _combine(tmp_path: Path, *cases: str) -> Path:
+    """The example with the defects of some bad-configuration cases, applied in order."""
+    return materialise(tmp_path / "config", *(load_case(name) for name in cases))
 
 
 def test_all_errors_are_reported_not_only_the_first(tmp_path: Path) -> None:
     directory = _combine(
         tmp_path,
-        ("routing_unknown_audience", "hazwatch.yaml"),
-        ("latitude_out_of_range", "sites.yaml"),
-        ("polygon_self_intersecting", "zones.yaml"),
-        ("phone_not_e164", "recipients.yaml"),
+        "routing_unknown_audience",  # hazwatch.yaml
+        "latitude_out_of_range",  # sites.yaml
+        "polygon_self_intersecting",  # zones.yaml
+        "phone_not_e164",  # recipients.yaml
     )
     expected = [
-        *_expected(BAD / "routing_unknown_audience"),
-        *_expected(BAD / "latitude_out_of_range"),
-        *_expected(BAD / "polygon_self_intersecting"),
-        *_expected(BAD / "phone_not_e164"),
+        *_expected("routing_unknown_audience"),
+        *_expected("latitude_out_of_range"),
+        *_expected("polygon_self_intersecting"),
+        *_expected("phone_not_e164"),
     ]
     assert _issues(directory) == expected
 
@@ -350,30 +360,22 @@ def test_all_errors_are_reported_not_only_the_first(tmp_path: Path) -> None:
 def test_all_cross_reference_errors_are_reported(tmp_path: Path) -> None:
     directory = _combine(
         tmp_path,
-        ("site_unknown_extra_zone", "sites.yaml"),
-        ("regulator_region_without_site", "recipients.yaml"),
-    )
-    text = (directory / "recipients.yaml").read_text(encoding="utf-8")
-    (directory / "recipients.yaml").write_text(
-        text.replace("enterprise: 石桥镇水务站}", "enterprise: 石桥水务站}"), encoding="utf-8"
+        "site_unknown_extra_zone",
+        "regulator_region_without_site",
+        "officer_enterprise_without_site",  # the same file: both edits apply
     )
     assert _issues(directory) == [
-        *_expected(BAD / "site_unknown_extra_zone"),
-        *_expected(BAD / "officer_enterprise_without_site"),  # recipients[4]
-        *_expected(BAD / "regulator_region_without_site"),  # recipients[11]
+        *_expected("site_unknown_extra_zone"),
+        *_expected("officer_enterprise_without_site"),  # recipients[4]
+        *_expected("regulator_region_without_site"),  # recipients[11]
     ]
 
 
 def test_several_errors_in_one_file(tmp_path: Path) -> None:
-    directory = _combine(tmp_path)
-    sites = directory / "sites.yaml"
-    text = sites.read_text(encoding="utf-8")
-    text = text.replace('    region: "320582"\n', '    region: "32058"\n', 1)
-    text = text.replace("        quantity: combustible_gas\n", "        quantity: methane\n", 1)
-    sites.write_text(text, encoding="utf-8")
+    directory = _combine(tmp_path, "bad_region_code", "unknown_quantity")  # both in sites.yaml
     issues = _issues(directory)
-    assert issues[0] == _expected(BAD / "bad_region_code")[0]
-    assert issues[1] == _expected(BAD / "unknown_quantity")[0]
+    assert issues[0] == _expected("bad_region_code")[0]
+    assert issues[1] == _expected("unknown_quantity")[0]
     assert len(issues) == 2
 
 
@@ -401,23 +403,21 @@ def test_zones_and_recipients_are_optional(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------- command line
 
 
-def test_check_config_reports_file_path_reason_and_exits_1(no_env_overrides: None) -> None:
-    fixture = BAD / "latitude_out_of_range"
-    result = CliRunner().invoke(app, ["check-config", str(fixture)])
+def test_check_config_reports_file_path_reason_and_exits_1(
+    tmp_path: Path, no_env_overrides: None
+) -> None:
+    directory = _combine(tmp_path, "latitude_out_of_range")
+    result = CliRunner().invoke(app, ["check-config", str(directory)])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"{fixture}/sites.yaml: sites[1].lat: Input should be less than or equal to 90",
+        f"{directory}/sites.yaml: sites[1].lat: Input should be less than or equal to 90",
         "1 error(s)",
     ]
     assert result.stdout == ""
 
 
 def test_check_config_reports_every_error(tmp_path: Path, no_env_overrides: None) -> None:
-    directory = _combine(
-        tmp_path,
-        ("routing_unknown_audience", "hazwatch.yaml"),
-        ("phone_not_e164", "recipients.yaml"),
-    )
+    directory = _combine(tmp_path, "routing_unknown_audience", "phone_not_e164")
     result = CliRunner().invoke(app, ["check-config", str(directory)])
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
