@@ -162,8 +162,8 @@ def quiet_until(config: Config, target: Target, level: str, now: datetime) -> da
     """
     _aware(now, "now")
     quiet = config.settings.routing.quiet_hours
-    if quiet is None or level == "red" or target.audience not in quiet.audiences:
-        return None
+    if quiet is None or level not in quiet.levels or target.audience not in quiet.audiences:
+        return None  # red is never in quiet.levels
     tz = ZoneInfo(config.settings.timezone)
     local = now.astimezone(tz)
     if not in_window(local.time(), quiet.start, quiet.end, equal_is_all_day=False):

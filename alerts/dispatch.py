@@ -47,6 +47,14 @@ def backoff_s(attempts: int, rng: random.Random, base_s: float = 1.0, cap_s: flo
     return step / 2 + rng.uniform(0, step / 2)
 
 
+def _urgency(row: Notification) -> str:
+    """The level a notice counts as for rate limits: an all-clear counts as the peak it ends."""
+    if row.kind == "cleared":
+        peak = WarningEvent.from_json(row.event).detail.get("peak", "normal")
+        return peak if peak in LEVELS else "normal"
+    return row.level if row.level in LEVELS else "normal"
+
+
 def _plain(rows: list[Notification], config: Config) -> str:
     """The last-resort text: site, colour and values, nothing that can fail to render."""
     colours = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色", "normal": "解除"}
@@ -140,11 +148,12 @@ class Dispatcher:
         rows = self._drop_answered(rows)
         if not rows:
             return
-        top = max(rows, key=lambda r: LEVELS.index(r.level) if r.level in LEVELS else 0)
         limit = self.config.settings.notify.rate_limit
         with self.store.session() as s:
             count = sent_in_window(s, first.recipient, now - dt.timedelta(hours=limit.window_h))
-        decision = rate_decision(sent_in_window=count, level=top.level if top.kind != "cleared" else "normal", cfg=limit)
+        # an all-clear weighs what it ends: the 解除 after a red (立即转移) is never capped away
+        urgency = max((_urgency(r) for r in rows), key=LEVELS.index)
+        decision = rate_decision(sent_in_window=count, level=urgency, cfg=limit)
         if decision == "drop":
             self._finish(rows, "suppressed", suppressed_reason=f"rate limit: {count} SMS in {limit.window_h:g} h")
             return
@@ -154,7 +163,7 @@ class Dispatcher:
             log.exception("rendering %s failed; sending the plain text", first.key)
             body = _plain(rows, self.config)
         self._update([r.id for r in rows], status="sending", body=body, segments=segments(body),
-                     attempts=rows[0].attempts + 1)
+                     attempts=rows[0].attempts + 1, delivery_status=None)
         result = self.sms.send(first.recipient, body, status_callback=self.status_callback)
         now = self.clock()
         if result.outcome == "sent":
@@ -243,13 +252,15 @@ class Dispatcher:
         day = now.strftime("%Y%m%d")
         rows = []
         for op in members(self.config, site, "operators"):
-            body = (f"【hazwatch】{row.recipient}（{row.name}）24小时内已发{count + 1}条短信，超出限额，"
+            hours = f"{self.config.settings.notify.rate_limit.window_h:g}"
+            body = (f"【hazwatch】{row.recipient}（{row.name}）{hours}小时内已发{count + 1}条短信，超出限额，"
                     f"{site.name}红色预警仍已发出，请电话确认送达。")
             rows.append(Notification(
                 key=notice_key(row.recipient, f"over-cap:{day}", "sms", op.address), channel="sms",
                 episode=row.episode, site=row.site, kind="over-cap", level="red", recipient=op.address,
                 name=op.name, role=op.role, language="zh-CN", reason="rate limit exceeded by red",
-                event=row.event, group_key=f"over-cap|{op.address}|{day}", body=body, segments=segments(body),
+                event=row.event, group_key=notice_key(row.recipient, f"over-cap:{day}", "sms", op.address),
+                body=body, segments=segments(body),
                 status="pending", created_at=now, not_before=now))
         with self.store.session.begin() as s:
             for r in rows:
@@ -308,8 +319,9 @@ class Dispatcher:
             sent += dt.timedelta(seconds=1)
 
     def _cap(self, row: Notification) -> None:
-        if row.status == "unknown" and row.body and row.provider_id:
-            # built and maybe published before a crash: publish the very same document again
+        if row.body and row.provider_id:
+            # built and maybe published before a crash or a PUBACK timeout: publish the very same
+            # document again
             # (same identifier, so a gateway that has it already recognises the repeat)
             self.publish_cap(row.recipient, row.body.encode())
             self._finish([row], "sent", provider_id=row.provider_id, sent_at=row.sent_at or self.clock())

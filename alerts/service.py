@@ -176,14 +176,18 @@ class AlertsService:
                     if self.on_assigned is not None and consumer.assignment():
                         self.on_assigned()
                         self.on_assigned = None
-                except Exception:  # noqa: BLE001 - Kafka hiccup: the offsets were not committed
+                except Exception:  # noqa: BLE001 - Kafka or store hiccup: unhandled events are read again
                     log.exception("intake failed; retrying")
                     time.sleep(1)
                 try:
                     self.intake.tick()
                 except Exception:  # noqa: BLE001 - the next pass plans the same steps again
                     log.exception("escalation timers failed")
-                dispatcher.run_once()
+                try:
+                    dispatcher.run_once()
+                except Exception:  # noqa: BLE001 - e.g. the store is down: nothing is lost, try again
+                    log.exception("dispatch failed; retrying")
+                    time.sleep(1)
         finally:
             consumer.close()
             self.producer.flush(5)

@@ -203,11 +203,13 @@ class RoutingRule(_Model):
 
 
 class QuietHours(_Model):
-    """Non-red messages to these audiences wait until the quiet hours end. Never red."""
+    """Messages of these levels to these audiences wait until the quiet hours end. Never red."""
 
     start: HHMM
     end: HHMM
     audiences: list[Audience] = ["residents"]
+    levels: list[Literal["blue", "yellow", "orange"]] = ["blue", "yellow"]
+    """Orange is not held by default: for mountain torrents it means 准备转移 (prepare to evacuate)."""
 
     @model_validator(mode="after")
     def _not_empty(self) -> QuietHours:

@@ -234,19 +234,21 @@ def resident(site: str = "RG-001") -> Target:
 
 
 @pytest.mark.parametrize(("now", "level", "expected"), [
-    pytest.param(datetime(2025, 11, 23, 23, 0, tzinfo=SH), "orange", datetime(2025, 11, 24, 7, 0, tzinfo=SH),
-                 id="23:00-orange-waits-till-07:00-next-day"),
-    pytest.param(datetime(2025, 11, 23, 22, 0, tzinfo=SH), "orange", datetime(2025, 11, 24, 7, 0, tzinfo=SH),
+    pytest.param(datetime(2025, 11, 23, 23, 0, tzinfo=SH), "yellow", datetime(2025, 11, 24, 7, 0, tzinfo=SH),
+                 id="23:00-yellow-waits-till-07:00-next-day"),
+    pytest.param(datetime(2025, 11, 23, 22, 0, tzinfo=SH), "yellow", datetime(2025, 11, 24, 7, 0, tzinfo=SH),
                  id="22:00-start-is-quiet"),
-    pytest.param(datetime(2025, 11, 23, 21, 59, 59, tzinfo=SH), "orange", None, id="21:59:59-not-quiet"),
+    pytest.param(datetime(2025, 11, 23, 21, 59, 59, tzinfo=SH), "yellow", None, id="21:59:59-not-quiet"),
     pytest.param(datetime(2025, 11, 24, 0, 30, tzinfo=SH), "yellow", datetime(2025, 11, 24, 7, 0, tzinfo=SH),
                  id="after-midnight-ends-same-day"),
     pytest.param(datetime(2025, 11, 24, 6, 59, 59, tzinfo=SH), "blue", datetime(2025, 11, 24, 7, 0, tzinfo=SH),
                  id="06:59:59-still-quiet"),
-    pytest.param(datetime(2025, 11, 24, 7, 0, tzinfo=SH), "orange", None, id="07:00-end-is-not-quiet"),
+    pytest.param(datetime(2025, 11, 24, 7, 0, tzinfo=SH), "yellow", None, id="07:00-end-is-not-quiet"),
     pytest.param(datetime(2025, 11, 23, 23, 0, tzinfo=SH), "red", None, id="never-red"),
-    pytest.param(datetime(2025, 11, 23, 15, 0, tzinfo=UTC), "orange", datetime(2025, 11, 24, 7, 0, tzinfo=SH),
+    pytest.param(datetime(2025, 11, 23, 15, 0, tzinfo=UTC), "yellow", datetime(2025, 11, 24, 7, 0, tzinfo=SH),
                  id="utc-now-15:00Z-is-23:00-local"),
+    pytest.param(datetime(2025, 11, 23, 23, 0, tzinfo=SH), "orange", None,
+                 id="23:00-orange-is-not-held-by-default-(torrent-prepare-to-evacuate)"),
 ])
 def test_quiet_until_resident(now: datetime, level: str, expected: datetime | None) -> None:
     got = quiet_until(CFG, resident(), level, now)
@@ -255,11 +257,12 @@ def test_quiet_until_resident(now: datetime, level: str, expected: datetime | No
         assert got.utcoffset() == timedelta(hours=8)
 
 
-def test_quiet_hours_hold_the_torrent_prepare_sms_but_not_the_operators() -> None:
+def test_quiet_hours_never_hold_the_torrent_prepare_to_evacuate_sms() -> None:
+    # orange at a rain gauge is 准备转移 for the villagers: the example's quiet hours hold only
+    # blue and yellow, so it goes out at 23:00 like every other audience's message
     at_23 = datetime(2025, 11, 23, 23, 0, tzinfo=SH)
     held = {t.address: quiet_until(CFG, t, "orange", at_23) for t in route(CFG, event("RG-001", "orange"), at_23)}
-    morning = datetime(2025, 11, 24, 7, 0, tzinfo=SH)
-    assert held == {OPS[0]: None, OPS[1]: None, OFFICER["RG-001"]: None, RESIDENTS["RG-001"][0]: morning}
+    assert held == {OPS[0]: None, OPS[1]: None, OFFICER["RG-001"]: None, RESIDENTS["RG-001"][0]: None}
 
 
 def test_quiet_hours_never_hold_red_of_any_audience() -> None:
@@ -272,7 +275,9 @@ def test_quiet_hours_never_hold_red_of_any_audience() -> None:
 @pytest.mark.parametrize(("quiet", "expected"), [
     (None, None),
     (QuietHours(start="22:00", end="07:00", audiences=["operators"]), None),
-    (QuietHours(start="21:00", end="23:30", audiences=["residents"]), datetime(2025, 11, 23, 23, 30, tzinfo=SH)),
+    (QuietHours(start="21:00", end="23:30", audiences=["residents"], levels=["orange"]),
+     datetime(2025, 11, 23, 23, 30, tzinfo=SH)),
+    (QuietHours(start="21:00", end="23:30", audiences=["residents"]), None),  # orange not held by default
 ])
 def test_quiet_hours_configurations(quiet: QuietHours | None, expected: datetime | None) -> None:
     config = with_routing(Routing(rules=CFG.settings.routing.rules, quiet_hours=quiet))

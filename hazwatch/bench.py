@@ -1,0 +1,358 @@
+"""``hazwatch bench rules``: engine-only throughput of the rule engine, against a plain baseline.
+
+What is measured (docs/BENCHMARKS.md):
+
+1. a synthetic configuration of N sensors: the example sites replicated (each synthetic site is a
+   copy of one example site whose sensors are replicated ~``sensors_per_site`` times), so every
+   rule kind the example configures -- today threshold ladders, later rain windows and data
+   quality -- is in the run, because the engine is built from a real :class:`~config.Config`;
+2. readings generated with numpy *before* timing: every sensor reports 1-3 readings per micro-batch
+   (10 s apart, 30 s of event time per batch, ~2 N readings per batch); most values are normal,
+   a few sensors at a time go on an excursion across their rungs and come back, so warnings are
+   raised, escalated and cleared;
+3. :meth:`rules.engine.Engine.process` over all batches, ``repeats`` times with a fresh engine,
+   pinned to one CPU; the median readings/s is reported (batch construction is not timed, the
+   (site, sensor) -> index mapping inside ``process`` is);
+4. the same readings (a prefix of ``baseline_readings``) through
+   :class:`hazwatch.bench_baseline.BaselineEngine`, a per-reading Python loop, for the ratio;
+5. the bytes of the engine's numpy arrays per sensor: ``state`` (per-sensor mutable state),
+   ``window buffers`` (ring buffers of window rules) and the compiled rule tables, found by walking
+   the engine's attributes (an attribute path through ``state``/``*State`` counts as state, one
+   naming a window, buffer or ring as a window buffer); plus everything the engine allocates
+   (tracemalloc), Python dicts and lists included.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import os
+import platform
+import pstats
+import statistics
+import sys
+import time
+import tracemalloc
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from config import Config, example_dir, load_config
+from config.models import Sensor, Site
+from hazwatch.bench_baseline import BaselineEngine
+from rules.engine import Batch, Engine
+
+__all__ = [
+    "TARGETS",
+    "array_inventory",
+    "bench_app",
+    "bench_command",
+    "bench_rules",
+    "machine_info",
+    "synthetic_batches",
+    "synthetic_config",
+]
+
+#: Targets of issue 5 on the 2-core reference machine.
+TARGETS = {"engine_readings_per_s": 2_000_000, "ratio": 50.0, "state_bytes_per_sensor": 1024}
+BATCH_SPAN_MS = 30_000
+"""Event time covered by one micro-batch; a sensor's 1-3 readings in it are 10 s apart."""
+START_MS = 1_719_792_000_000  # 2024-07-01T00:00:00Z, a fixed epoch: the run reads no clock
+
+
+def synthetic_config(sensors: int, *, template: Config | None = None,
+                     sensors_per_site: int = 100) -> Config:
+    """``sensors`` sensors on copies of the template's sites (default: the example configuration).
+
+    Site ``k`` copies template site ``k mod len(sites)``, with ids ``{site}-{k:05d}``; its sensors
+    are the template site's sensors repeated, with ids ``{sensor}-{rep:03d}``. Models are copied,
+    not re-validated: they were validated when the template was loaded.
+    """
+    if sensors < 1:
+        raise ValueError(f"sensors must be >= 1, got {sensors}")
+    tpl = template if template is not None else load_config(example_dir())
+    sites: list[Site] = []
+    left, k = sensors, 0
+    while left > 0:
+        base = tpl.sites[k % len(tpl.sites)]
+        reps = max(1, sensors_per_site // len(base.sensors))
+        copies: list[Sensor] = [s.model_copy(update={"id": f"{s.id}-{r:03d}"})
+                                for r in range(reps) for s in base.sensors][:left]
+        sites.append(base.model_copy(update={"id": f"{base.id}-{k:05d}", "sensors": copies}))
+        left -= len(copies)
+        k += 1
+    return Config(settings=tpl.settings, sites=sites, zones=tpl.zones, recipients=tpl.recipients)
+
+
+def _profiles(config: Config) -> dict[str, np.ndarray]:
+    """Per sensor: normal value and noise, excursion range and noise, physical range."""
+    cols: dict[str, list[float]] = {k: [] for k in ("normal", "sd", "lo_x", "hi_x", "sd_x", "lo", "hi")}
+    for site in config.sites:
+        for s in site.sensors:
+            lo, hi = s.range if s.range is not None else (-1e12, 1e12)
+            if s.thresholds:
+                ladder = s.thresholds[0].ladder
+                sign = 1.0 if s.thresholds[0].direction == "high" else -1.0
+                first, last = ladder[0].value, ladder[-1].value
+                span = max(abs(last - first), 1e-6 + abs(first) * 0.1)
+                safe = (lo if sign > 0 else hi) if s.range is not None else first - sign * 2 * span
+                normal = first + 0.5 * (safe - first)
+                row = (normal, 0.1 * abs(normal - first), first - sign * 0.1 * span,
+                       last + sign * 0.2 * span, 0.02 * span)
+            else:  # a sensor without threshold rules (rain increments): small values, bursts
+                width = (hi - lo) if s.range is not None else 1.0
+                base = lo if s.range is not None else 0.0
+                row = (base, 0.01 * width, base, base + 0.3 * width, 0.02 * width)
+            for key, val in zip(("normal", "sd", "lo_x", "hi_x", "sd_x", "lo", "hi"), (*row, lo, hi)):
+                cols[key].append(val)
+    out = {k: np.asarray(v, dtype=np.float64) for k, v in cols.items()}
+    swap = out["lo_x"] > out["hi_x"]  # low rules: the excursion runs downwards
+    out["lo_x"], out["hi_x"] = np.where(swap, out["hi_x"], out["lo_x"]), np.where(swap, out["lo_x"], out["hi_x"])
+    return out
+
+
+def synthetic_batches(config: Config, batches: int, *, seed: int = 0, p_on: float = 0.002,
+                      p_off: float = 0.05, bad_quality: float = 0.001) -> list[Batch]:
+    """``batches`` micro-batches; each sensor reports 1-3 readings per batch, in time order.
+
+    A sensor starts an excursion with probability ``p_on`` per batch (target drawn across its
+    rungs) and ends it with ``p_off`` (~20 batches = 10 min of event time on average);
+    ``bad_quality`` of the readings carry q = 1.
+    """
+    rng = np.random.default_rng(seed)
+    prof = _profiles(config)
+    site_of = np.asarray([s.id for s in config.sites for _ in s.sensors], dtype=object)
+    sensor_of = np.asarray([x.id for s in config.sites for x in s.sensors], dtype=object)
+    n = len(sensor_of)
+    active = np.zeros(n, dtype=bool)
+    target = prof["normal"].copy()
+    out: list[Batch] = []
+    for b in range(batches):
+        flip = rng.random(n)
+        started = ~active & (flip < p_on)
+        active = (active & (flip >= p_off)) | started
+        target[started] = rng.uniform(prof["lo_x"][started], prof["hi_x"][started])
+        counts = rng.integers(1, 4, size=n)
+        idx = np.repeat(np.arange(n), counts)
+        occ = np.arange(len(idx)) - np.repeat(np.cumsum(counts) - counts, counts)
+        order = np.lexsort((idx, occ))  # time order: every sensor's first reading, then second...
+        idx, occ = idx[order], occ[order]
+        ts = START_MS + b * BATCH_SPAN_MS + occ * (BATCH_SPAN_MS // 3)
+        mean = np.where(active[idx], target[idx], prof["normal"][idx])
+        sd = np.where(active[idx], prof["sd_x"][idx], prof["sd"][idx])
+        v = np.clip(mean + sd * rng.standard_normal(len(idx)), prof["lo"][idx], prof["hi"][idx])
+        q = (rng.random(len(idx)) < bad_quality).astype(np.int64)
+        out.append(Batch(site_of[idx].tolist(), sensor_of[idx].tolist(), ts.astype(np.int64),
+                         np.round(v, 3), q))
+    return out
+
+
+def array_inventory(engine: object) -> dict[str, dict[str, int]]:
+    """nbytes of the numpy arrays reachable from ``engine`` by attribute path, in three categories.
+
+    ``state``: below an attribute named ``state`` or an object whose class name ends in ``State``;
+    ``window_buffers``: a path naming a window, buffer or ring (checked first); ``tables``: the
+    rest (compiled rules, indices). Arrays reachable twice are counted once.
+    """
+    found: dict[str, dict[str, int]] = {"state": {}, "window_buffers": {}, "tables": {}}
+    seen: set[int] = set()
+
+    def walk(obj: Any, path: str, in_state: bool, depth: int) -> None:
+        if id(obj) in seen or depth > 8 or isinstance(obj, (BaseModel, str, bytes, int, float)):
+            return
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            windowed = any(w in path.lower() for w in ("window", "buffer", "ring"))
+            cat = "window_buffers" if windowed else "state" if in_state else "tables"
+            found[cat][path] = found[cat].get(path, 0) + obj.nbytes
+            return
+        if isinstance(obj, dict | list | tuple):
+            for val in obj.values() if isinstance(obj, dict) else obj:
+                walk(val, path, in_state, depth + 1)  # e.g. rows_of_site: one path for all
+            return
+        names = ([f.name for f in fields(obj)] if is_dataclass(obj)
+                 else list(vars(obj)) if hasattr(obj, "__dict__") else [])
+        state = in_state or type(obj).__name__.endswith("State")
+        for name in names:
+            walk(getattr(obj, name, None), f"{path}.{name}" if path else name,
+                 state or name == "state", depth + 1)
+
+    walk(engine, "", False, 0)
+    return found
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model (/proc/cpuinfo), cores, Python and numpy versions."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "cores_available": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "platform": platform.platform()}
+
+
+def _time_engine(config: Config, batches: list[Batch], now: list[int]) -> tuple[float, int]:
+    engine = Engine(config)
+    t0 = time.perf_counter()
+    events = 0
+    for batch, now_ms in zip(batches, now):
+        events += len(engine.process(batch, now_ms).warnings)
+    return time.perf_counter() - t0, events
+
+
+def _time_baseline(config: Config, batches: list[Batch]) -> tuple[float, int]:
+    baseline = BaselineEngine(config)
+    t0 = time.perf_counter()
+    events = 0
+    for b in batches:
+        events += len(baseline.process(b.site, b.sensor, b.ts, b.v, b.q))
+    return time.perf_counter() - t0, events
+
+
+def bench_rules(sensors: int = 100_000, *, batches: int = 10, repeats: int = 5,
+                baseline_readings: int = 200_000, baseline_repeats: int = 3, seed: int = 0,
+                one_core: bool = True, profile: bool = False,
+                log: Any = None) -> dict[str, Any]:
+    """Run the benchmark and return its result (the ``--json`` object). ``log(msg)`` narrates."""
+    say = log or (lambda _msg: None)
+    say(f"building a configuration of {sensors:,} sensors")
+    config = synthetic_config(sensors)
+    say(f"generating {batches} micro-batches of readings")
+    data = synthetic_batches(config, batches, seed=seed)
+    now = [int(b.ts.max()) for b in data]
+    total = sum(len(b) for b in data)
+    sub: list[Batch] = []
+    for b in data:
+        if sum(len(x) for x in sub) >= baseline_readings:
+            break
+        sub.append(b)
+    sub_total = sum(len(b) for b in sub)
+    cpus = os.sched_getaffinity(0)
+    if one_core:  # "on one core": numpy here is single-threaded anyway; pinning makes it explicit
+        os.sched_setaffinity(0, {min(cpus)})
+    try:
+        say(f"engine: {repeats} x {total:,} readings")
+        runs = [_time_engine(config, data, now) for _ in range(repeats)]
+        say(f"baseline: {baseline_repeats} x {sub_total:,} readings")
+        base_runs = [_time_baseline(config, sub) for _ in range(baseline_repeats)]
+        hot = _profile(config, data, now) if profile else None
+    finally:
+        os.sched_setaffinity(0, cpus)
+    engine_rate = statistics.median(total / s for s, _ in runs)
+    base_rate = statistics.median(sub_total / s for s, _ in base_runs)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    engine = Engine(config)
+    engine_bytes = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    for b, now_ms in zip(data, now):  # state after the run, in case arrays grow on demand
+        engine.process(b, now_ms)
+    inv = array_inventory(engine)
+    n_rules = sum(len(x.thresholds) for s in config.sites for x in s.sensors)
+    result: dict[str, Any] = {
+        "engine_readings_per_s": round(engine_rate),
+        "baseline_readings_per_s": round(base_rate),
+        "ratio": round(engine_rate / base_rate, 1),
+        "state_bytes_per_sensor": round(sum(inv["state"].values()) / sensors, 1),
+        "window_buffer_bytes_per_sensor": round(sum(inv["window_buffers"].values()) / sensors, 1),
+        "table_bytes_per_sensor": round(sum(inv["tables"].values()) / sensors, 1),
+        "engine_memory_bytes_per_sensor": round(engine_bytes / sensors, 1),
+        "arrays": {cat: dict(sorted(paths.items())) for cat, paths in inv.items()},
+        "sensors": sensors, "sites": len(config.sites), "threshold_rules": n_rules,
+        "batches": batches, "readings": total, "readings_per_batch": round(total / batches),
+        "repeats": repeats, "engine_runs_readings_per_s": [round(total / s) for s, _ in runs],
+        "engine_warnings": runs[0][1], "baseline_readings": sub_total,
+        "baseline_runs_readings_per_s": [round(sub_total / s) for s, _ in base_runs],
+        "baseline_warnings": base_runs[0][1], "one_core": one_core, "seed": seed,
+        "targets": TARGETS, "machine": machine_info(),
+    }
+    result["meets_targets"] = {
+        "engine_readings_per_s": result["engine_readings_per_s"] >= TARGETS["engine_readings_per_s"],
+        "ratio": result["ratio"] >= TARGETS["ratio"],
+        "state_bytes_per_sensor": result["state_bytes_per_sensor"] < TARGETS["state_bytes_per_sensor"],
+    }
+    if hot is not None:
+        result["profile"] = hot
+    return result
+
+
+def _profile(config: Config, batches: list[Batch], now: list[int], top: int = 15) -> str:
+    """cProfile of one engine run: the functions with the most own time."""
+    engine = Engine(config)
+    prof = cProfile.Profile()
+    prof.enable()
+    for b, now_ms in zip(batches, now):
+        engine.process(b, now_ms)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime").print_stats(top)
+    return buf.getvalue()
+
+
+def _table(r: dict[str, Any]) -> Table:
+    t = Table(title=f"hazwatch bench rules: {r['sensors']:,} sensors, {r['readings']:,} readings "
+                    f"in {r['batches']} batches, median of {r['repeats']}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("target", justify="right")
+    t.add_column("met")
+    ok = r["meets_targets"]
+    mark = {True: "[green]yes[/]", False: "[red]no[/]"}
+    t.add_row("engine readings/s (1 core)", f"{r['engine_readings_per_s']:,}",
+              f">= {TARGETS['engine_readings_per_s']:,}", mark[ok["engine_readings_per_s"]])
+    t.add_row("baseline readings/s (per-reading Python)", f"{r['baseline_readings_per_s']:,}", "", "")
+    t.add_row("ratio engine / baseline", f"{r['ratio']:,}x", f">= {TARGETS['ratio']:g}x", mark[ok["ratio"]])
+    t.add_row("state bytes/sensor", f"{r['state_bytes_per_sensor']:,}",
+              f"< {TARGETS['state_bytes_per_sensor']:,}", mark[ok["state_bytes_per_sensor"]])
+    t.add_row("window buffer bytes/sensor", f"{r['window_buffer_bytes_per_sensor']:,}", "", "")
+    t.add_row("compiled rule tables bytes/sensor", f"{r['table_bytes_per_sensor']:,}", "", "")
+    t.add_row("all engine memory bytes/sensor", f"{r['engine_memory_bytes_per_sensor']:,}", "", "")
+    t.add_row("warnings per run (engine / baseline subset)",
+              f"{r['engine_warnings']:,} / {r['baseline_warnings']:,}", "", "")
+    m = r["machine"]
+    t.caption = (f"{m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}; "
+                 f"engine runs: {', '.join(f'{x:,}' for x in r['engine_runs_readings_per_s'])}")
+    return t
+
+
+def bench_command(
+    sensors: Annotated[int, typer.Option(help="Sensors in the synthetic configuration")] = 100_000,
+    batches: Annotated[int, typer.Option(help="Micro-batches per run (~2 readings per sensor each)")] = 10,
+    repeats: Annotated[int, typer.Option(help="Engine runs; the median is reported")] = 5,
+    baseline_readings: Annotated[int, typer.Option(help="Readings fed to the per-reading baseline")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic readings")] = 0,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON result to this file")] = None,
+    profile: Annotated[bool, typer.Option(help="Add a cProfile of one engine run (stderr / JSON)")] = False,
+    one_core: Annotated[bool, typer.Option(help="Pin the measurement to one CPU")] = True,
+) -> None:
+    """Engine-only throughput of the rule engine with the example rule set on N sensors."""
+    err = Console(stderr=True)
+    result = bench_rules(sensors, batches=batches, repeats=repeats, baseline_readings=baseline_readings,
+                         seed=seed, one_core=one_core, profile=profile,
+                         log=lambda msg: err.print(f"[dim]{msg}[/]"))
+    payload = orjson.dumps(result, option=orjson.OPT_INDENT_2)
+    if out is not None:
+        out.write_bytes(payload + b"\n")
+    if json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    else:
+        Console().print(_table(result))
+        if profile:
+            err.print(result["profile"], markup=False, highlight=False)
+
+
+bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks.")
+bench_app.command("rules")(bench_command)
