@@ -80,8 +80,8 @@ def report(store: Store, since: dt.datetime, until: dt.datetime,
             .where(in_window, Action.action == "dispose").distinct()
         ).all())
         notes = s.execute(select(
-            Notification.channel, Notification.status, Notification.delivery_status,
-            Notification.segments,
+            Notification.id, Notification.channel, Notification.status, Notification.delivery_status,
+            Notification.segments, Notification.provider_id,
         ).where(Notification.created_at >= since, Notification.created_at < until)).all()
 
     levels = list(LEVELS[1:])
@@ -107,8 +107,13 @@ def report(store: Store, since: dt.datetime, until: dt.datetime,
     sms = Counter({o: 0 for o in SMS_OUTCOMES})
     segments = 0
     cap = Counter({"sent": 0, "failed": 0, "pending": 0, "suppressed": 0})
+    messages: set[str] = set()  # a grouped SMS is one message for several notices: count it once
     for n in notes:
         if n.channel == "sms":
+            if n.provider_id:
+                if n.provider_id in messages:
+                    continue
+                messages.add(n.provider_id)
             outcome = sms_outcome(n.status, n.delivery_status)
             sms[outcome] += 1
             if outcome in ("delivered", "awaiting_receipt"):
