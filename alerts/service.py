@@ -107,8 +107,8 @@ class AlertsService:
             if state == "fault" and row is None:
                 s.add(Fault(subject=subject, site=event.get("site", subject.split("/")[0]),
                             check=str(event.get("check", "")), since=self.clock()))
-            elif state == "ok" and row is not None:
-                s.delete(row)
+            elif state == "ok" and row is not None and not (event.get("detail") or {}).get("active"):
+                s.delete(row)  # healthy again only when no check is still in fault
 
     def _consume(self, consumer: KafkaConsumer) -> None:
         batches = consumer.poll(timeout_ms=200, max_records=500)

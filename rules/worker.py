@@ -1,4 +1,4 @@
-"""The rules worker: a thin faust shell around :class:`rules.threshold.ThresholdEngine`.
+"""The rules worker: a thin faust shell around :class:`rules.engine.Engine`.
 
 Per micro-batch (``stream.take``): decode the columnar readings, load the state of the sites in
 the batch from the changelog-backed table, evaluate, send the warning events and wait for Kafka's
@@ -22,6 +22,7 @@ from a ``take()`` batch (DESIGN.md, measured facts).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
@@ -30,10 +31,11 @@ from collections.abc import Callable, Iterable
 
 import faust
 import orjson
+from kafka.partitioner.default import murmur2
 
 from config.models import Config
-from config.topics import DEADLETTER, PARTITIONS, READINGS, WARNINGS
-from rules.engine import Batch, Engine
+from config.topics import DEADLETTER, HEALTH, PARTITIONS, READINGS, WARNINGS
+from rules.engine import Batch, Engine, Output
 
 __all__ = ["build_app", "decode", "run_worker"]
 
@@ -41,6 +43,7 @@ log = logging.getLogger("hazwatch.rules")
 
 TAKE_MAX = 1000
 TAKE_WITHIN_S = 0.2
+TICK_S = 1.0
 
 
 def decode(values: Iterable[bytes]) -> tuple[Batch, set[str], list[tuple[bytes, str]]]:
@@ -76,13 +79,55 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     readings = app.topic(READINGS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     warnings = app.topic(WARNINGS, key_serializer="raw", value_serializer="raw")
     deadletter = app.topic(DEADLETTER, key_serializer="raw", value_serializer="raw")
-    # 3. durable state: site id -> {"sensor|rule": [level, since x4, last_ts, episode_ts, peak]}
+    health = app.topic(HEALTH, key_serializer="raw", value_serializer="raw")
+    # 3. durable state: site id -> {"threshold": {"sensor|rule": [...]}, "quality": {...}}
     state_table = app.Table(
         "threshold-state", default=dict, partitions=PARTITIONS[READINGS], use_partitioner=True,
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     )
-    # 4. the pure engine; its arrays are scratch space loaded from the table per batch
-    engine = Engine(config)
+    # 4. the pure engine; its arrays are scratch space loaded from the table per batch and per
+    #    tick, under one lock (the agent and the timer share the event loop, not the arrays)
+    engine = Engine(config, started_ms=int(time.time() * 1000))
+    lock = asyncio.Lock()
+    ready = asyncio.Event()
+    n_partitions = PARTITIONS[READINGS]
+
+    @app.on_rebalance_complete.connect
+    async def _recovered(sender: object, **_kw: object) -> None:
+        ready.set()
+
+    def owned_sites() -> list[str]:
+        """The configured sites whose readings partition this worker owns (the producer's
+        murmur2 partitioner on the site id, as kafka-python and aiokafka both use)."""
+        mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == READINGS}
+        return [s.id for s in config.sites
+                if (murmur2(s.id.encode()) & 0x7FFFFFFF) % n_partitions in mine]
+
+    async def _emit(out: Output) -> None:
+        pending = []
+        for event in out.warnings:
+            pending.append(await warnings.send(key=event.site.encode(), value=event.to_json()))
+            log.info("%s %s %s -> %s (%s %s)", event.subject, event.kind, event.previous, event.level,
+                     event.value, event.unit)
+        for h in out.health:
+            pending.append(await health.send(key=h["site"].encode(), value=orjson.dumps(h)))
+        for fut in pending:  # the events are in Kafka before the state says they happened
+            await fut
+
+    @app.timer(interval=TICK_S)
+    async def offline_check() -> None:
+        """Offline detection by the wall clock: a silent sensor is noticed without a new message."""
+        if not ready.is_set():
+            return
+        async with lock:
+            sites = owned_sites()
+            for site in sites:
+                engine.import_site(site, state_table[site])
+            out = engine.tick(int(time.time() * 1000), sites)
+            if out.health:
+                await _emit(out)
+                for site in {h["site"] for h in out.health}:
+                    state_table[site] = engine.export_site(site)
 
     @app.agent(readings)
     async def evaluate(stream: faust.Stream) -> None:
@@ -100,21 +145,16 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
         for raw, reason in rejects:
             await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
                                                       "payload": raw.decode("utf-8", "replace")}))
-        for site in sites:  # load the durable state of these sites
-            engine.import_site(site, state_table[site])
-        out = engine.process(batch, now_ms=int(time.time() * 1000))
-        for i, reason in out.rejects:
-            await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
-                                                      "site": batch.site[i], "sensor": batch.sensor[i]}))
-        pending = []
-        for event in out.warnings:
-            pending.append(await warnings.send(key=event.site.encode(), value=event.to_json()))
-            log.info("%s %s %s -> %s (%s %s)", event.subject, event.kind, event.previous, event.level,
-                     event.value, event.unit)
-        for fut in pending:  # the events are in Kafka before the state says they happened
-            await fut
-        for site in sites:
-            state_table[site] = engine.export_site(site)
+        async with lock:
+            for site in sites:  # load the durable state of these sites
+                engine.import_site(site, state_table[site])
+            out = engine.process(batch, now_ms=int(time.time() * 1000))
+            for i, reason in out.rejects:
+                await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
+                                                          "site": batch.site[i], "sensor": batch.sensor[i]}))
+            await _emit(out)
+            for site in sites:
+                state_table[site] = engine.export_site(site)
 
     return app
 
