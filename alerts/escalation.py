@@ -40,12 +40,11 @@ from datetime import datetime, timedelta
 from alerts.render import (
     COLOUR_WORDS,
     MAX_UNITS,
-    QUANTITY_NAMES,
     SENDER_TAGS,
     format_time,
     format_value,
     language_of,
-    quantity_of,
+    quantity_name,
 )
 from config.models import Sensor, Site, level_rank
 from config.notify import Escalation
@@ -252,8 +251,7 @@ def _text(
 ) -> str:
     zh = lang == "zh-CN"
     tag = SENDER_TAGS[lang]
-    quantity = quantity_of(event, sensor)
-    qty = QUANTITY_NAMES[lang].get(quantity, quantity)
+    qty = quantity_name(event, sensor, lang)  # a rain window names itself ("3小时雨量")
     since = format_time(int(raised_at.timestamp() * 1000), lang, tz, date=d.date)
     val = (
         format_value(event.value, event.unit, lang)

@@ -36,13 +36,12 @@ from alerts.render import (
     COLOUR_WORDS,
     COLOURS,
     MAX_UNITS,
-    QUANTITY_NAMES,
     SENDER_TAGS,
     action,
     format_time,
     format_value,
     language_of,
-    quantity_of,
+    quantity_name,
     render_sms,
 )
 from config.models import LEVELS, Sensor, Site
@@ -110,7 +109,8 @@ def render_group(
 
     ``sensors`` maps sensor ids (:attr:`WarningEvent.sensor`) or subjects (``site/sensor``) to
     their configuration; a missing or ``None`` entry falls back to ``detail["quantity"]`` as in
-    :func:`alerts.render.quantity_of`. The time is that of the latest reading in the group.
+    :func:`alerts.render.quantity_of`; a rain rule's event is named by its window
+    (:func:`alerts.render.quantity_name`). The time is that of the latest reading in the group.
     The text stays within :data:`~alerts.render.MAX_UNITS` for every example site, role and
     language; a configuration whose words cannot fit even with the site name cut to 4 characters
     gets the shortest text rather than one without its colour word, top item or action.
@@ -281,8 +281,7 @@ def _clear_item(
 
 
 def _qty(e: WarningEvent, sensors: Mapping[str, Sensor | None], lang: Lang, point: bool) -> str:
-    quantity = quantity_of(e, _sensor(e, sensors))
-    name = QUANTITY_NAMES[lang].get(quantity, quantity)
+    name = quantity_name(e, _sensor(e, sensors), lang)
     if not point:
         return name
     return f"{e.sensor}测点{name}" if lang == "zh-CN" else f"{e.sensor} {name}"

@@ -5,6 +5,8 @@ dissemination"):
 
 - a sender tag first (mainland SMS carry a 【signature】), then site, quantity, colour word, the
   deciding value with its unit, the threshold, the local time of the reading, and an action;
+- a rain rule's event names the window that decided it (``detail["window_h"]``: 3小时雨量), not
+  the gauge's 5-minute increments, since its value and threshold are that window's sum and rung;
 - no URLs, ever (mainland carriers block SMS with links);
 - Chinese forces UCS-2 (70 units in one SMS, 67 per segment), some gateways send everything as
   UCS-2, and red must fit in two segments: every text is kept within :data:`MAX_UNITS` (134 UTF-16
@@ -42,6 +44,7 @@ __all__ = [
     "format_value",
     "headline",
     "language_of",
+    "quantity_name",
     "quantity_of",
     "render_sms",
 ]
@@ -225,7 +228,29 @@ def quantity_of(event: WarningEvent, sensor: Sensor | None) -> str:
     return str(event.detail.get("quantity") or event.rule)
 
 
-def _qty_name(quantity: str, lang: Lang) -> str:
+def _window_h(event: WarningEvent) -> int | None:
+    """Hours of the rain window that decided the event (``detail["window_h"]``), if any."""
+    raw = event.detail.get("window_h")
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        hours = float(raw)  # an int, a numpy integer in-process, or a number from JSON
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(hours) or hours <= 0 or hours != int(hours):
+        return None
+    return int(hours)
+
+
+def quantity_name(event: WarningEvent, sensor: Sensor | None, language: str = "zh-CN") -> str:
+    """What a text calls the event's quantity: ``"3小时雨量"``/``"3 h rainfall"`` for a rain
+    rule's event (``detail["window_h"]``: its value and threshold are that window's sum and
+    rung, not the sensor's 5-minute increment), else the name of :func:`quantity_of`."""
+    lang = language_of(language)
+    hours = _window_h(event)
+    if hours is not None:
+        return f"{hours}小时雨量" if lang == "zh-CN" else f"{hours} h rainfall"
+    quantity = quantity_of(event, sensor)
     return QUANTITY_NAMES[lang].get(quantity, quantity)
 
 
@@ -262,7 +287,7 @@ def headline(
 ) -> str:
     """Short title: ``"夏河尾矿库浸润线埋深红色预警"``, ``"…红色预警解除"`` for the all-clear."""
     lang = language_of(language)
-    name, qty = _site_name(site, lang), _qty_name(quantity_of(event, sensor), lang)
+    name, qty = _site_name(site, lang), quantity_name(event, sensor, lang)
     cleared = event.kind == "cleared"
     colour = _colour(_peak(event) if cleared else event.level, lang)
     if lang == "zh-CN":
@@ -311,7 +336,7 @@ def _describe(
     place = name if name is not None else _site_name(site, lang)
     if d.point:
         place = f"{place}{event.sensor}测点" if zh else f"{place} {event.sensor}"
-    qty = _qty_name(quantity_of(event, sensor), lang)
+    qty = quantity_name(event, sensor, lang)
     when = format_time(event.ts, lang, tz, date=d.date)
     val = format_value(event.value, event.unit, lang)
     thr = None

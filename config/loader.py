@@ -145,6 +145,10 @@ def _cross_check(parsed: dict[str, Any]) -> list[ConfigIssue]:
             if sensor.id in sensor_seen:
                 issues.append(ConfigIssue("sites.yaml", f"sites[{i}].sensors[{j}].id", f"duplicate sensor id {sensor.id!r} in site {site.id}"))
             sensor_seen.add(sensor.id)
+            if sensor.trend is not None and not sensor.thresholds:
+                issues.append(ConfigIssue("sites.yaml", f"sites[{i}].sensors[{j}].trend",
+                                          "a trend rule forecasts the next rung of the sensor's threshold "
+                                          "rule: add a threshold rule"))
     zseen: set[str] = set()
     for i, zone in enumerate(zones.zones):
         if zone.id in zseen:

@@ -37,7 +37,7 @@ from config.models_base import (
     level_rank,
 )
 from config.notify import NotifySettings, Recipient, Routing, Zone
-from config.rules import QualitySpec, RainRule
+from config.rules import QualitySpec, RainRule, RateRule, TrendRule
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -144,6 +144,10 @@ class Sensor(_Model):
     rain: RainRule | None = None
     """Sliding-window rainfall rule (rain gauges: quantity rain_increment)."""
     quality: QualitySpec = QualitySpec()
+    rate: list[RateRule] = []
+    """Rate-of-change rules (displacement mm/d, level rise m/h)."""
+    trend: TrendRule | None = None
+    """Trend forecast toward the next rung of the first threshold rule."""
 
     @model_validator(mode="after")
     def _unit_matches(self) -> Sensor:
@@ -152,7 +156,9 @@ class Sensor(_Model):
             raise ValueError(f"unit {self.unit!r} is not a unit of {self.quantity} (use one of {list(allowed)})")
         if self.range is not None and not self.range[0] < self.range[1]:
             raise ValueError(f"range must be [min, max] with min < max, got {list(self.range)}")
-        rules = [t.rule for t in self.thresholds]
+        # episode ids are made of subject, rule and time: two rules of one name would share them
+        rules = [t.rule for t in self.thresholds] + [r.rule for r in self.rate]
+        rules += [x.rule for x in (self.rain, self.trend) if x is not None]
         if len(set(rules)) != len(rules):
             raise ValueError(f"rule names must be unique within a sensor, got {rules}")
         return self

@@ -4,12 +4,12 @@ What is measured (docs/BENCHMARKS.md):
 
 1. a synthetic configuration of N sensors: the example sites replicated (each synthetic site is a
    copy of one example site whose sensors are replicated ~``sensors_per_site`` times), so every
-   rule kind the example configures -- today threshold ladders, later rain windows and data
-   quality -- is in the run, because the engine is built from a real :class:`~config.Config`;
+   rule kind the example configures (threshold ladders, rain windows, data quality, and whatever
+   the engine gains later) is in the run: the engine is built from a real :class:`~config.Config`;
 2. readings generated with numpy *before* timing: every sensor reports 1-3 readings per micro-batch
    (10 s apart, 30 s of event time per batch, ~2 N readings per batch); most values are normal,
-   a few sensors at a time go on an excursion across their rungs and come back, so warnings are
-   raised, escalated and cleared;
+   a few sensors at a time go on an excursion across their rungs, move and come back, so warnings
+   are raised, escalated, de-escalated and cleared;
 3. :meth:`rules.engine.Engine.process` over all batches, ``repeats`` times with a fresh engine,
    pinned to one CPU; the median readings/s is reported (batch construction is not timed, the
    (site, sensor) -> index mapping inside ``process`` is);
@@ -17,8 +17,7 @@ What is measured (docs/BENCHMARKS.md):
    :class:`hazwatch.bench_baseline.BaselineEngine`, a per-reading Python loop, for the ratio;
 5. the bytes of the engine's numpy arrays per sensor: ``state`` (per-sensor mutable state),
    ``window buffers`` (ring buffers of window rules) and the compiled rule tables, found by walking
-   the engine's attributes (an attribute path through ``state``/``*State`` counts as state, one
-   naming a window, buffer or ring as a window buffer); plus everything the engine allocates
+   the engine's attributes (:func:`array_inventory`); plus everything the engine keeps
    (tracemalloc), Python dicts and lists included.
 """
 
@@ -33,6 +32,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -64,6 +64,8 @@ __all__ = [
 TARGETS = {"engine_readings_per_s": 2_000_000, "ratio": 50.0, "state_bytes_per_sensor": 1024}
 BATCH_SPAN_MS = 30_000
 """Event time covered by one micro-batch; a sensor's 1-3 readings in it are 10 s apart."""
+WINDOW_WORDS = ("window", "buffer", "ring", "bins")
+"""A state array whose attribute path holds one of these is a window buffer, not per-sensor state."""
 START_MS = 1_719_792_000_000  # 2024-07-01T00:00:00Z, a fixed epoch: the run reads no clock
 
 
@@ -119,11 +121,12 @@ def _profiles(config: Config) -> dict[str, np.ndarray]:
 
 
 def synthetic_batches(config: Config, batches: int, *, seed: int = 0, p_on: float = 0.002,
-                      p_off: float = 0.05, bad_quality: float = 0.001) -> list[Batch]:
+                      p_off: float = 0.05, p_move: float = 0.1, bad_quality: float = 0.001) -> list[Batch]:
     """``batches`` micro-batches; each sensor reports 1-3 readings per batch, in time order.
 
     A sensor starts an excursion with probability ``p_on`` per batch (target drawn across its
-    rungs) and ends it with ``p_off`` (~20 batches = 10 min of event time on average);
+    rungs), moves its target with ``p_move`` (escalations, de-escalations) and ends it with
+    ``p_off`` (~20 batches = 10 min of event time on average);
     ``bad_quality`` of the readings carry q = 1.
     """
     rng = np.random.default_rng(seed)
@@ -138,7 +141,8 @@ def synthetic_batches(config: Config, batches: int, *, seed: int = 0, p_on: floa
         flip = rng.random(n)
         started = ~active & (flip < p_on)
         active = (active & (flip >= p_off)) | started
-        target[started] = rng.uniform(prof["lo_x"][started], prof["hi_x"][started])
+        moved = started | (active & (rng.random(n) < p_move))
+        target[moved] = rng.uniform(prof["lo_x"][moved], prof["hi_x"][moved])
         counts = rng.integers(1, 4, size=n)
         idx = np.repeat(np.arange(n), counts)
         occ = np.arange(len(idx)) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -158,8 +162,8 @@ def array_inventory(engine: object) -> dict[str, dict[str, int]]:
     """nbytes of the numpy arrays reachable from ``engine`` by attribute path, in three categories.
 
     ``state``: below an attribute named ``state`` or an object whose class name ends in ``State``;
-    ``window_buffers``: a path naming a window, buffer or ring (checked first); ``tables``: the
-    rest (compiled rules, indices). Arrays reachable twice are counted once.
+    ``window_buffers``: state whose path names a window, buffer, ring or bins (rain bins, spike
+    windows); ``tables``: the rest (compiled rules, indices). Arrays reachable twice count once.
     """
     found: dict[str, dict[str, int]] = {"state": {}, "window_buffers": {}, "tables": {}}
     seen: set[int] = set()
@@ -169,7 +173,7 @@ def array_inventory(engine: object) -> dict[str, dict[str, int]]:
             return
         seen.add(id(obj))
         if isinstance(obj, np.ndarray):
-            windowed = any(w in path.lower() for w in ("window", "buffer", "ring"))
+            windowed = in_state and any(w in path.lower() for w in WINDOW_WORDS)
             cat = "window_buffers" if windowed else "state" if in_state else "tables"
             found[cat][path] = found[cat].get(path, 0) + obj.nbytes
             return
@@ -224,7 +228,7 @@ def _time_baseline(config: Config, batches: list[Batch]) -> tuple[float, int]:
 def bench_rules(sensors: int = 100_000, *, batches: int = 10, repeats: int = 5,
                 baseline_readings: int = 200_000, baseline_repeats: int = 3, seed: int = 0,
                 one_core: bool = True, profile: bool = False,
-                log: Any = None) -> dict[str, Any]:
+                log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the benchmark and return its result (the ``--json`` object). ``log(msg)`` narrates."""
     say = log or (lambda _msg: None)
     say(f"building a configuration of {sensors:,} sensors")
@@ -252,12 +256,13 @@ def bench_rules(sensors: int = 100_000, *, batches: int = 10, repeats: int = 5,
         os.sched_setaffinity(0, cpus)
     engine_rate = statistics.median(total / s for s, _ in runs)
     base_rate = statistics.median(sub_total / s for s, _ in base_runs)
-    tracemalloc.start()
+    tracemalloc.start()  # everything the engine keeps: built, then one batch (lazy stages)
     before = tracemalloc.get_traced_memory()[0]
     engine = Engine(config)
+    engine.process(data[0], now[0])
     engine_bytes = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    for b, now_ms in zip(data, now):  # state after the run, in case arrays grow on demand
+    for b, now_ms in zip(data[1:], now[1:]):  # state after the run, in case arrays grow on demand
         engine.process(b, now_ms)
     inv = array_inventory(engine)
     n_rules = sum(len(x.thresholds) for s in config.sites for x in s.sensors)
@@ -302,8 +307,7 @@ def _profile(config: Config, batches: list[Batch], now: list[int], top: int = 15
 
 
 def _table(r: dict[str, Any]) -> Table:
-    t = Table(title=f"hazwatch bench rules: {r['sensors']:,} sensors, {r['readings']:,} readings "
-                    f"in {r['batches']} batches, median of {r['repeats']}")
+    t = Table(title=f"hazwatch bench rules: {r['sensors']:,} sensors")
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_column("target", justify="right")
@@ -319,11 +323,13 @@ def _table(r: dict[str, Any]) -> Table:
     t.add_row("window buffer bytes/sensor", f"{r['window_buffer_bytes_per_sensor']:,}", "", "")
     t.add_row("compiled rule tables bytes/sensor", f"{r['table_bytes_per_sensor']:,}", "", "")
     t.add_row("all engine memory bytes/sensor", f"{r['engine_memory_bytes_per_sensor']:,}", "", "")
-    t.add_row("warnings per run (engine / baseline subset)",
+    t.add_row("warnings (engine run / baseline subset)",
               f"{r['engine_warnings']:,} / {r['baseline_warnings']:,}", "", "")
     m = r["machine"]
-    t.caption = (f"{m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}; "
-                 f"engine runs: {', '.join(f'{x:,}' for x in r['engine_runs_readings_per_s'])}")
+    t.caption = (f"{r['readings']:,} readings in {r['batches']} batches of ~{r['readings_per_batch']:,}; "
+                 f"engine: median of {r['repeats']} runs\n"
+                 f"runs: {', '.join(f'{x:,}' for x in r['engine_runs_readings_per_s'])} readings/s\n"
+                 f"{m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}")
     return t
 
 
@@ -349,7 +355,10 @@ def bench_command(
     if json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
     else:
-        Console().print(_table(result))
+        console = Console()
+        if not console.is_terminal:  # a file or a pipe: wide enough for the table, not 80 columns
+            console = Console(width=110)
+        console.print(_table(result))
         if profile:
             err.print(result["profile"], markup=False, highlight=False)
 

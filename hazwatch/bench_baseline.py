@@ -67,7 +67,7 @@ class BaselineEngine:
                         site=site.id, sensor=sensor.id, rule=rule.rule, unit=sensor.unit,
                         quantity=sensor.quantity, direction=rule.direction, sign=sign, rungs=rungs,
                         raw_rungs=raw, deadband=rule.deadband,
-                        min_duration_ms=int(round(rule.min_duration_s * 1000)),
+                        min_duration_ms=round(rule.min_duration_s * 1000),
                     ))
                 self.rules[(site.id, sensor.id)] = compiled
         self.readings = 0

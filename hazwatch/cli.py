@@ -172,9 +172,18 @@ def demo(
 def _mount() -> None:
     from hazwatch.cli_episodes import episodes_app, report_command, silences_app
 
-    app.add_typer(episodes_app, name="episodes", help="Warning episodes: list, show, ack, dispose, close.")
+    app.add_typer(episodes_app, name="episodes",
+                  help="Warning episodes: list, show, ack, dispose, close, false-alarm.")
     app.add_typer(silences_app, name="silences", help="Silences and maintenance windows.")
     app.command("report")(report_command)
+
+    from hazwatch.bench import bench_app
+    from hazwatch.synth import synth_app
+    from rules.replay import replay_command
+
+    app.command("replay")(replay_command)
+    app.add_typer(bench_app, name="bench", help="Benchmarks (hazwatch bench rules).")
+    app.add_typer(synth_app, name="synth", help="Synthetic data for replays (hazwatch synth rain).")
 
 
 _mount()

@@ -1,7 +1,8 @@
 """The rule engine: every rule kind over one columnar micro-batch. Pure (no faust, kafka, MQTT).
 
 Stages: data quality (out of range, stuck, spike, offline by the clock: quarantine, health
-events, equipment-fault warnings), then the threshold ladders and the rainfall windows.
+events, equipment-fault warnings), then the threshold ladders, the rainfall windows, rates of
+change and trend forecasts.
 
 The same engine runs in the stream (``rules.worker``, a thin faust shell) and offline
 (``hazwatch replay``), so a replay of last season's readings gives exactly the warnings the
@@ -12,8 +13,12 @@ Input policy, per reading (``Batch``):
 
 - quality code != 0: the device says the reading is bad; it is not evaluated;
 - unknown (site, sensor): rejected with a reason (ingest should have caught it);
-- not newer than the sensor's last evaluated reading: a duplicate or a late reading; ignored
-  (``stats.stale``) -- state updates are idempotent, so Kafka redelivery changes nothing.
+- the same timestamp as the sensor's newest evaluated reading: a duplicate (Kafka redelivery after
+  a crash); ignored, state updates are idempotent;
+- older than a reading of the same sensor that *arrived before it*: *late*; rejected with a
+  reason (the worker dead-letters it), whatever the micro-batch boundaries are -- so a replay
+  gives the same result for any batch size. The allowed lateness is zero: the rules never
+  rewrite a decision already taken, and a late reading is visible in the dead-letter topic.
 
 State lives in preallocated arrays indexed by dense row numbers; ``export_site`` and
 ``import_site`` move one site's state in and out as plain JSON-able data (the worker keeps it in a
@@ -22,6 +27,7 @@ changelog-backed faust table keyed by site id).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +37,10 @@ import numpy as np
 from config.models import Config
 from rules.events import WarningEvent
 from rules.rain import RainEngine, RainTable
+from rules.rate import RateEngine, RateTable
 from rules.quality import QualityEngine, QualityTable, fault_warnings
 from rules.threshold import ThresholdEngine, ThresholdTable
+from rules.trend import TrendEngine, TrendTable
 
 __all__ = ["Batch", "Engine", "EngineStats", "Output"]
 
@@ -78,6 +86,7 @@ class EngineStats:
     bad_quality: int = 0
     unknown: int = 0
     quarantined: int = 0
+    late: int = 0
 
 
 @dataclass
@@ -86,6 +95,31 @@ class Output:
     health: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[tuple[int, str]] = field(default_factory=list)
     """(index in the batch, reason) of readings that cannot be evaluated."""
+
+
+def _newest_before(idx: np.ndarray, ts: np.ndarray, good: np.ndarray, last_ts: np.ndarray) -> np.ndarray:
+    """For each reading, the newest timestamp of its sensor among the state and the readings that
+    arrived before it in the batch (vectorised: a cumulative max per sensor group)."""
+    out = np.full(len(ts), -1, dtype=np.int64)
+    gi = np.flatnonzero(good)
+    if len(gi) == 0:
+        return out
+    if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):
+        # time-ordered arrival (the common case): no reading is older than an earlier one of
+        # the batch, so the sensor's state alone decides
+        out[gi] = last_ts[idx[gi]]
+        return out
+    order = gi[np.lexsort((gi, idx[gi]))]  # by sensor, then arrival
+    sensors = idx[order]
+    starts = np.r_[True, sensors[1:] != sensors[:-1]]
+    group = np.cumsum(starts) - 1
+    span = np.int64(1) << 42  # > any epoch-ms timestamp: groups do not mix in the running max
+    shifted = ts[order] + group * span
+    running = np.maximum.accumulate(shifted) - group * span
+    prev = np.r_[np.int64(-1), running[:-1]]
+    prev[starts] = -1
+    out[order] = np.maximum(prev, last_ts[sensors])
+    return out
 
 
 class Engine:
@@ -106,8 +140,27 @@ class Engine:
             self.quality = QualityEngine(self.quality_table, started_ms=started_ms)
         self.rains = RainTable.from_config(config)
         self.rain = RainEngine(self.rains)
+        self.rates = RateTable.from_config(config)
+        self.rate = RateEngine(self.rates)
+        self.trends = TrendTable.from_config(config)
+        self.trend = TrendEngine(self.trends)
         self.stats = EngineStats()
-        self._index = self.thresholds.sensor_index
+        self._by_site: dict[str, dict[str, int]] = {}
+        for (site, sensor), i in self.thresholds.sensor_index.items():
+            self._by_site.setdefault(site, {})[sensor] = i
+
+    def _dense(self, batch: Batch) -> np.ndarray:
+        """Dense sensor indices (-1: unknown). Batches come in runs of one site (a readings
+        message is one site), so each run is looked up in that site's small table."""
+        out = np.empty(len(batch), dtype=np.int64)
+        pos = 0
+        for site, run in itertools.groupby(batch.site):
+            m = sum(1 for _ in run)
+            table = self._by_site.get(site, {})
+            out[pos:pos + m] = np.fromiter(map(table.get, batch.sensor[pos:pos + m], itertools.repeat(-1)),
+                                           np.int64, m)
+            pos += m
+        return out
 
     def _quality(self, now_ms: int) -> QualityEngine:
         if self.quality is None:
@@ -119,7 +172,7 @@ class Engine:
         out = Output()
         n = len(batch)
         self.stats.readings += n
-        idx = np.fromiter((self._index.get(k, -1) for k in zip(batch.site, batch.sensor)), dtype=np.int64, count=n)
+        idx = self._dense(batch)
         unknown = np.flatnonzero(idx < 0)
         for i in unknown:
             out.rejects.append((int(i), f"unknown sensor {batch.sensor[i]!r} at site {batch.site[i]!r}"))
@@ -128,8 +181,19 @@ class Engine:
         self.stats.bad_quality += int(((idx >= 0) & (batch.q != 0)).sum())
         # 1. data quality: faulty readings are quarantined, faults become health events and
         #    equipment-fault warnings for the officers
+        quality = self._quality(now_ms)
+        # late: older than the sensor's newest evaluated reading (a same-time repeat is a
+        # redelivery and is silently idempotent); rejected with a reason, never evaluated
+        newest = _newest_before(idx, batch.ts, good, quality.state.last_ts)
+        late = good & (batch.ts < newest)
+        for i in np.flatnonzero(late):
+            last = int(newest[i])
+            out.rejects.append((int(i), f"late reading: ts {int(batch.ts[i])} is {(last - int(batch.ts[i])) / 1000:g} s "
+                                        f"older than an earlier reading of {batch.site[i]}/{batch.sensor[i]}"))
+        self.stats.late += int(late.sum())
+        good &= ~late
         gi = np.flatnonzero(good)
-        quarantined, health = self._quality(now_ms).process(idx[gi], batch.ts[gi], batch.v[gi], now_ms)
+        quarantined, health = quality.process(idx[gi], batch.ts[gi], batch.v[gi], now_ms)
         out.health.extend(health)
         out.warnings.extend(fault_warnings(health, self.config))
         ev = gi[~quarantined]
@@ -141,6 +205,11 @@ class Engine:
         # 3. rainfall over sliding windows (any window met)
         for r in self.rain.process(idx[ev], batch.ts[ev], batch.v[ev]):
             out.warnings.append(self.rain.to_event(r, now_ms))
+        # 4. rate of change over a window, and 5. trend forecast (time left to the next rung)
+        for t in self.rate.process(idx[ev], batch.ts[ev], batch.v[ev]):
+            out.warnings.append(self.rate.to_event(t, now_ms))
+        for t in self.trend.process(idx[ev], batch.ts[ev], batch.v[ev]):
+            out.warnings.append(self.trend.to_event(t, now_ms))
         out.warnings.sort(key=lambda e: (e.ts, e.subject, e.rule))
         return out
 
@@ -156,7 +225,8 @@ class Engine:
     @property
     def stale(self) -> int:
         """Readings ignored because they were not newer than the sensor's last one."""
-        return (self.threshold.ignored_stale + self.rain.ignored_stale
+        return (self.threshold.ignored_stale + self.rain.ignored_stale + self.rate.ignored_stale
+                + self.trend.ignored_stale
                 + (self.quality.ignored_stale if self.quality else 0))
 
     # -- state ----------------------------------------------------------------------------------
@@ -165,6 +235,8 @@ class Engine:
         out: dict[str, Any] = {
             "threshold": {self.thresholds.key(r): v for r, v in self.threshold.state.export_rows(rows).items()}}
         out["rain"] = self.rain.export_site(site)
+        out["rate"] = self.rate.export_site(site)
+        out["trend"] = self.trend.export_site(site)
         if self.quality is not None:
             out["quality"] = self.quality.export_site(site)
         return out
@@ -173,11 +245,13 @@ class Engine:
         """Replace the site's state with ``saved`` (empty: the site starts fresh)."""
         rows = self.thresholds.rows_of_site.get(site, np.empty(0, dtype=np.int64))
         self.threshold.state.reset_rows(rows)
-        data = saved.get("threshold", {} if {"quality", "rain"} & set(saved) else saved)  # older state: the dict itself
+        data = saved.get("threshold", {} if {"quality", "rain", "rate", "trend"} & set(saved) else saved)  # older state: the dict itself
         for r in rows:
             key = self.thresholds.key(int(r))
             if key in data:
                 self.threshold.state.import_row(int(r), data[key])
         self.rain.import_site(site, saved.get("rain", {}))
+        self.rate.import_site(site, saved.get("rate", {}))
+        self.trend.import_site(site, saved.get("trend", {}))
         if self.quality is not None:
             self.quality.import_site(site, saved.get("quality", {}))

@@ -7,9 +7,9 @@ nothing re-implemented, and deterministic.
   an offset; ``q`` 0 = good, the default) or CSV with the header ``site,sensor,ts,v[,q]`` (any
   order, extra columns ignored); ``.gz`` is read compressed. Read in chunks, never whole. A
   malformed line is reported (line number, reason) and skipped, never fatal.
-- **Semantics**: those of evaluating the readings one at a time in file order, whatever the
-  micro-batch size. The engine sorts a batch by time, so a batch is cut where a sensor's ts goes
-  back: the late reading reaches the engine after the newer one, as in the file.
+- **Semantics**: those of evaluating the readings one at a time in file order (arrival order),
+  whatever the micro-batch size: the engine judges a reading late by the readings of its sensor
+  that arrived before it, in earlier batches or earlier in the same one.
 - **Clock**: event time on a grid, never the wall clock (see :func:`replay`);
   ``emitted_at`` (and a health event's ``detected_at``) is the ts of the event.
 - **Output order**: by the file line of the deciding reading, health before warnings, then site,
@@ -38,14 +38,14 @@ from typing import Annotated, Any
 import numpy as np
 import orjson
 import typer
+from rich import progress
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from config import ConfigError, example_dir, load_config
 from config.models import LEVELS, Config
 from ingest.validate import parse_ts
-from rules.engine import Batch, Engine
+from rules.engine import Batch, Engine, Output
 
 __all__ = ["FileBatch", "Malformed", "ReplayError", "ReplayResult", "default_tick_ms", "read_readings",
            "replay", "replay_command"]
@@ -74,7 +74,7 @@ class FileBatch(Batch):
     line: np.ndarray  # int64
 
     def slice(self, a: int, b: int) -> FileBatch:
-        return FileBatch(*(c[a:b] for c in (self.site, self.sensor, self.ts, self.v, self.q, self.line)))
+        return FileBatch(self.site[a:b], self.sensor[a:b], self.ts[a:b], self.v[a:b], self.q[a:b], self.line[a:b])
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -240,31 +240,19 @@ class ReplayResult:
 def _order(event: dict[str, Any], health: bool, part: FileBatch | None) -> tuple[Any, ...]:
     """Output order: the file line of the reading that decided ``event`` (else the part's last),
     health before warnings, site, subject, rule or check, and the event itself."""
-    line, (site, _, sensor) = int(part.line[-1]) if part else 0, str(event.get("subject", "")).partition("/")
-    for i in np.flatnonzero(part.ts == event.get("ts")).tolist() if part else []:
-        if part.site[i] == event.get("site", site) and (not sensor or part.sensor[i] == sensor):
-            line = int(part.line[i])
-            break
+    line, (site, _, sensor) = 0, str(event.get("subject", "")).partition("/")
+    if part is not None:
+        match = [i for i in np.flatnonzero(part.ts == event.get("ts")).tolist()
+                 if part.site[i] == event.get("site", site) and (not sensor or part.sensor[i] == sensor)]
+        line = int(part.line[match[0] if match else -1])
     return (line, not health, str(event.get("site", "")), str(event.get("subject", "")),
             str(event.get("rule", event.get("check", ""))), orjson.dumps(event, option=orjson.OPT_SORT_KEYS))
 
 
-def _pieces(part: FileBatch, keys: dict[tuple[str, str], int], tick_ms: int) -> Iterator[tuple[int, FileBatch]]:
-    """(clock cell, piece): ``part`` cut where a sensor's ts goes back (so each piece is in time
-    order per sensor, as in the file) and where the cell ``ts // tick_ms`` changes."""
-    code = np.fromiter((keys.setdefault(k, len(keys)) for k in zip(part.site, part.sensor)),
-                       dtype=np.int64, count=len(part))
-    order = np.argsort(code, kind="stable")
-    c, t = code[order], part.ts[order]
-    cuts = [0]
-    if ((c[1:] == c[:-1]) & (t[1:] < t[:-1])).any():  # rare, in Python: a sensor goes back in time
-        newest: dict[int, int] = {}
-        for i, (k, ts) in enumerate(zip(code.tolist(), part.ts.tolist())):
-            if ts < newest.get(k, ts):
-                cuts, newest = [*cuts, i], {}
-            newest[k] = max(ts, newest.get(k, ts))
+def _pieces(part: FileBatch, tick_ms: int) -> Iterator[tuple[int, FileBatch]]:
+    """(clock cell, piece): ``part`` cut where the cell ``ts // tick_ms`` changes."""
     cell = part.ts // tick_ms
-    bounds = sorted({*cuts, *(np.flatnonzero(cell[1:] != cell[:-1]) + 1).tolist(), len(part)})
+    bounds = [0, *(np.flatnonzero(cell[1:] != cell[:-1]) + 1).tolist(), len(part)]
     for a, b in itertools.pairwise(bounds):
         yield int(cell[a]), part.slice(a, b)
 
@@ -294,7 +282,6 @@ def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms
         raise ValueError(f"batch_size and tick_ms must be >= 1, got {batch_size} and {tick_ms}")
     started = time.perf_counter()
     engine, res, counts = Engine(config), ReplayResult(), Counter[str]()
-    keys: dict[tuple[str, str], int] = {}  # dense codes of (site, sensor) for _pieces
     now, ticked = -_TS_LIMIT, None
 
     def listed(into: list[Malformed], what: str, m: Malformed) -> None:
@@ -302,7 +289,7 @@ def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms
         if len(into) < MAX_LISTED:
             into.append(m)
 
-    def emit(out: Any, part: FileBatch | None) -> None:
+    def emit(out: Output, part: FileBatch | None) -> None:
         events = [(asdict(replace(w, emitted_at=w.ts)), False) for w in out.warnings]
         events += [({**h, **{k: h["ts"] for k in ("emitted_at", "detected_at") if k in h and "ts" in h}}, True)
                    for h in out.health]
@@ -314,14 +301,15 @@ def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms
     for chunk in read_readings(path, chunk_size=max(batch_size, CHUNK), on_progress=on_progress,
                                on_malformed=lambda m: listed(res.malformed, "malformed", m)):
         lo, hi = int(chunk.ts.min()), int(chunk.ts.max())
-        res.first_ts, res.last_ts = min(res.first_ts or lo, lo), max(res.last_ts or hi, hi)
+        res.first_ts = lo if res.first_ts is None else min(res.first_ts, lo)
+        res.last_ts = hi if res.last_ts is None else max(res.last_ts, hi)
         for a in range(0, len(chunk), batch_size):
-            for cell, part in _pieces(chunk.slice(a, a + batch_size), keys, tick_ms):
-                if ticked is not None and cell > ticked and hasattr(engine, "tick"):
+            for cell, part in _pieces(chunk.slice(a, a + batch_size), tick_ms):
+                if ticked is not None and cell > ticked:
                     emit(engine.tick(cell * tick_ms), None)
-                ticked, now = max(cell, ticked or cell), max(now, cell * tick_ms)
+                ticked, now = cell if ticked is None else max(cell, ticked), max(now, cell * tick_ms)
                 out = engine.process(part, now)
-                for i, reason in out.rejects:
+                for i, reason in sorted(out.rejects):  # in file order
                     listed(res.rejected, "rejected", Malformed(int(part.line[i]), reason))
                 emit(out, part)
     st = res.engine_stats = {k: int(v) for k, v in vars(engine.stats).items() if isinstance(v, int | np.integer)}
@@ -330,6 +318,7 @@ def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms
                   "bad_quality": st.get("bad_quality", 0), "rejected": counts["rejected"],
                   "warnings": len(res.warnings), "health": len(res.health),
                   "episodes": sum(w["kind"] == "raised" for w in res.warnings)}
+    res.counts |= {k: v for k, v in st.items() if k not in res.counts}  # e.g. unknown, late, quarantined
     for w in sorted(res.warnings, key=lambda w: w["site"]):
         site = res.by_site.setdefault(w["site"], dict.fromkeys(("episodes", *LEVELS[1:]), 0))
         site["episodes"] += w["kind"] == "raised"
@@ -344,18 +333,25 @@ def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms
 # -- command line -------------------------------------------------------------------------------
 
 
+_LABELS = {"readings": "readings read", "malformed": "malformed lines, skipped", "evaluated": "evaluated by the rules",
+           "stale": "duplicates, ignored", "bad_quality": "bad quality (q != 0)",
+           "quarantined": "quarantined by data quality", "rejected": "rejected (unknown or late)",
+           "unknown": "  unknown sensor", "late": "  late", "health": "health events"}  # in this order
+
+
 def _tables(res: ReplayResult) -> list[Table | str]:
     days = 0.0 if res.first_ts is None else ((res.last_ts or 0) - res.first_ts) / 86_400_000
-    names = [k for k in res.counts if k not in ("warnings", "episodes")]
-    readings = Table(*(n.replace("_", " ") for n in names),
-                     title=f"replay: {days:.1f} days of readings in {res.elapsed_s:.1f} s")
-    readings.add_row(*(f"{res.counts[n]:,}" for n in names))
-    sites = Table("site", "episodes", *LEVELS[1:], title="warnings by site and level entered")
+    readings = Table("readings", Column("count", justify="right"))
+    for name in sorted(set(res.counts) - {"warnings", "episodes"}, key=lambda k: (list(_LABELS) + [k]).index(k)):
+        readings.add_row(_LABELS.get(name, name.replace("_", " ")), f"{res.counts[name]:,}")
+    sites = Table("site", *(Column(c, justify="right") for c in ("episodes", *LEVELS[1:])),
+                  title="warnings by site and level entered")
     for site, row in res.by_site.items():
         sites.add_row(site, *(f"{row[k]:,}" for k in ("episodes", *LEVELS[1:])))
     sites.add_row("[b]all", f"[b]{res.counts['episodes']:,}", *(f"[b]{res.by_level[lv]:,}" for lv in LEVELS[1:]))
     kinds = ", ".join(f"{n:,} {k}" for k, n in res.by_kind.items())
-    return [readings, sites, f"{res.counts['warnings']:,} warning events ({kinds or 'none'})"]
+    return [f"replay: {days:.1f} days of readings in {res.elapsed_s:.1f} s", readings, sites,
+            f"{res.counts['warnings']:,} warning events ({kinds or 'none'})"]
 
 
 def replay_command(
@@ -379,8 +375,8 @@ def replay_command(
             sys.stdout.write(orjson.dumps(event).decode() + "\n")
 
     size = file.stat().st_size  # a progress bar only where it helps: a file of 1 MiB or more
-    with Progress("replay", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                  console=err, transient=True, disable=size < 1 << 20) as bar:
+    with progress.Progress("replay", progress.BarColumn(), progress.DownloadColumn(), progress.TransferSpeedColumn(),
+                           progress.TimeRemainingColumn(), console=err, transient=True, disable=size < 1 << 20) as bar:
         task = bar.add_task("replay", total=size)
         try:
             res = replay(cfg, file, batch_size=batch_size, on_event=on_event,

@@ -2,12 +2,14 @@
 
 STANDARDS.md "Warning dissemination": CAP 1.2 required elements, ``+08:00`` offsets, references on
 Update/Cancel, the all-clear as an Update with responseType AllClear, one info per language;
-GB/T 35965.1 identifiers ``ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N``.
+GB/T 35965.1 identifiers ``ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N``. The rain gauge's events come from
+its rain rule (the 1 h window's ladder), named by that window.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -20,7 +22,9 @@ from lxml import etree
 
 from alerts.cap import CAP_NS, CAP_XSD, CapError, build_cap, cap_identifier, validate_cap
 from config import example_dir, load_config
-from config.models import CapSettings, Config, Sensor, Site, ThresholdRule
+from config.models import CapSettings, Config, Sensor, Site
+from config.models_base import LadderStep
+from config.rules import RAIN_WINDOWS_H
 from rules.events import WarningEvent
 
 SHARED_XSD = Path(__file__).parents[3] / "shared" / "standards" / "CAP-v1.2.xsd"
@@ -45,14 +49,38 @@ def _cap() -> CapSettings:
     return _config().settings.cap
 
 
-def _rules() -> list[tuple[Site, Sensor, ThresholdRule]]:
-    return [(site, s, r) for site in _config().sites for s in site.sensors for r in s.thresholds]
+@dataclass(frozen=True)
+class Rule:
+    """A ladder that raises warnings: a threshold rule, or the 1 h window of a rain rule."""
+
+    rule: str
+    direction: str
+    ladder: tuple[LadderStep, ...]
+    window_h: int | None = None
+
+
+def _rules_of(sensor: Sensor) -> list[Rule]:
+    out = [Rule(r.rule, r.direction, tuple(r.ladder)) for r in sensor.thresholds]
+    if sensor.rain is not None:
+        one_hour = next(w for w in sensor.rain.windows if w.hours == 1)
+        out.append(Rule(sensor.rain.rule, "high", tuple(one_hour.ladder), 1))
+    return out
+
+
+def _rules() -> list[tuple[Site, Sensor, Rule]]:
+    return [(site, s, r) for site in _config().sites for s in site.sensors for r in _rules_of(s)]
+
+
+def _rain(site: Site) -> tuple[Sensor, Rule]:
+    """The rain gauge's sensor with a rain rule, and that rule's 1 h window."""
+    sensor = next(s for s in site.sensors if s.rain is not None)
+    return sensor, _rules_of(sensor)[-1]
 
 
 def _event(
     site: Site,
     sensor: Sensor,
-    rule: ThresholdRule,
+    rule: Rule,
     level: str,
     *,
     kind: str = "raised",
@@ -65,6 +93,16 @@ def _event(
     if value is None:
         base = threshold if threshold is not None else rule.ladder[0].value
         value = base - 0.1 if rule.direction == "low" else base + 0.1
+    detail: dict[str, object] = {
+        "peak": "red" if kind == "cleared" else level,
+        "quantity": sensor.quantity,
+        "raised_ts": TS,
+    }
+    if rule.window_h is None:
+        detail["direction"] = rule.direction
+    else:  # as rules/rain.py makes it: the deciding window and every window's sum
+        sums = {f"{h}h": value for h in RAIN_WINDOWS_H}  # all of it fell within the last hour
+        detail.update(window_h=rule.window_h, sums=sums)
     return WarningEvent(
         episode=EPISODE,
         site=site.id,
@@ -78,12 +116,7 @@ def _event(
         value=value,
         threshold=threshold,
         unit=sensor.unit,
-        detail={
-            "peak": "red" if kind == "cleared" else level,
-            "quantity": sensor.quantity,
-            "direction": rule.direction,
-            "raised_ts": TS,
-        },
+        detail=detail,
     )
 
 
@@ -95,7 +128,7 @@ def _text(root: etree._Element, path: str) -> list[str]:
     return [e.text for e in root.xpath(path, namespaces=NS)]
 
 
-def _red_alert(site: Site, sensor: Sensor, rule: ThresholdRule) -> tuple[str, bytes]:
+def _red_alert(site: Site, sensor: Sensor, rule: Rule) -> tuple[str, bytes]:
     zone = _config().zone(site.zone)
     return build_cap(
         _event(site, sensor, rule, "red"), site, zone, _cap(), msg_type="Alert", sent=SENT
@@ -113,7 +146,7 @@ def test_packaged_schema_is_the_shared_one() -> None:
     [r for r in _rules() if any(s.level == "red" for s in r[2].ladder)],
     ids=lambda x: getattr(x, "id", None) or getattr(x, "rule", None),
 )
-def test_red_alert_validates(site: Site, sensor: Sensor, rule: ThresholdRule) -> None:
+def test_red_alert_validates(site: Site, sensor: Sensor, rule: Rule) -> None:
     identifier, xml = _red_alert(site, sensor, rule)
     validate_cap(xml, XSD)
     validate_cap(xml)  # the packaged copy, as the runtime does
@@ -167,7 +200,7 @@ def test_red_alert_validates(site: Site, sensor: Sensor, rule: ThresholdRule) ->
 def test_all_clear_update_references_the_red_alert() -> None:
     site = _config().site("TD-001")
     sensor = next(s for s in site.sensors if s.id == "PZ-01")
-    rule = sensor.thresholds[0]
+    rule = _rules_of(sensor)[0]
     alert_id, _ = _red_alert(site, sensor, rule)
     clear = _event(
         site,
@@ -209,10 +242,8 @@ def test_all_clear_update_references_the_red_alert() -> None:
 
 def test_cleared_event_defaults_to_all_clear_and_several_references() -> None:
     site = _config().site("RG-001")
-    sensor = next(s for s in site.sensors if s.thresholds)
-    clear = _event(
-        site, sensor, sensor.thresholds[0], "normal", kind="cleared", previous="orange", value=20.0
-    )
+    sensor, rule = _rain(site)
+    clear = _event(site, sensor, rule, "normal", kind="cleared", previous="orange", value=20.0)
     refs = [
         (_cap().sender, f"33012711000100_2025112314050{i}_0", SENT + timedelta(seconds=i))
         for i in range(2)
@@ -229,6 +260,10 @@ def test_cleared_event_defaults_to_all_clear_and_several_references() -> None:
     validate_cap(xml, XSD)
     root = _parse(xml)
     assert _text(root, "cap:info/cap:responseType") == ["AllClear"] * 2
+    assert _text(root, "cap:info/cap:headline") == [
+        "石桥沟雨量站1小时雨量红色预警解除",
+        "Red warning lifted: 1 h rainfall, Shiqiao gully rain gauge",
+    ]
     (references,) = _text(root, "cap:references")
     assert references.split(" ") == [
         "hazwatch@yjj.example.gov.cn,33012711000100_20251123140500_0,2025-11-23T14:05:01+08:00",
@@ -247,11 +282,11 @@ def test_cleared_event_defaults_to_all_clear_and_several_references() -> None:
 )
 def test_severity_mapping_and_escalation_update(level: str, severity: str, urgency: str) -> None:
     site = _config().site("RG-001")
-    sensor = next(s for s in site.sensors if s.thresholds)
+    sensor, rule = _rain(site)
     event = _event(
         site,
         sensor,
-        sensor.thresholds[0],
+        rule,
         level,
         kind="escalated" if level != "blue" else "raised",
         previous="blue" if level != "blue" else "normal",
@@ -272,11 +307,17 @@ def test_severity_mapping_and_escalation_update(level: str, severity: str, urgen
     assert _text(root, "cap:info/cap:urgency") == [urgency] * 2
     expected = {"red": ["Evacuate"], "orange": ["Prepare"]}.get(level, ["Monitor"])
     assert _text(root, "cap:info[1]/cap:responseType") == expected
+    # The mountain-torrent action words, and the 1 h window named rather than the 5-min gauge.
+    (instruction,) = _text(root, "cap:info[1]/cap:instruction")
+    assert ("立即转移" in instruction) == (level == "red")
+    assert ("准备转移" in instruction) == (level == "orange")
+    (headline,) = _text(root, "cap:info[1]/cap:headline")
+    assert headline.startswith("石桥沟雨量站1小时雨量") and "5分钟" not in headline
 
 
 def test_cancel_validates() -> None:
     site = _config().site("CH-001")
-    sensor, rule = site.sensors[0], site.sensors[0].thresholds[0]
+    sensor, rule = site.sensors[0], _rules_of(site.sensors[0])[0]
     alert_id, _ = _red_alert(site, sensor, rule)
     _, xml = build_cap(
         _event(site, sensor, rule, "red"),
@@ -308,7 +349,7 @@ def test_identifier_gb_t_35965() -> None:
 def test_bad_arguments_are_refused() -> None:
     site = _config().site("TD-001")
     sensor = site.sensors[0]
-    event, zone = _event(site, sensor, sensor.thresholds[0], "red"), _config().zone(site.zone)
+    event, zone = _event(site, sensor, _rules_of(sensor)[0], "red"), _config().zone(site.zone)
     with pytest.raises(ValueError, match="reference"):
         build_cap(event, site, zone, _cap(), msg_type="Update", sent=SENT)
     with pytest.raises(ValueError):
@@ -323,7 +364,7 @@ def test_bad_arguments_are_refused() -> None:
 
 def test_invalid_documents_raise_cap_error() -> None:
     site = _config().site("TD-001")
-    _, xml = _red_alert(site, site.sensors[0], site.sensors[0].thresholds[0])
+    _, xml = _red_alert(site, site.sensors[0], _rules_of(site.sensors[0])[0])
     root = _parse(xml)
     root.remove(root.find("cap:identifier", NS))
     with pytest.raises(CapError, match="identifier") as err:

@@ -2,7 +2,8 @@
 
 Issue 3 "Noise control" / "Channels": one message per recipient for the changes of one site within
 group_wait; every rendered SMS has its segment count asserted; a text stays within two UCS-2
-segments (134 UTF-16 units) whatever the group holds.
+segments (134 UTF-16 units) whatever the group holds. A rain rule's item names the window that
+decided it (1小时雨量 ... 24小时雨量), not the gauge's 5-minute increments.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.grouping import latest_per_episode, order_by_severity, render_group
-from alerts.render import COLOUR_WORDS, MAX_UNITS, SENDER_TAGS, action, render_sms
+from alerts.render import COLOUR_WORDS, MAX_UNITS, QUANTITY_NAMES, SENDER_TAGS, action, render_sms
 from alerts.segments import segments
 from config import example_dir, load_config
 from config.models import Config, Sensor, Site
+from config.models_base import LadderStep
+from config.rules import RAIN_WINDOWS_H
 from rules.events import WarningEvent
 
 #: 2025-11-23 14:05 Beijing time, in epoch ms.
@@ -38,7 +41,8 @@ def _site(site_id: str) -> Site:
 
 @cache
 def _big_dam() -> Site:
-    """TD-001 with 12 monitored points: more piezometers and GNSS points, and a rain gauge."""
+    """TD-001 with 12 monitored points: more piezometers and GNSS points, and a rain gauge (RG-001's
+    RAIN-5M with its rain rule)."""
     td = _site("TD-001")
 
     def copy(site: str, sensor: str, new_id: str) -> Sensor:
@@ -47,12 +51,20 @@ def _big_dam() -> Site:
 
     extra = [copy("TD-001", "PZ-01", f"PZ-0{i}") for i in (2, 3, 4)]
     extra += [copy("TD-001", "GNSS-01", f"GNSS-0{i}") for i in (2, 3, 4)]
-    extra.append(copy("RG-001", "RAIN-1H", "RG-01"))
+    extra.append(copy("RG-001", "RAIN-5M", "RG-01"))
     return td.model_copy(update={"sensors": [*td.sensors, *extra]})
 
 
 def _sensors(site: Site) -> dict[str, Sensor | None]:
     return {s.id: s for s in site.sensors}
+
+
+def _ladder(sensor: Sensor, window_h: int = 1) -> list[LadderStep]:
+    """The sensor's first threshold ladder, or for a rain gauge its rain rule's ``window_h``."""
+    if sensor.thresholds:
+        return list(sensor.thresholds[0].ladder)
+    assert sensor.rain is not None, sensor.id
+    return next(w.ladder for w in sensor.rain.windows if w.hours == window_h)
 
 
 def _ev(
@@ -65,17 +77,29 @@ def _ev(
     *,
     ts: int = TS,
     episode: str | None = None,
+    window_h: int = 1,
 ) -> WarningEvent:
-    """For ``cleared``: ``level`` is "normal" and ``previous`` the level left (the peak)."""
+    """For ``cleared``: ``level`` is "normal" and ``previous`` the level left (the peak).
+
+    A sensor without threshold rules is a rain gauge: its event comes from the rain rule, shaped
+    as ``rules/rain.py`` makes it, decided by the ``window_h`` window (``detail["window_h"]``).
+    """
     sensor = next(s for s in site.sensors if s.id == sensor_id)
-    threshold_rule = sensor.thresholds[0]
     peak = previous if kind == "cleared" else level
-    detail = {"peak": peak, "quantity": sensor.quantity, "direction": threshold_rule.direction}
+    detail: dict[str, object] = {"peak": peak, "quantity": sensor.quantity}
+    if sensor.thresholds:
+        rule = sensor.thresholds[0].rule
+        detail["direction"] = sensor.thresholds[0].direction
+    else:
+        assert sensor.rain is not None, sensor_id
+        rule = sensor.rain.rule
+        sums = {f"{h}h": value if h >= window_h else 0.0 for h in RAIN_WINDOWS_H}
+        detail.update(window_h=window_h, sums=sums, raised_ts=ts)
     return WarningEvent(
         episode=episode or f"ep-{site.id}-{sensor_id}",
         site=site.id,
         subject=f"{site.id}/{sensor_id}",
-        rule=threshold_rule.rule,
+        rule=rule,
         kind=kind,  # type: ignore[arg-type]
         level=level,
         previous=previous,
@@ -310,6 +334,24 @@ def test_sensors_keyed_by_subject_or_missing() -> None:
     )
 
 
+def test_rain_item_names_its_window() -> None:
+    """A rain rule's item is named by the window that decided it, never by the 5-minute gauge."""
+    dam = _big_dam()
+    events = [_ev(dam, "PZ-01", "yellow", 4.6), _ev(dam, "RG-01", "orange", 52.4, window_h=3)]
+    text = _render(events, dam, "operator", "zh-CN")
+    assert text == (
+        "【hazwatch】夏河尾矿库橙色预警（共2项）：RG-01测点3小时雨量橙色52.4mm，"
+        "PZ-01测点浸润线埋深黄色4.6m（11月23日14:05）。请立即核实并反馈处置情况。"
+    )
+    assert _utf16(text) == 91 and segments(text) == 2
+    text = _render(events, dam, "resident", "en")
+    assert text == (
+        "[hazwatch] Orange warning, Xiahe tailings dam: 3 h rainfall 52.4 mm and 1 more at 14:05. "
+        "Prepare to evacuate, keep out of the valley."
+    )
+    assert _utf16(text) == 133 and segments(text) == 1
+
+
 def test_order_does_not_depend_on_arrival() -> None:
     events, site = _group("twelve")
     text = _render(events, site, "operator", "zh-CN")
@@ -357,11 +399,14 @@ KINDS = ("raised", "escalated", "deescalated", "cleared")
 def _groups(draw: st.DrawFn) -> tuple[list[WarningEvent], Site, str, str]:
     """A random subset of one example site's sensors, each with a random change."""
     site = draw(st.sampled_from([*_config().sites, _big_dam()]))
-    candidates = [s for s in site.sensors if s.thresholds]
+    candidates = [s for s in site.sensors if s.thresholds or s.rain]
     chosen = draw(st.lists(st.sampled_from(candidates), min_size=1, unique_by=lambda s: s.id))
     events = []
     for sensor in chosen:
-        rungs = [r.level for r in sensor.thresholds[0].ladder]
+        window_h = 1
+        if not sensor.thresholds and sensor.rain is not None:
+            window_h = draw(st.sampled_from([w.hours for w in sensor.rain.windows]))
+        rungs = [r.level for r in _ladder(sensor, window_h)]
         kind = draw(st.sampled_from(KINDS))
         level = draw(st.sampled_from(rungs))
         moved = draw(st.sampled_from(rungs))  # the level left by an escalation or de-escalation
@@ -370,7 +415,9 @@ def _groups(draw: st.DrawFn) -> tuple[list[WarningEvent], Site, str, str]:
         lo, hi = sensor.range or (0.0, 1000.0)
         value = round(draw(st.floats(min_value=lo, max_value=hi)), 2)
         ts = TS - draw(st.integers(min_value=0, max_value=24 * 60)) * MIN
-        events.append(_ev(site, sensor.id, new, value, kind, previous, ts=ts))
+        events.append(
+            _ev(site, sensor.id, new, value, kind, previous, ts=ts, window_h=window_h)
+        )
     role = draw(st.sampled_from(["operator", "officer", "resident"]))
     language = draw(st.sampled_from(["zh-CN", "en"]))
     return events, site, role, language
@@ -388,6 +435,8 @@ def test_every_group_fits_two_segments(group: tuple[list[WarningEvent], Site, st
     assert text.endswith(action(top, site, role=role, language=language))
     if top.kind != "cleared":
         assert COLOUR_WORDS[language][top.level] in text
+    if any("window_h" in e.detail for e in events):  # windows, never the 5-minute increment
+        assert QUANTITY_NAMES[language]["rain_increment"] not in text
     if len(events) == 1:
         sensor = _sensors(site)[top.sensor]
         assert text == render_sms(top, site, sensor, role=role, language=language)

@@ -1,7 +1,8 @@
 """SMS rendering (alerts/render.py): every example site x sensor x level x kind x role x language.
 
 STANDARDS.md "Warning dissemination": no URLs; red within two UCS-2 segments (134 units);
-mountain-torrent residents read 准备转移 at orange and 立即转移 at red.
+mountain-torrent residents read 准备转移 at orange and 立即转移 at red. A rain rule's event names
+the window that decided it (1小时雨量 ... 24小时雨量), not the gauge's 5-minute increments.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from alerts.render import (
 )
 from alerts.segments import encoding, segments, units
 from config import example_dir, load_config
-from config.models import LEVELS, QUANTITY_UNITS, Config, Sensor, Site, ThresholdRule
+from config.models import LEVELS, QUANTITY_UNITS, Config, Sensor, Site
+from config.models_base import LadderStep
+from config.rules import RAIN_WINDOWS_H
 from rules.events import WarningEvent
 
 #: 2025-11-23 14:05 Beijing time (06:05 UTC), in epoch ms.
@@ -41,14 +44,44 @@ def _config() -> Config:
     return load_config(example_dir(), env={})
 
 
-def _value(rule: ThresholdRule, threshold: float) -> float:
+@dataclass(frozen=True)
+class Rule:
+    """A ladder that raises warnings: a sensor's threshold rule, or one window of its rain rule
+    (``window_h``: the rain engine's events carry the deciding window in ``detail``)."""
+
+    rule: str
+    direction: str
+    ladder: tuple[LadderStep, ...]
+    window_h: int | None = None
+
+
+def _rules_of(sensor: Sensor) -> list[Rule]:
+    out = [Rule(r.rule, r.direction, tuple(r.ladder)) for r in sensor.thresholds]
+    if sensor.rain is not None:
+        rain = sensor.rain
+        out += [Rule(rain.rule, "high", tuple(w.ladder), w.hours) for w in rain.windows]
+    return out
+
+
+def _quantity(sensor: Sensor, rule: Rule, lang: str) -> str:
+    """The quantity a text names: a rain rule's deciding window, else the sensor's quantity."""
+    if rule.window_h is not None:
+        return f"{rule.window_h}小时雨量" if lang == "zh-CN" else f"{rule.window_h} h rainfall"
+    return QUANTITY_NAMES[lang][sensor.quantity]
+
+
+def _value(rule: Rule, threshold: float) -> float:
     """A reading just beyond ``threshold`` on the danger side."""
     step = 0.1 if abs(threshold) < 10 else 1.0
     return round(threshold - step if rule.direction == "low" else threshold + step, 2)
 
 
-def _event(site: Site, sensor: Sensor, rule: ThresholdRule, level: str, kind: str) -> WarningEvent:
-    """``level`` is the new level, or for ``cleared`` the level that was left (and the peak)."""
+def _event(site: Site, sensor: Sensor, rule: Rule, level: str, kind: str) -> WarningEvent:
+    """``level`` is the new level, or for ``cleared`` the level that was left (and the peak).
+
+    A rain window's event is shaped as ``rules/rain.py`` ``RainEngine.to_event`` makes it: value
+    and threshold of the deciding window, whose hours are ``detail["window_h"]``, and the
+    episode's start in ``detail["raised_ts"]``."""
     rungs = [s.level for s in rule.ladder]
     values = {s.level: s.value for s in rule.ladder}
     i = rungs.index(level)
@@ -60,6 +93,14 @@ def _event(site: Site, sensor: Sensor, rule: ThresholdRule, level: str, kind: st
     }[kind]
     assert previous is not None
     peak = rungs[-1] if kind == "deescalated" else level
+    value = _value(rule, values[level])
+    detail: dict[str, object] = {"peak": peak, "quantity": sensor.quantity}
+    if rule.window_h is None:
+        detail["direction"] = rule.direction
+    else:
+        # all the rain fell within the deciding window: longer windows hold the same sum
+        sums = {f"{h}h": value if h >= rule.window_h else 0.0 for h in RAIN_WINDOWS_H}
+        detail.update(window_h=rule.window_h, sums=sums, raised_ts=RAISED_TS)
     return WarningEvent(
         episode="0b7f6c1e-0000-5000-8000-000000000001",
         site=site.id,
@@ -70,10 +111,10 @@ def _event(site: Site, sensor: Sensor, rule: ThresholdRule, level: str, kind: st
         previous=previous,
         ts=TS,
         emitted_at=TS + 500,
-        value=_value(rule, values[level]),
+        value=value,
         threshold=values[level],
         unit=sensor.unit,
-        detail={"peak": peak, "quantity": sensor.quantity, "direction": rule.direction},
+        detail=detail,
     )
 
 
@@ -81,7 +122,7 @@ def _event(site: Site, sensor: Sensor, rule: ThresholdRule, level: str, kind: st
 class Case:
     site: Site
     sensor: Sensor
-    rule: ThresholdRule
+    rule: Rule
     level: str
     kind: str
     role: str
@@ -89,8 +130,10 @@ class Case:
 
     @property
     def id(self) -> str:
+        window = f"/{self.rule.window_h}h" if self.rule.window_h is not None else ""
         return (
-            f"{self.site.id}/{self.sensor.id}-{self.level}-{self.kind}-{self.role}-{self.language}"
+            f"{self.site.id}/{self.sensor.id}{window}-{self.level}-{self.kind}-{self.role}-"
+            f"{self.language}"
         )
 
     def event(self) -> WarningEvent:
@@ -106,7 +149,7 @@ def _cases() -> list[Case]:
     out = []
     for site in _config().sites:
         for sensor in site.sensors:
-            for rule in sensor.thresholds:
+            for rule in _rules_of(sensor):
                 rungs = [s.level for s in rule.ladder]
                 for i, level in enumerate(rungs):
                     for kind in KINDS:
@@ -123,19 +166,36 @@ def _cases() -> list[Case]:
 CASES = _cases()
 
 
-def _case(site: str, sensor: str, level: str, kind: str, role: str, language: str) -> Case:
-    return next(
+def _case(
+    site: str,
+    sensor: str,
+    level: str,
+    kind: str,
+    role: str,
+    language: str,
+    window_h: int | None = None,
+) -> Case:
+    """The case of a threshold rule, or of a rain rule's ``window_h`` window (default 1 h)."""
+    found = [
         c
         for c in CASES
         if (c.site.id, c.sensor.id, c.level, c.kind, c.role, c.language)
         == (site, sensor, level, kind, role, language)
-    )
+    ]
+    if any(c.rule.window_h is not None for c in found):
+        found = [c for c in found if c.rule.window_h == (window_h or 1)]
+    (case,) = found
+    return case
 
 
 def test_cases_cover_every_example_site_and_rule() -> None:
     assert {c.site.id for c in CASES} == {"CH-001", "TD-001", "RG-001"}
     rules = {(c.site.id, c.sensor.id) for c in CASES}
-    assert rules == {(s.id, x.id) for s in _config().sites for x in s.sensors if x.thresholds}
+    assert rules == {
+        (s.id, x.id) for s in _config().sites for x in s.sensors if x.thresholds or x.rain
+    }
+    windows = {(c.sensor.id, c.rule.window_h) for c in CASES if c.rule.window_h is not None}
+    assert windows == {("RAIN-5M", h) for h in (1, 3, 6, 12, 24)}
     assert len(CASES) > 500
 
 
@@ -154,7 +214,9 @@ def test_every_text(case: Case) -> None:
         assert "http" not in t.lower() and "www" not in t.lower()
         assert t.startswith("【hazwatch】" if lang == "zh-CN" else "[hazwatch] ")
         assert format_value(event.value, event.unit, lang) in t
-        assert QUANTITY_NAMES[lang][case.sensor.quantity] in t
+        assert _quantity(case.sensor, case.rule, lang) in t
+        if case.rule.window_h is not None:  # never the 5-minute increment the gauge reports
+            assert QUANTITY_NAMES[lang][case.sensor.quantity] not in t
         assert COLOUR_WORDS[lang][case.level] in t
         assert format_time(TS, lang, date=False) in t
         assert t.endswith(action(event, case.site, role=case.role, language=lang))
@@ -186,8 +248,8 @@ def test_every_text(case: Case) -> None:
         ("TD-001", "PZ-01", "red", "cleared", "resident", "zh-CN", 1),
         ("TD-001", "PZ-01", "red", "raised", "officer", "zh-CN", 2),
         ("TD-001", "PZ-01", "red", "raised", "resident", "en", 1),
-        ("RG-001", "RAIN-1H", "red", "raised", "resident", "zh-CN", 2),
-        ("RG-001", "RAIN-1H", "orange", "raised", "resident", "zh-CN", 2),
+        ("RG-001", "RAIN-5M", "red", "raised", "resident", "zh-CN", 2),  # the 1 h window
+        ("RG-001", "RAIN-5M", "orange", "raised", "resident", "zh-CN", 2),
         ("CH-001", "GT-102", "red", "escalated", "operator", "zh-CN", 2),
         ("CH-001", "GT-101", "red", "raised", "resident", "en", 2),
         ("CH-001", "LT-201", "yellow", "deescalated", "officer", "zh-CN", 2),
@@ -209,14 +271,27 @@ def test_red_resident_text_tailings_exact() -> None:
 
 
 def test_mountain_torrent_action_words() -> None:
-    red = _case("RG-001", "RAIN-1H", "red", "raised", "resident", "zh-CN").text()
-    orange = _case("RG-001", "RAIN-1H", "orange", "raised", "resident", "zh-CN").text()
+    red = _case("RG-001", "RAIN-5M", "red", "raised", "resident", "zh-CN").text()
+    orange = _case("RG-001", "RAIN-5M", "orange", "raised", "resident", "zh-CN").text()
     assert "立即转移" in red and "准备转移" not in red
     assert "准备转移" in orange and "立即转移" not in orange
     assert "81mm" in red and "预警值80mm" in red
-    escalated = _case("RG-001", "RAIN-1H", "red", "escalated", "resident", "zh-CN").text()
+    assert red == (
+        "【hazwatch】石桥沟雨量站1小时雨量红色预警：11月23日14:05达81mm（预警值80mm）。"
+        "立即转移！迅速撤到安全避险点，远离河沟！"
+    )
+    escalated = _case("RG-001", "RAIN-5M", "red", "escalated", "resident", "zh-CN").text()
     assert "立即转移" in escalated and "由橙色升级为红色预警" in escalated
-    assert "EVACUATE NOW" in _case("RG-001", "RAIN-1H", "red", "raised", "resident", "en").text()
+    assert "EVACUATE NOW" in _case("RG-001", "RAIN-5M", "red", "raised", "resident", "en").text()
+    # Whichever window decides, the same action words; the text names that window.
+    red_3h = _case("RG-001", "RAIN-5M", "red", "raised", "resident", "zh-CN", 3).text()
+    assert red_3h == (
+        "【hazwatch】石桥沟雨量站3小时雨量红色预警：11月23日14:05达101mm（预警值100mm）。"
+        "立即转移！迅速撤到安全避险点，远离河沟！"
+    )
+    orange_24h = _case("RG-001", "RAIN-5M", "orange", "raised", "resident", "en", 24).text()
+    assert "24 h rainfall 161 mm" in orange_24h and "PREPARE TO EVACUATE" in orange_24h
+    assert "5-min" not in orange_24h
 
 
 def test_responders_are_asked_to_answer() -> None:
@@ -233,7 +308,7 @@ def test_responders_are_asked_to_answer() -> None:
 def test_all_clear_references_peak_and_raising_time() -> None:
     site = _config().site("TD-001")
     sensor = next(s for s in site.sensors if s.id == "PZ-01")
-    event = _event(site, sensor, sensor.thresholds[0], "yellow", "cleared")
+    event = _event(site, sensor, _rules_of(sensor)[0], "yellow", "cleared")
     event.detail.update(peak="red", raised_ts=RAISED_TS)
     zh = render_sms(event, site, sensor, role="resident")
     en = render_sms(event, site, sensor, role="resident", language="en")

@@ -19,8 +19,9 @@ import orjson
 import pytest
 
 from config import Config
-from config.models import ThresholdRule
-from sensors.scenario import Scenario, load_scenario, scenario_names
+from config.models import LEVELS, ThresholdRule
+from config.rules import RainRule
+from sensors.scenario import Scenario, ScenarioSite, load_scenario, scenario_names
 from sensors.signals import BUCKET_MM, HOUR_MS
 from sensors.simulator import PlannedMessage, plan, run
 
@@ -90,6 +91,39 @@ def reference_levels(rule: ThresholdRule, readings: list[tuple[int, float]]) -> 
             new = max(kept, entered)
         if new != level:
             changes.append(names[new - 1] if new else "normal")
+            level = new
+    return changes
+
+
+def reference_rain_levels(rule: RainRule, readings: list[tuple[int, float]]) -> list[str]:
+    """A deliberately plain, per-reading evaluator of rain rules, independent of rules/.
+
+    Each reading is first turned into the rain it reports (increment; or counter delta, the
+    first counter reading a baseline, a drop a reset). The W-hour sum at a reading stamped ts
+    adds the rain of the readings stamped in (ts - W h, ts]. A rung is met at or above its value,
+    or, while the level is at or above the rung's level, at or above value - deadband; the level
+    is the highest level met in any window.
+    """
+    rain: list[tuple[int, float]] = []
+    last: float | None = None
+    for ts, v in readings:
+        if rule.input == "counter":
+            rain.append((ts, 0.0 if last is None else (v - last if v >= last else v)))
+            last = v
+        else:
+            rain.append((ts, max(v, 0.0)))
+    level = 0
+    changes: list[str] = []
+    for ts, _ in rain:
+        new = 0
+        for window in rule.windows:
+            total = round(sum(r for t, r in rain if ts - window.hours * HOUR_MS < t <= ts), 6)
+            for step in window.ladder:
+                rank = LEVELS.index(step.level)
+                if total >= step.value - (rule.deadband if level >= rank else 0.0):
+                    new = max(new, rank)
+        if new != level:
+            changes.append(LEVELS[new])
             level = new
     return changes
 
@@ -179,13 +213,14 @@ def test_all_is_the_three_site_scenarios_together(cfg: Config) -> None:
     assert expectations("all") == union
 
 
-def _thresholded(cfg: Config, scenario: Scenario) -> dict[str, ThresholdRule]:
-    """subject -> its (single) threshold rule, for every published sensor that has one."""
-    out: dict[str, ThresholdRule] = {}
+def _ruled(cfg: Config, scenario: Scenario) -> dict[str, ThresholdRule | RainRule]:
+    """subject -> its (single) threshold or rain rule, for every published sensor that has one."""
+    out: dict[str, ThresholdRule | RainRule] = {}
     for site, sensor in readings_of(plan(cfg, scenario, start_ms=START_MS)):
-        rules = cfg.sensor(site, sensor).thresholds
+        x = cfg.sensor(site, sensor)
+        rules: list[ThresholdRule | RainRule] = [*x.thresholds, *([x.rain] if x.rain else [])]
         if rules:
-            assert len(rules) == 1, "the scenarios document one ladder per sensor"
+            assert len(rules) == 1, "the scenarios document one rule per sensor"
             out[f"{site}/{sensor}"] = rules[0]
     return out
 
@@ -195,12 +230,16 @@ def _thresholded(cfg: Config, scenario: Scenario) -> dict[str, ThresholdRule]:
 def test_reference_ladder_gives_the_documented_sequence(cfg: Config, name: str, seed: int) -> None:
     scenario = load_scenario(name, cfg)
     expected = expectations(name)
-    rules = _thresholded(cfg, scenario)
-    assert set(expected) == set(rules), "every subject with a ladder has one # expect line"
+    rules = _ruled(cfg, scenario)
+    assert set(expected) == set(rules), "every subject with a rule has one # expect line"
     readings = readings_of(plan(cfg, scenario, start_ms=START_MS + seed * 7_919_000, seed=seed))
     for subject, rule in rules.items():
         site, sensor = subject.split("/")
-        assert reference_levels(rule, readings[(site, sensor)]) == expected[subject], subject
+        rows = readings[(site, sensor)]
+        if isinstance(rule, RainRule):
+            assert reference_rain_levels(rule, rows) == expected[subject], subject
+        else:
+            assert reference_levels(rule, rows) == expected[subject], subject
         assert expected[subject][-1] == "normal", f"{subject} ends back at normal"
 
 
@@ -238,34 +277,134 @@ def test_reference_evaluator_itself() -> None:
     assert reference_levels(low, [(0, 6), (1, 5), (2, 6.5), (3, 7.01)]) == ["yellow", "normal"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "rows", "expected"),
+    [
+        # 1 h blue 10 / red 20, 3 h yellow 16, deadband 1; (minutes, mm)
+        pytest.param("increment", [(0, 10.0)], ["blue"], id="exactly-at-the-rung"),
+        pytest.param(
+            "increment", [(0, 9.0), (60, 1.0)], [], id="1h-edge-excludes-the-reading-1h-older"
+        ),
+        pytest.param("increment", [(0, 9.0), (59, 1.0)], ["blue"], id="inside-1h"),
+        pytest.param(
+            "increment", [(0, 8.0), (70, 8.0)], ["yellow"], id="3h-meets-while-1h-does-not"
+        ),
+        pytest.param(
+            "increment", [(0, 10.0), (5, -3.0), (10, 0.0)], ["blue"], id="negative-increment-is-0"
+        ),
+        pytest.param(
+            "increment",
+            [(0, 6.0), (10, 4.0), (65, 5.0)],
+            ["blue"],
+            id="deadband-holds-at-rung-minus-1",
+        ),
+        pytest.param(
+            "increment",
+            [(0, 6.0), (10, 4.0), (65, 4.9)],
+            ["blue", "normal"],
+            id="below-deadband-clears",
+        ),
+        pytest.param(
+            "increment",
+            [(0, 20.0), (5, 0.0), (60, 0.0), (185, 0.0)],
+            ["red", "yellow", "normal"],
+            id="windows-drain-in-turn",
+        ),
+        pytest.param(
+            "counter",
+            [(0, 500.0), (5, 509.0), (10, 510.0), (15, 3.0)],
+            ["blue"],
+            id="counter-baseline-then-reset",
+        ),
+    ],
+)
+def test_reference_rain_evaluator_itself(
+    kind: str, rows: list[tuple[int, float]], expected: list[str]
+) -> None:
+    rule = RainRule.model_validate(
+        {
+            "input": kind,
+            "windows": [
+                {
+                    "hours": 1,
+                    "ladder": [{"level": "blue", "value": 10}, {"level": "red", "value": 20}],
+                },
+                {"hours": 3, "ladder": [{"level": "yellow", "value": 16}]},
+            ],
+            "deadband": 1,
+        }
+    )
+    assert reference_rain_levels(rule, [(m * 60_000, v) for m, v in rows]) == expected
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_values_sit_clearly_inside_their_bands(cfg: Config, name: str) -> None:
-    """|value - rung| > deadband + 4 x noise for targets, baselines (with drift) and the rain
-    plateaus, and every phase holds the min_duration plus at least 3 samples of every sensor."""
+    """|value - rung| > deadband + 4 x noise for targets and baselines (with drift), rain window
+    sums clear of the rungs that decide each level, and every phase holds the min_duration plus
+    at least 3 samples of every sensor."""
     for block in load_scenario(name, cfg).sites:
-        site = cfg.site(block.site)
         for sensor_id, spec in block.signals.items():
             sensor = cfg.sensor(block.site, sensor_id)
-            if sensor.quantity == "rain_increment":
-                # The hourly sum of n increments: noise adds up as sqrt(n), plus one bucket.
-                n = HOUR_MS / (sensor.period_s * 1000)
-                scale, noise, slack = n, spec.noise * math.sqrt(n), BUCKET_MM
-                rules = [r for x in site.sensors if x.quantity == "rain_1h" for r in x.thresholds]
-            else:
-                scale, noise, slack, rules = 1.0, spec.noise, 0.0, list(sensor.thresholds)
-            for rule in rules:
-                need = rule.deadband + 4 * noise + slack
+            for phase in block.phases:
+                assert phase.duration_s >= 3 * sensor.period_s
+            if sensor.rain is not None:
+                _rain_sums_clear_of_rungs(
+                    block, sensor_id, sensor.rain, sensor.period_s, spec.noise
+                )
+            for rule in sensor.thresholds:
+                need = rule.deadband + 4 * spec.noise
                 for phase in block.phases:
                     assert phase.duration_s >= rule.min_duration_s + 2 * sensor.period_s
-                    assert phase.duration_s >= 3 * sensor.period_s
                     target = phase.values.get(sensor_id)
                     drifted = [spec.baseline - spec.drift, spec.baseline + spec.drift]
                     for v in [target] if target is not None else drifted:
                         for step in rule.ladder:
-                            assert abs(v * scale - step.value) > need, (
-                                f"{block.site}/{sensor_id} in {phase.name}: {v * scale} "
+                            assert abs(v - step.value) > need, (
+                                f"{block.site}/{sensor_id} in {phase.name}: {v} "
                                 f"is within {need} of the {step.level} rung {step.value}"
                             )
+
+
+def _rain_sums_clear_of_rungs(
+    block: ScenarioSite, sensor_id: str, rule: RainRule, period_s: float, noise: float
+) -> None:
+    """At every reading, each rung that decides the level (the one met, or one just missed above
+    it) is further from the expected window sum than 4 x noise x sqrt(samples in the window) +
+    one bucket. The expected rain of a sample is E[max(target + N(0, noise^2), 0)], so the drizzle
+    that the clipped noise makes in dry phases is counted; sums rise and fall through rungs (a
+    storm cannot skip them), so only the readings' own margins matter, not the phases'."""
+    rain: list[float] = []
+    for phase in block.phases:
+        m = phase.values.get(sensor_id, block.signals[sensor_id].baseline)
+        z = m / noise if noise else math.inf
+        pdf = math.exp(-z * z / 2) / math.sqrt(2 * math.pi) if noise else 0.0
+        expected = (
+            m * 0.5 * (1 + math.erf(z / math.sqrt(2))) + noise * pdf if noise else max(m, 0.0)
+        )
+        rain += [expected] * round(phase.duration_s / period_s)
+    level = 0
+    for k in range(len(rain)):
+        met: list[tuple[int, float, float, int]] = []  # (rank, margin, rung, hours), signed margin
+        for window in rule.windows:
+            n = round(window.hours * 3600 / period_s)
+            total = sum(rain[max(0, k - n + 1) : k + 1])
+            for step in window.ladder:
+                rank = LEVELS.index(step.level)
+                edge = step.value - (rule.deadband if level >= rank else 0.0)
+                need = 4 * noise * math.sqrt(n) + BUCKET_MM
+                met.append((rank, total - edge, need, window.hours))
+        new = max((r for r, margin, _, _ in met if margin >= 0), default=0)
+        for rank, margin, need, hours in met:
+            deciding = (margin < 0 and rank > new) or (
+                margin >= 0
+                and rank == new
+                and sum(1 for r, g, _, _ in met if r == rank and g >= 0) == 1
+            )
+            assert not deciding or abs(margin) > need, (
+                f"{block.site}/{sensor_id} sample {k}: the {hours} h sum is {margin:+.2f} mm from "
+                f"the {LEVELS[rank]} rung, within {need:.2f}"
+            )
+        level = new
 
 
 # ------------------------------------------------------------------------------ real MQTT
@@ -281,7 +420,7 @@ def test_fast_run_delivers_every_planned_message_in_order(
     published = run(
         cfg, scenario, broker_url, seed=1, fast=True, start_ms=START_MS, on_publish=seen.append
     )
-    assert published == sum(m.readings for m in planned) == 432
+    assert published == sum(m.readings for m in planned) == 624  # 300 chemical + tailings, 324 rain
     assert seen == planned
 
     def data() -> list[tuple[str, bytes]]:

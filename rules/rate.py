@@ -1,0 +1,319 @@
+"""Rate-of-change rules over a sliding window of event time: the pure engine.
+
+Every (sensor, rate rule) pair is a *row* (:class:`RateTable`, dense arrays); per-row state lives
+in preallocated arrays (:class:`RateState`). A micro-batch is evaluated in *rounds* as in
+:mod:`rules.threshold` (round ``r`` holds the r-th reading of every row), so each round touches a
+row at most once and is evaluated with masks.
+
+Rate. At a reading ``(ts, v)`` the rate is ``(v - v_o) / (ts - ts_o) * per_s`` where ``(ts_o, v_o)``
+is the oldest kept reading with ``ts_o >= ts - window`` -- a reading exactly ``window`` old is
+inside. No rate (so no level change) when nothing older than ``ts`` is in the window (a row's first
+reading, after a gap longer than the window) or the two readings lie less than ``min_span_s`` apart.
+
+Ring. Each row keeps the last :data:`RING` = 32 readings ``(ts, v)``, subsampled so that they
+cover the window: the newest reading always overwrites the newest slot unless that slot lies at
+least ``spacing = window / (RING - 2)`` after the slot before it, in which case the reading takes a
+new slot. So all gaps between kept readings but the newest one are ``>= spacing`` and the ring
+spans at least the window. When the sensor's period is at least ``spacing`` (e.g. 10-min readings,
+a 1 h or 5 h window) every reading is kept and the rate is exact as defined; when the period is
+shorter, the oldest *kept* reading in the window is used, at most ``spacing + period`` younger
+than the true oldest one (the rate is still exact for the two readings it is taken from).
+
+Levels. The rates are fed, per row in timestamp order, into an inner
+:class:`rules.threshold.ThresholdEngine` whose rows are the rate rows: the ladder on the signed
+rate, the deadband and the minimum duration behave exactly as for threshold rules. A reading not
+newer than the row's last one changes nothing (``ignored_stale``); non-finite values are ignored.
+
+Bytes per row: ring 32 x (8 + 8) = 512 (the window buffer), head 1, last_ts 8, plus the inner
+threshold state (level 1, since 4 x 8, last_ts 8, episode_ts 8, peak 1 = 50).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from config.models import LEVELS, Config
+from rules.events import WarningEvent, episode_id, event_kind
+from rules.threshold import N_RANKS, ThresholdEngine, ThresholdTable, Transition
+
+__all__ = ["EMPTY_TS", "RING", "RateEngine", "RateState", "RateTable", "ring_push", "rounds"]
+
+RING = 32
+"""Readings kept per row."""
+EMPTY_TS = np.int64(-(1 << 62))
+"""Timestamp of an empty ring slot: older than any window."""
+NONE = np.int64(-1)
+Array = np.ndarray
+
+
+def rounds(rows: Array, ts: Array) -> tuple[Array, Array]:
+    """Order readings by (row, ts); return the order and each reading's round (occurrence) number."""
+    order = np.lexsort((ts, rows))
+    r = rows[order]
+    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    occ = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
+    return order, occ
+
+
+def ring_push(ring_ts: Array, ring_v: Array, head: Array, rows: Array, ts: Array, val: Array,
+              spacing_ms: Array) -> None:
+    """Store readings of distinct rows: overwrite the newest slot, or take a new one when the
+    newest slot lies ``>= spacing_ms`` after the one before it (see the module docstring)."""
+    k = ring_ts.shape[1]
+    h = head[rows].astype(np.int64)
+    newest = ring_ts[rows, h]
+    before = ring_ts[rows, (h - 1) % k]
+    h = np.where((newest != EMPTY_TS) & (newest - before >= spacing_ms), (h + 1) % k, h)
+    ring_ts[rows, h] = ts
+    ring_v[rows, h] = val
+    head[rows] = h
+
+
+def ring_export(ring_ts: Array, ring_v: Array, head: Array, row: int) -> list[list[float]]:
+    """The kept readings of a row, oldest first, as ``[ts, v]``."""
+    k = ring_ts.shape[1]
+    slots = (int(head[row]) + 1 + np.arange(k)) % k
+    return [[int(ring_ts[row, s]), float(ring_v[row, s])] for s in slots if ring_ts[row, s] != EMPTY_TS]
+
+
+def ring_import(ring_ts: Array, ring_v: Array, head: Array, row: int, saved: list[list[float]]) -> None:
+    """Inverse of :func:`ring_export` (the row must be reset first)."""
+    for i, (t, v) in enumerate(saved[-ring_ts.shape[1]:]):
+        ring_ts[row, i] = int(t)
+        ring_v[row, i] = float(v)
+        head[row] = i
+
+
+def expand(row_start: Array, row_count: Array, sensor_idx: Array) -> tuple[Array, Array]:
+    """Readings (dense sensor index) -> (rule rows, reading position), as ThresholdEngine.rows_for."""
+    counts = row_count[sensor_idx]
+    pos = np.repeat(np.arange(len(sensor_idx)), counts)
+    first = np.repeat(row_start[sensor_idx], counts)
+    offset = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return first + offset, pos
+
+
+@dataclass(frozen=True)
+class RateTable:
+    """Compiled rate rules: one row per (site, sensor, rate rule), dense arrays by row."""
+
+    levels: ThresholdTable  # the inner ladder table, one row per rate row (unit = rate unit)
+    window_ms: Array  # (n,) int64
+    spacing_ms: Array  # (n,) int64 ring subsampling step, window / (RING - 2)
+    min_span_ms: Array  # (n,) int64
+    per_s: Array  # (n,) float64
+    window_s: list[float]
+    sensor_index: dict[tuple[str, str], int]  # (site, sensor) -> dense index, as ThresholdTable
+    row_start: Array  # (n_sensors,) int64
+    row_count: Array  # (n_sensors,) int64
+    rows_of_site: dict[str, Array]
+
+    @classmethod
+    def from_config(cls, config: Config) -> RateTable:
+        cols: dict[str, list[str]] = {k: [] for k in ("site", "sensor", "rule", "unit", "quantity", "direction")}
+        sign: list[float] = []
+        rungs: list[Array] = []
+        raw: list[Array] = []
+        deadband: list[float] = []
+        min_dur: list[int] = []
+        window: list[float] = []
+        min_span: list[float] = []
+        per: list[float] = []
+        sensor_index: dict[tuple[str, str], int] = {}
+        row_start: list[int] = []
+        row_count: list[int] = []
+        rows_of_site: dict[str, list[int]] = {}
+        for site in config.sites:  # same order as ThresholdTable: sites, then sensors
+            for sensor in site.sensors:
+                sensor_index[(site.id, sensor.id)] = len(row_start)
+                row_start.append(len(sign))
+                row_count.append(len(sensor.rate))
+                for rule in sensor.rate:
+                    rows_of_site.setdefault(site.id, []).append(len(sign))
+                    s = 1.0 if rule.direction == "high" else -1.0
+                    rung = np.full(N_RANKS, np.inf)
+                    raw_rung = np.full(N_RANKS, np.nan)
+                    for step in rule.ladder:
+                        rung[LEVELS.index(step.level) - 1] = s * step.value
+                        raw_rung[LEVELS.index(step.level) - 1] = step.value
+                    names = (site.id, sensor.id, rule.rule, f"{sensor.unit}/{rule.per_unit}",
+                             sensor.quantity, rule.direction)
+                    for key, val in zip(cols, names, strict=True):
+                        cols[key].append(val)
+                    sign.append(s)
+                    rungs.append(rung)
+                    raw.append(raw_rung)
+                    deadband.append(rule.deadband)
+                    min_dur.append(int(round(rule.min_duration_s * 1000)))
+                    window.append(rule.window_s)
+                    min_span.append(rule.min_span_s)
+                    per.append(rule.per_s)
+        n = len(sign)
+        window_ms = np.rint(np.asarray(window, dtype=np.float64) * 1000).astype(np.int64)
+        levels = ThresholdTable(
+            **cols,
+            sign=np.asarray(sign, dtype=np.float64),
+            rungs=np.asarray(rungs, dtype=np.float64).reshape(-1, N_RANKS),
+            raw_rungs=np.asarray(raw, dtype=np.float64).reshape(-1, N_RANKS),
+            deadband=np.asarray(deadband, dtype=np.float64),
+            min_duration_ms=np.asarray(min_dur, dtype=np.int64),
+            sensor_index={},
+            row_start=np.arange(n, dtype=np.int64),
+            row_count=np.ones(n, dtype=np.int64),
+            rows_of_site={},
+        )
+        return cls(
+            levels=levels,
+            window_ms=window_ms,
+            spacing_ms=np.maximum(window_ms // (RING - 2), 1),
+            min_span_ms=np.rint(np.asarray(min_span, dtype=np.float64) * 1000).astype(np.int64),
+            per_s=np.asarray(per, dtype=np.float64),
+            window_s=window,
+            sensor_index=sensor_index,
+            row_start=np.asarray(row_start, dtype=np.int64),
+            row_count=np.asarray(row_count, dtype=np.int64),
+            rows_of_site={k: np.asarray(v, dtype=np.int64) for k, v in rows_of_site.items()},
+        )
+
+    def __len__(self) -> int:
+        return len(self.window_ms)
+
+    def key(self, row: int) -> str:
+        """The row's name in persisted state: ``sensor|rule`` (the site is the table key)."""
+        return self.levels.key(row)
+
+
+@dataclass
+class RateState:
+    """Per-row ring of recent readings; the ladder state lives in the inner threshold engine."""
+
+    ring_ts: Array  # (n, RING) int64 ms, EMPTY_TS where empty
+    ring_v: Array  # (n, RING) float64
+    head: Array  # (n,) int8 slot of the newest kept reading
+    last_ts: Array  # (n,) int64 ms of the newest evaluated reading, -1 before the first
+
+    @classmethod
+    def empty(cls, n: int) -> RateState:
+        return cls(
+            ring_ts=np.full((n, RING), EMPTY_TS, dtype=np.int64),
+            ring_v=np.zeros((n, RING), dtype=np.float64),
+            head=np.zeros(n, dtype=np.int8),
+            last_ts=np.full(n, NONE, dtype=np.int64),
+        )
+
+    def reset_rows(self, rows: Array) -> None:
+        self.ring_ts[rows] = EMPTY_TS
+        self.ring_v[rows] = 0.0
+        self.head[rows] = 0
+        self.last_ts[rows] = NONE
+
+
+class RateEngine:
+    """Evaluates micro-batches of readings against the rate rules, updating state in place."""
+
+    def __init__(self, table: RateTable, state: RateState | None = None) -> None:
+        self.table = table
+        self.state = state if state is not None else RateState.empty(len(table))
+        self.levels = ThresholdEngine(table.levels)
+        self.ignored_stale = 0  # readings not newer than the row's last one
+        self.ignored_invalid = 0  # non-finite values
+
+    def process(self, sensor_idx: Array, ts: Array, value: Array) -> list[Transition]:
+        """Evaluate readings (dense sensor index, epoch ms, value); return the level changes of the
+        rate rows by (ts, row). ``Transition.value`` is the rate, in ``unit / per_s``."""
+        rows, pos = expand(self.table.row_start, self.table.row_count, np.asarray(sensor_idx, dtype=np.int64))
+        if len(rows) == 0:
+            return []
+        ts = np.asarray(ts, dtype=np.int64)[pos]
+        val = np.asarray(value, dtype=np.float64)[pos]
+        finite = np.isfinite(val)
+        self.ignored_invalid += int((~finite).sum())
+        rows, ts, val = rows[finite], ts[finite], val[finite]
+        if len(rows) == 0:
+            return []
+        order, occ = rounds(rows, ts)
+        rows, ts, val = rows[order], ts[order], val[order]
+        got: list[tuple[Array, Array, Array]] = []
+        for r in range(int(occ.max()) + 1):
+            m = occ == r
+            got.append(self._round(rows[m], ts[m], val[m]))
+        r_rows, r_ts, r_rate = (np.concatenate(parts) for parts in zip(*got, strict=True))
+        return self.levels.process(r_rows, r_ts, r_rate)
+
+    def _round(self, rows: Array, ts: Array, val: Array) -> tuple[Array, Array, Array]:
+        """Readings of distinct rows: keep them in the rings, return (rows, ts, rate) where defined."""
+        st, tb = self.state, self.table
+        fresh = ts > st.last_ts[rows]
+        self.ignored_stale += int((~fresh).sum())
+        rows, ts, val = rows[fresh], ts[fresh], val[fresh]
+        st.last_ts[rows] = ts
+        ring_push(st.ring_ts, st.ring_v, st.head, rows, ts, val, tb.spacing_ms[rows])
+        rts = st.ring_ts[rows]  # (m, RING)
+        inside = rts >= (ts - tb.window_ms[rows])[:, None]
+        oldest = np.argmin(np.where(inside, rts, np.iinfo(np.int64).max), axis=1)
+        ts_o = rts[np.arange(len(rows)), oldest]
+        v_o = st.ring_v[rows, oldest]
+        span = ts - ts_o
+        ok = (span > 0) & (span >= tb.min_span_ms[rows])
+        rate = (val[ok] - v_o[ok]) / (span[ok] / 1000.0) * tb.per_s[rows[ok]]
+        return rows[ok], ts[ok], rate
+
+    def to_event(self, t: Transition, emitted_at: int) -> WarningEvent:
+        lv = self.table.levels
+        rank = t.level if t.level else t.previous
+        threshold = lv.raw_rungs[t.row, rank - 1]
+        subject = lv.subject(t.row)
+        return WarningEvent(
+            episode=episode_id(subject, lv.rule[t.row], t.episode_ts),
+            site=lv.site[t.row],
+            subject=subject,
+            rule=lv.rule[t.row],
+            kind=event_kind(t.previous, t.level),
+            level=LEVELS[t.level],
+            previous=LEVELS[t.previous],
+            ts=t.ts,
+            emitted_at=emitted_at,
+            value=t.value,
+            threshold=None if np.isnan(threshold) else float(threshold),
+            unit=lv.unit[t.row],
+            detail={
+                "window_s": self.table.window_s[t.row],
+                "per_s": float(self.table.per_s[t.row]),
+                "peak": LEVELS[t.peak],
+                "raised_ts": t.episode_ts,
+                "quantity": lv.quantity[t.row],
+                "direction": lv.direction[t.row],
+            },
+        )
+
+    # -- state ----------------------------------------------------------------------------------
+    def export_site(self, site: str) -> dict[str, Any]:
+        """The site's rate state, JSON-able, keyed ``sensor|rule``: ring (oldest first), last_ts and
+        the ladder state (ThresholdState.export_rows layout)."""
+        st = self.state
+        ladder = self.levels.state.export_rows(self._rows(site))
+        return {
+            self.table.key(int(r)): {
+                "last_ts": int(st.last_ts[r]),
+                "ring": ring_export(st.ring_ts, st.ring_v, st.head, int(r)),
+                "ladder": ladder[int(r)],
+            }
+            for r in self._rows(site)
+        }
+
+    def import_site(self, site: str, saved: dict[str, Any]) -> None:
+        """Replace the site's rate state with ``saved`` (rows missing from it start fresh)."""
+        rows = self._rows(site)
+        self.state.reset_rows(rows)
+        self.levels.state.reset_rows(rows)
+        for r in rows:
+            if (data := saved.get(self.table.key(int(r)))) is not None:
+                self.state.last_ts[r] = data["last_ts"]
+                ring_import(self.state.ring_ts, self.state.ring_v, self.state.head, int(r), data["ring"])
+                self.levels.state.import_row(int(r), data["ladder"])
+
+    def _rows(self, site: str) -> Array:
+        return self.table.rows_of_site.get(site, np.empty(0, dtype=np.int64))

@@ -1,0 +1,321 @@
+"""Trend forecast: a least-squares line gives the time left before the next rung. The pure engine.
+
+Every sensor with a ``trend:`` rule *and* at least one threshold rule is a *row*
+(:class:`TrendTable`); state lives in preallocated arrays (:class:`TrendState`); micro-batches are
+evaluated in rounds as in :mod:`rules.threshold`. A trend rule on a sensor without threshold rules
+has nothing to forecast and is left out of the table (:attr:`TrendTable.skipped` names them).
+
+At each reading ``(ts, v)`` of a row (event time):
+
+- the reading is kept in a ring of :data:`RING` = 64 readings, subsampled to cover ``window_s`` as
+  in :mod:`rules.rate` (every reading is kept when the period is at least ``window / 62``);
+- the kept readings with ``ts_i >= ts - window`` are fitted by least squares; ``points`` is their
+  number. With fewer than ``min_points`` (or all at one instant) the row is *not evaluated*: its
+  forecast state is unchanged (after a gap longer than the window nothing is raised until the
+  window has filled again);
+- the target is the next rung of the sensor's *first* threshold rule beyond the current value in
+  that rule's direction (``high``: the lowest rung ``> v``; ``low``: the highest rung ``< v``; a
+  value exactly at a rung has reached it, so the target is the one after);
+- ``eta_s = distance / slope`` when the line moves toward the target (slope ``> 0`` for high,
+  ``< 0`` for low), else infinite; infinite too when no rung is left (beyond red);
+- hysteresis: a forecast is raised when ``eta_s < horizon_s`` and cleared when
+  ``eta_s >= clear_factor x horizon_s`` (default 1.2), when the slope turns, or no rung is left.
+
+The forecast's level is the rule's fixed ``level`` (default yellow; see :class:`config.rules.TrendRule`).
+Events: ``value`` = the current reading, ``threshold`` = the target rung (None when none),
+``unit`` = the sensor's, ``detail`` = ``eta_s`` (None when infinite), ``target_level``,
+``target_value``, ``slope_per_s`` (unit per second), ``points``, ``horizon_s``, ``raised_ts``.
+
+Bytes per row: ring 64 x 16 = 1,024 (the window buffer), head 1, last_ts 8, level 1, episode_ts 8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from config.models import LEVELS, Config
+from rules.events import WarningEvent, episode_id, event_kind
+from rules.rate import EMPTY_TS, ring_export, ring_import, ring_push, rounds
+from rules.threshold import N_RANKS
+
+__all__ = ["RING", "TrendEngine", "TrendState", "TrendTable", "TrendTransition"]
+
+RING = 64
+"""Readings kept per row."""
+NONE = np.int64(-1)
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class TrendTable:
+    """Compiled trend rules: one row per sensor with a trend rule and a threshold rule."""
+
+    site: list[str]
+    sensor: list[str]
+    rule: list[str]
+    unit: list[str]
+    quantity: list[str]
+    sign: Array  # (n,) float64 +1 high, -1 low (the first threshold rule's direction)
+    rungs: Array  # (n, 4) float64 signed rungs blue..red, +inf where absent
+    raw_rungs: Array  # (n, 4) float64 rungs in the sensor's unit, nan where absent
+    window_ms: Array  # (n,) int64
+    spacing_ms: Array  # (n,) int64
+    horizon_s: Array  # (n,) float64
+    clear_s: Array  # (n,) float64 clear_factor x horizon_s
+    min_points: Array  # (n,) int64
+    level: Array  # (n,) int8 rank of the forecast level
+    row_of_sensor: Array  # (n_sensors,) int64, -1 without a row
+    sensor_index: dict[tuple[str, str], int]
+    rows_of_site: dict[str, Array]
+    skipped: list[str]  # ``site/sensor`` with a trend rule but no threshold rule
+
+    @classmethod
+    def from_config(cls, config: Config) -> TrendTable:
+        cols: dict[str, list[str]] = {k: [] for k in ("site", "sensor", "rule", "unit", "quantity")}
+        sign: list[float] = []
+        rungs: list[Array] = []
+        raw: list[Array] = []
+        nums: dict[str, list[float]] = {k: [] for k in ("window", "horizon", "clear", "points", "level")}
+        sensor_index: dict[tuple[str, str], int] = {}
+        row_of_sensor: list[int] = []
+        rows_of_site: dict[str, list[int]] = {}
+        skipped: list[str] = []
+        for site in config.sites:  # same order as ThresholdTable: sites, then sensors
+            for sensor in site.sensors:
+                sensor_index[(site.id, sensor.id)] = len(row_of_sensor)
+                rule = sensor.trend
+                if rule is not None and not sensor.thresholds:
+                    skipped.append(f"{site.id}/{sensor.id}")
+                if rule is None or not sensor.thresholds:
+                    row_of_sensor.append(-1)
+                    continue
+                row_of_sensor.append(len(sign))
+                rows_of_site.setdefault(site.id, []).append(len(sign))
+                target = sensor.thresholds[0]
+                s = 1.0 if target.direction == "high" else -1.0
+                rung = np.full(N_RANKS, np.inf)
+                raw_rung = np.full(N_RANKS, np.nan)
+                for step in target.ladder:
+                    rung[LEVELS.index(step.level) - 1] = s * step.value
+                    raw_rung[LEVELS.index(step.level) - 1] = step.value
+                for key, val in zip(cols, (site.id, sensor.id, rule.rule, sensor.unit, sensor.quantity), strict=True):
+                    cols[key].append(val)
+                sign.append(s)
+                rungs.append(rung)
+                raw.append(raw_rung)
+                for key, num in (("window", rule.window_s), ("horizon", rule.horizon_s),
+                                 ("clear", rule.clear_factor * rule.horizon_s), ("points", rule.min_points),
+                                 ("level", LEVELS.index(rule.level))):
+                    nums[key].append(num)
+        window_ms = np.rint(np.asarray(nums["window"], dtype=np.float64) * 1000).astype(np.int64)
+        return cls(
+            **cols,
+            sign=np.asarray(sign, dtype=np.float64),
+            rungs=np.asarray(rungs, dtype=np.float64).reshape(-1, N_RANKS),
+            raw_rungs=np.asarray(raw, dtype=np.float64).reshape(-1, N_RANKS),
+            window_ms=window_ms,
+            spacing_ms=np.maximum(window_ms // (RING - 2), 1),
+            horizon_s=np.asarray(nums["horizon"], dtype=np.float64),
+            clear_s=np.asarray(nums["clear"], dtype=np.float64),
+            min_points=np.asarray(nums["points"], dtype=np.int64),
+            level=np.asarray(nums["level"], dtype=np.int8),
+            row_of_sensor=np.asarray(row_of_sensor, dtype=np.int64),
+            sensor_index=sensor_index,
+            rows_of_site={k: np.asarray(v, dtype=np.int64) for k, v in rows_of_site.items()},
+            skipped=skipped,
+        )
+
+    def __len__(self) -> int:
+        return len(self.sign)
+
+    def subject(self, row: int) -> str:
+        return f"{self.site[row]}/{self.sensor[row]}"
+
+    def key(self, row: int) -> str:
+        """The row's name in persisted state: ``sensor|rule`` (the site is the table key)."""
+        return f"{self.sensor[row]}|{self.rule[row]}"
+
+
+@dataclass
+class TrendState:
+    """Per-row state, preallocated."""
+
+    ring_ts: Array  # (n, RING) int64 ms, EMPTY_TS where empty
+    ring_v: Array  # (n, RING) float64
+    head: Array  # (n,) int8 slot of the newest kept reading
+    last_ts: Array  # (n,) int64 ms, -1 before the first reading
+    level: Array  # (n,) int8 rank of the open forecast, 0 when none
+    episode_ts: Array  # (n,) int64 ms of the reading that raised the open forecast, -1 if none
+
+    @classmethod
+    def empty(cls, n: int) -> TrendState:
+        return cls(
+            ring_ts=np.full((n, RING), EMPTY_TS, dtype=np.int64),
+            ring_v=np.zeros((n, RING), dtype=np.float64),
+            head=np.zeros(n, dtype=np.int8),
+            last_ts=np.full(n, NONE, dtype=np.int64),
+            level=np.zeros(n, dtype=np.int8),
+            episode_ts=np.full(n, NONE, dtype=np.int64),
+        )
+
+    def reset_rows(self, rows: Array) -> None:
+        self.ring_ts[rows] = EMPTY_TS
+        self.ring_v[rows] = 0.0
+        self.head[rows] = 0
+        self.last_ts[rows] = NONE
+        self.level[rows] = 0
+        self.episode_ts[rows] = NONE
+
+
+@dataclass(frozen=True, slots=True)
+class TrendTransition:
+    """A forecast raised or cleared, before it is dressed as a :class:`WarningEvent`."""
+
+    row: int
+    ts: int
+    value: float
+    previous: int
+    level: int
+    episode_ts: int
+    eta_s: float  # inf when the line does not reach a rung
+    target: int  # rank 1..4 of the target rung, 0 when none
+    slope_per_s: float
+    points: int
+
+
+class TrendEngine:
+    """Evaluates micro-batches of readings against the trend rules, updating state in place."""
+
+    def __init__(self, table: TrendTable, state: TrendState | None = None) -> None:
+        self.table = table
+        self.state = state if state is not None else TrendState.empty(len(table))
+        self.ignored_stale = 0  # readings not newer than the row's last one
+        self.ignored_invalid = 0  # non-finite values
+
+    def process(self, sensor_idx: Array, ts: Array, value: Array) -> list[TrendTransition]:
+        """Evaluate readings (dense sensor index, epoch ms, value); return forecasts raised and
+        cleared by (ts, row). Sensors without a trend row are skipped."""
+        rows = self.table.row_of_sensor[np.asarray(sensor_idx, dtype=np.int64)]
+        ts = np.asarray(ts, dtype=np.int64)
+        val = np.asarray(value, dtype=np.float64)
+        keep = rows >= 0
+        finite = np.isfinite(val)
+        self.ignored_invalid += int((keep & ~finite).sum())
+        keep &= finite
+        rows, ts, val = rows[keep], ts[keep], val[keep]
+        if len(rows) == 0:
+            return []
+        order, occ = rounds(rows, ts)
+        rows, ts, val = rows[order], ts[order], val[order]
+        out: list[TrendTransition] = []
+        for r in range(int(occ.max()) + 1):
+            m = occ == r
+            out.extend(self._round(rows[m], ts[m], val[m]))
+        out.sort(key=lambda t: (t.ts, t.row))
+        return out
+
+    def _round(self, rows: Array, ts: Array, val: Array) -> list[TrendTransition]:
+        st, tb = self.state, self.table
+        fresh = ts > st.last_ts[rows]
+        self.ignored_stale += int((~fresh).sum())
+        rows, ts, val = rows[fresh], ts[fresh], val[fresh]
+        if len(rows) == 0:
+            return []
+        st.last_ts[rows] = ts
+        ring_push(st.ring_ts, st.ring_v, st.head, rows, ts, val, tb.spacing_ms[rows])
+        rts = st.ring_ts[rows]
+        w = (rts >= (ts - tb.window_ms[rows])[:, None]).astype(np.float64)  # (m, RING)
+        points = w.sum(axis=1)
+        t = np.where(w > 0, (rts - ts[:, None]) / 1000.0, 0.0)  # seconds before the reading
+        v = np.where(w > 0, st.ring_v[rows] - val[:, None], 0.0)  # relative to the reading
+        n = np.maximum(points, 1.0)
+        tc = np.where(w > 0, t - (t.sum(axis=1) / n)[:, None], 0.0)
+        vc = np.where(w > 0, v - (v.sum(axis=1) / n)[:, None], 0.0)
+        sxx = (tc * tc).sum(axis=1)
+        ok = (points >= tb.min_points[rows]) & (sxx > 0)
+        slope = np.where(ok, (tc * vc).sum(axis=1) / np.where(sxx > 0, sxx, 1.0), 0.0)  # unit / s
+        sign = tb.sign[rows]
+        sv, ss = sign * val, sign * slope
+        rung = tb.rungs[rows]  # (m, 4) signed
+        ahead = np.isfinite(rung) & (rung > sv[:, None])
+        has_target = ahead.any(axis=1)
+        target = np.where(has_target, np.argmax(ahead, axis=1) + 1, 0)  # rungs rise with rank
+        dist = np.where(has_target, rung[np.arange(len(rows)), np.maximum(target - 1, 0)] - sv, np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eta = np.where(has_target & (ss > 0), dist / np.where(ss > 0, ss, 1.0), np.inf)
+        active = st.level[rows] > 0
+        now_active = np.where(active, eta < tb.clear_s[rows], eta < tb.horizon_s[rows])
+        changed = np.flatnonzero(ok & (now_active != active))
+        out: list[TrendTransition] = []
+        for i in changed:
+            row = int(rows[i])
+            old = int(st.level[row])
+            new = int(tb.level[row]) if now_active[i] else 0
+            if old == 0:
+                st.episode_ts[row] = ts[i]
+            out.append(TrendTransition(row, int(ts[i]), float(val[i]), old, new, int(st.episode_ts[row]),
+                                       float(eta[i]), int(target[i]), float(slope[i]), int(points[i])))
+            st.level[row] = new
+            if new == 0:
+                st.episode_ts[row] = NONE
+        return out
+
+    def to_event(self, t: TrendTransition, emitted_at: int) -> WarningEvent:
+        tb = self.table
+        subject = tb.subject(t.row)
+        target_value = float(tb.raw_rungs[t.row, t.target - 1]) if t.target else None
+        return WarningEvent(
+            episode=episode_id(subject, tb.rule[t.row], t.episode_ts),
+            site=tb.site[t.row],
+            subject=subject,
+            rule=tb.rule[t.row],
+            kind=event_kind(t.previous, t.level),
+            level=LEVELS[t.level],
+            previous=LEVELS[t.previous],
+            ts=t.ts,
+            emitted_at=emitted_at,
+            value=t.value,
+            threshold=target_value,
+            unit=tb.unit[t.row],
+            detail={
+                "eta_s": t.eta_s if np.isfinite(t.eta_s) else None,
+                "target_level": LEVELS[t.target] if t.target else None,
+                "target_value": target_value,
+                "slope_per_s": t.slope_per_s,
+                "points": t.points,
+                "horizon_s": float(tb.horizon_s[t.row]),
+                "raised_ts": t.episode_ts,
+                "quantity": tb.quantity[t.row],
+            },
+        )
+
+    # -- state ----------------------------------------------------------------------------------
+    def export_site(self, site: str) -> dict[str, Any]:
+        """The site's trend state, JSON-able, keyed ``sensor|rule``."""
+        st = self.state
+        return {
+            self.table.key(int(r)): {
+                "last_ts": int(st.last_ts[r]),
+                "level": int(st.level[r]),
+                "episode_ts": int(st.episode_ts[r]),
+                "ring": ring_export(st.ring_ts, st.ring_v, st.head, int(r)),
+            }
+            for r in self._rows(site)
+        }
+
+    def import_site(self, site: str, saved: dict[str, Any]) -> None:
+        """Replace the site's trend state with ``saved`` (rows missing from it start fresh)."""
+        st, rows = self.state, self._rows(site)
+        st.reset_rows(rows)
+        for r in rows:
+            if (data := saved.get(self.table.key(int(r)))) is not None:
+                st.last_ts[r] = data["last_ts"]
+                st.level[r] = data["level"]
+                st.episode_ts[r] = data["episode_ts"]
+                ring_import(st.ring_ts, st.ring_v, st.head, int(r), data["ring"])
+
+    def _rows(self, site: str) -> Array:
+        return self.table.rows_of_site.get(site, np.empty(0, dtype=np.int64))
