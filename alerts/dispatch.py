@@ -93,7 +93,8 @@ class Dispatcher:
         for r in rows:
             record = {"type": "sms" if r.channel == "sms" else "broadcast", "key": r.key, "episode": r.episode,
                       "site": r.site, "kind": r.kind, "level": r.level, "status": status, "reason": r.reason,
-                      "provider_id": values.get("provider_id"), "error": values.get("error")}
+                      "provider_id": values.get("provider_id"), "error": values.get("error"),
+                      "suppressed_reason": values.get("suppressed_reason")}
             body = values.get("body", r.body)
             if r.channel == "sms":
                 record.update(to=r.recipient, role=r.role, body=body, segments=segments(body or ""))

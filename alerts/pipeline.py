@@ -128,7 +128,7 @@ class Intake:
             silence = silenced_by(silences, site=ev.site, subject=ev.subject, rule=ev.rule, level=n.level, now=now)
             # an all-clear is silenced exactly when its warnings were: it goes to who heard them
             why = inhibited(level=ev.level, kind=ev.kind, site_at_red=bool(red_elsewhere - {ev.episode}),
-                            subject_in_fault=ev.subject in faults) if n.kind in (
+                            subject_in_fault=ev.subject in faults and ev.rule != "equipment_fault") if n.kind in (
                 "raised", "escalated", "deescalated", "cleared") else None
             status, reason = "pending", None
             if silence is not None:
@@ -161,12 +161,18 @@ def latest_event(s: Session, ep: Episode) -> WarningEvent:
     lc = s.scalars(select(LevelChange).where(LevelChange.episode_id == ep.id)
                    .order_by(LevelChange.ts.desc(), LevelChange.id.desc()).limit(1)).first()
     site_sensor = ep.subject
+    # the newest event the pipeline planned from carries the rule's detail (a rain window...)
+    planned = s.scalars(select(Notification.event).where(
+        Notification.episode == ep.id, Notification.kind.in_(("raised", "escalated", "deescalated")))
+        .order_by(Notification.id.desc()).limit(1)).first()
+    detail = {**(WarningEvent.from_json(planned).detail if planned else {}),
+              "peak": ep.peak, "raised_ts": ep.raised_ts}
     return WarningEvent(
         episode=ep.id, site=ep.site, subject=site_sensor, rule=ep.rule,
         kind=lc.kind if lc else "raised", level=ep.level, previous=lc.previous if lc else "normal",
         ts=lc.ts if lc else ep.raised_ts, emitted_at=0, value=lc.value if lc else (ep.last_value or 0.0),
         threshold=lc.threshold if lc else None, unit=ep.unit,
-        detail={"peak": ep.peak, "raised_ts": ep.raised_ts},
+        detail=detail,
     )
 
 

@@ -102,7 +102,10 @@ class _Printer:
 
     def emit(self, obj: dict[str, Any]) -> None:
         kind = obj["type"]
-        self.counts[kind if kind != "warning" else f"warning:{obj['level']}"] += 1
+        if kind in ("sms", "broadcast") and obj.get("status") != "sent":
+            self.counts[f"{kind}:{obj.get('status')}"] += 1
+        else:
+            self.counts[kind if kind != "warning" else f"warning:{obj['level']}"] += 1
         if self.as_json:
             sys.stdout.write(orjson.dumps(obj).decode() + "\n")
             sys.stdout.flush()
@@ -114,11 +117,17 @@ class _Printer:
                 f"{t} [{style}]WARNING {obj['kind']:<11} {obj['previous']:>6} -> {obj['level']:<6}[/] "
                 f"{obj['subject']} {obj['rule']} = {obj['value']:g} {escape(obj['unit'])}"
                 f" (threshold {obj['threshold']})")
+        elif kind == "sms" and obj["status"] != "sent":
+            self.console.print(f"{t} [cyan]SMS[/] {obj['kind']} to {obj['to']} ({obj['role']}) not sent: "
+                               f"{escape(obj.get('suppressed_reason') or obj.get('error') or obj['status'])}")
         elif kind == "sms":
             self.console.print(f"{t} [cyan]SMS[/] {obj['status']} -> {obj['to']} ({obj['role']}, {obj['kind']}, "
                                f"{obj['segments']} seg): {escape(obj['body'] or '')}")
         elif kind == "ack":
             self.console.print(f"{t} [green]ACK[/] {obj['subject']} acknowledged by {obj['by']} (叫应: the chain stops)")
+        elif kind == "broadcast" and obj["status"] != "sent":
+            self.console.print(f"{t} [magenta]BROADCAST[/] {obj['kind']} to {obj['zone']} not sent: "
+                               f"{escape(obj.get('suppressed_reason') or obj.get('error') or obj['status'])}")
         elif kind == "broadcast":
             self.console.print(f"{t} [magenta]BROADCAST[/] CAP {obj['status']} -> hw/v1/broadcast/{obj['zone']}/cap "
                                f"({obj['kind']}, {obj['level']}, {len(obj.get('cap') or '')} bytes)")
@@ -201,6 +210,7 @@ def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: boo
     c = out.counts
     levels = {k.split(":")[1]: v for k, v in c.items() if k.startswith("warning:")}
     out.info(f"demo over after {time.monotonic() - started:.0f} s: warnings {dict(levels)}, "
-             f"SMS {c['sms']}, broadcasts {c['broadcast']}", summary={"warnings": levels, "sms": c["sms"],
-                                                                     "broadcasts": c["broadcast"]})
+             f"SMS sent {c['sms']}, CAP broadcasts sent {c['broadcast']} ({c['broadcast:suppressed']} covered "
+             f"by an alert already sounding), acknowledgements {c['ack']}",
+             summary={"warnings": levels, "sms": c["sms"], "broadcasts": c["broadcast"], "acks": c["ack"]})
     return 0

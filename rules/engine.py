@@ -189,7 +189,8 @@ class Engine:
         for i in np.flatnonzero(late):
             last = int(newest[i])
             out.rejects.append((int(i), f"late reading: ts {int(batch.ts[i])} is {(last - int(batch.ts[i])) / 1000:g} s "
-                                        f"older than an earlier reading of {batch.site[i]}/{batch.sensor[i]}"))
+                                        f"older than an earlier reading of {batch.site[i]}/{batch.sensor[i]} "
+                                        "(or redelivered after a restart; it was not evaluated now)"))
         self.stats.late += int(late.sum())
         good &= ~late
         gi = np.flatnonzero(good)

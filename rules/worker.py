@@ -96,6 +96,10 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     async def _recovered(sender: object, **_kw: object) -> None:
         ready.set()
 
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: object, **_kw: object) -> None:
+        ready.clear()  # no offline check on state that is being moved or recovered
+
     def owned_sites() -> list[str]:
         """The configured sites whose readings partition this worker owns (the producer's
         murmur2 partitioner on the site id, as kafka-python and aiokafka both use)."""
