@@ -93,11 +93,11 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     n_partitions = PARTITIONS[READINGS]
 
     @app.on_rebalance_complete.connect
-    async def _recovered(sender: object, **_kw: object) -> None:
+    async def _recovered(sender: object, *_args: object, **_kw: object) -> None:
         ready.set()
 
     @app.on_partitions_revoked.connect
-    async def _revoked(sender: object, **_kw: object) -> None:
+    async def _revoked(sender: object, *_args: object, **_kw: object) -> None:
         ready.clear()  # no offline check on state that is being moved or recovered
 
     def owned_sites() -> list[str]:
