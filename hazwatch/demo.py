@@ -99,9 +99,15 @@ class _Printer:
         self.as_json = as_json
         self.console = Console(highlight=False, soft_wrap=True)
         self.counts: Counter[str] = Counter()
+        self.messages: set[str | None] = set()
 
     def emit(self, obj: dict[str, Any]) -> None:
         kind = obj["type"]
+        if kind == "sms" and obj.get("status") == "sent":
+            # one grouped SMS covers several notices (one deliveries record each): show it once
+            if obj.get("provider_id") in self.messages:
+                return
+            self.messages.add(obj.get("provider_id"))
         if kind in ("sms", "broadcast") and obj.get("status") != "sent":
             self.counts[f"{kind}:{obj.get('status')}"] += 1
         else:
