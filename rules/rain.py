@@ -52,6 +52,7 @@ import numpy as np
 from config.models import LEVELS, Config
 from config.rules import RAIN_WINDOWS_H
 from rules.events import WarningEvent, episode_id, event_kind
+from rules.rows import RowNames, rounds
 
 __all__ = ["BIN_MS", "N_BINS", "RainEngine", "RainState", "RainTable", "RainTransition"]
 
@@ -77,7 +78,7 @@ def _cmm(mm: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class RainTable:
+class RainTable(RowNames):
     """Compiled rain rules: one row per sensor with a ``rain:`` rule, dense arrays by row."""
 
     site: list[str]
@@ -140,13 +141,6 @@ class RainTable:
 
     def __len__(self) -> int:
         return len(self.counter)
-
-    def subject(self, row: int) -> str:
-        return f"{self.site[row]}/{self.sensor[row]}"
-
-    def key(self, row: int) -> str:
-        """The row's name in persisted state: ``sensor|rule`` (the site is the table key)."""
-        return f"{self.sensor[row]}|{self.rule[row]}"
 
 
 @dataclass
@@ -257,10 +251,8 @@ class RainEngine:
         rows, ts, cmm = rows[keep], ts[keep], _cmm(val[keep])
         if len(rows) == 0:
             return []
-        order = np.lexsort((ts, rows))
+        order, occ = rounds(rows, ts)
         rows, ts, cmm = rows[order], ts[order], cmm[order]
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        occ = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
         out: list[RainTransition] = []
         for r in range(int(occ.max()) + 1):
             m = occ == r

@@ -37,6 +37,7 @@ import numpy as np
 
 from config.models import LEVELS, Config
 from rules.events import WarningEvent, episode_id, event_kind
+from rules.rows import rounds
 from rules.threshold import N_RANKS, ThresholdEngine, ThresholdTable, Transition
 
 __all__ = ["EMPTY_TS", "RING", "RateEngine", "RateState", "RateTable", "ring_push", "rounds"]
@@ -47,15 +48,6 @@ EMPTY_TS = np.int64(-(1 << 62))
 """Timestamp of an empty ring slot: older than any window."""
 NONE = np.int64(-1)
 Array = np.ndarray
-
-
-def rounds(rows: Array, ts: Array) -> tuple[Array, Array]:
-    """Order readings by (row, ts); return the order and each reading's round (occurrence) number."""
-    order = np.lexsort((ts, rows))
-    r = rows[order]
-    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-    occ = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
-    return order, occ
 
 
 def ring_push(ring_ts: Array, ring_v: Array, head: Array, rows: Array, ts: Array, val: Array,

@@ -30,6 +30,7 @@ import numpy as np
 
 from config.models import LEVELS, Config
 from rules.events import WarningEvent, episode_id, event_kind
+from rules.rows import RowNames, rounds
 
 __all__ = ["ThresholdEngine", "ThresholdState", "ThresholdTable", "Transition"]
 
@@ -38,7 +39,7 @@ NONE = np.int64(-1)
 
 
 @dataclass(frozen=True)
-class ThresholdTable:
+class ThresholdTable(RowNames):
     """Compiled rules: one row per (site, sensor, rule), dense arrays indexed by row."""
 
     site: list[str]
@@ -102,13 +103,6 @@ class ThresholdTable:
 
     def __len__(self) -> int:
         return len(self.sign)
-
-    def subject(self, row: int) -> str:
-        return f"{self.site[row]}/{self.sensor[row]}"
-
-    def key(self, row: int) -> str:
-        """The row's name in persisted state: ``sensor|rule`` (the site is the table key)."""
-        return f"{self.sensor[row]}|{self.rule[row]}"
 
 
 @dataclass
@@ -193,11 +187,8 @@ class ThresholdEngine:
             return []
         ts = np.asarray(ts, dtype=np.int64)[pos]
         val = np.asarray(value, dtype=np.float64)[pos]
-        order = np.lexsort((ts, rows))
+        order, occ = rounds(rows, ts)
         rows, ts, val = rows[order], ts[order], val[order]
-        # occurrence number of each reading within its row -> round index
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        occ = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
         out: list[Transition] = []
         for r in range(int(occ.max()) + 1):
             m = occ == r

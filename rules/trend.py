@@ -38,7 +38,8 @@ import numpy as np
 
 from config.models import LEVELS, Config
 from rules.events import WarningEvent, episode_id, event_kind
-from rules.rate import EMPTY_TS, ring_export, ring_import, ring_push, rounds
+from rules.rate import EMPTY_TS, ring_export, ring_import, ring_push
+from rules.rows import RowNames, rounds
 from rules.threshold import N_RANKS
 
 __all__ = ["RING", "TrendEngine", "TrendState", "TrendTable", "TrendTransition"]
@@ -50,7 +51,7 @@ Array = np.ndarray
 
 
 @dataclass(frozen=True)
-class TrendTable:
+class TrendTable(RowNames):
     """Compiled trend rules: one row per sensor with a trend rule and a threshold rule."""
 
     site: list[str]
@@ -130,13 +131,6 @@ class TrendTable:
 
     def __len__(self) -> int:
         return len(self.sign)
-
-    def subject(self, row: int) -> str:
-        return f"{self.site[row]}/{self.sensor[row]}"
-
-    def key(self, row: int) -> str:
-        """The row's name in persisted state: ``sensor|rule`` (the site is the table key)."""
-        return f"{self.sensor[row]}|{self.rule[row]}"
 
 
 @dataclass
