@@ -16,7 +16,9 @@ Semantics (event time; values are made "higher is worse" by multiplying low rule
   ``min_duration`` (``ts - since_k >= min_duration``): a spike shorter than that raises nothing;
 - stepping down is immediate once the deadband is passed (the deadband is the hysteresis);
 - a reading whose timestamp is not newer than the row's last one changes nothing (duplicates
-  and redelivery after a crash are idempotent).
+  and redelivery after a crash are idempotent);
+- a gap between two readings longer than the sensor's offline limit (k x its period) restarts
+  every run: a minimum duration never spans a data gap, so no warning is raised across one.
 
 No faust, kafka or MQTT here: the worker is a thin shell around :meth:`ThresholdEngine.process`.
 """
@@ -57,11 +59,14 @@ class ThresholdTable(RowNames):
     row_start: np.ndarray  # (n_sensors,) int64: first row of each sensor
     row_count: np.ndarray  # (n_sensors,) int64: rows (rules) of each sensor
     rows_of_site: dict[str, np.ndarray]
+    max_gap_ms: np.ndarray | None = None
+    """(n,) int64: a gap between readings longer than this restarts every duration (the data
+    quality offline limit, k x the period): a minimum duration never spans a data gap."""
 
     @classmethod
     def from_config(cls, config: Config) -> ThresholdTable:
         cols: dict[str, list] = {k: [] for k in ("site", "sensor", "rule", "unit", "quantity", "direction")}
-        sign, rungs, raw, deadband, min_dur = [], [], [], [], []
+        sign, rungs, raw, deadband, min_dur, max_gap = [], [], [], [], [], []
         sensor_index: dict[tuple[str, str], int] = {}
         row_start, row_count = [], []
         rows_of_site: dict[str, list[int]] = {}
@@ -88,6 +93,7 @@ class ThresholdTable(RowNames):
                     raw.append(raw_rung)
                     deadband.append(rule.deadband)
                     min_dur.append(int(round(rule.min_duration_s * 1000)))
+                    max_gap.append(int(round(sensor.period_s * sensor.quality.offline_after_periods * 1000)))
         return cls(
             **cols,
             sign=np.asarray(sign, dtype=np.float64),
@@ -99,6 +105,7 @@ class ThresholdTable(RowNames):
             row_start=np.asarray(row_start, dtype=np.int64),
             row_count=np.asarray(row_count, dtype=np.int64),
             rows_of_site={k: np.asarray(v, dtype=np.int64) for k, v in rows_of_site.items()},
+            max_gap_ms=np.asarray(max_gap, dtype=np.int64),
         )
 
     def __len__(self) -> int:
@@ -203,6 +210,9 @@ class ThresholdEngine:
         rows, ts, val = rows[fresh], ts[fresh], val[fresh]
         if len(rows) == 0:
             return []
+        if tb.max_gap_ms is not None:  # no duration condition spans a data gap
+            gap = (st.last_ts[rows] >= 0) & (ts - st.last_ts[rows] > tb.max_gap_ms[rows])
+            st.since[rows[gap]] = NONE
         st.last_ts[rows] = ts
         v = (val * tb.sign[rows])[:, None]  # (m, 1), "higher is worse"
         level = st.level[rows].astype(np.int64)

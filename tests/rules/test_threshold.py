@@ -77,6 +77,16 @@ def test_min_duration(values, expected):
     assert run(values, min_duration_s=10) == expected
 
 
+def test_a_minimum_duration_never_spans_a_data_gap():
+    # 5 s period, offline after 3 periods: a 60 s silence restarts the 10 s run
+    ts_gap = [0, 5000, 65000, 70000, 75000]
+    cfg = make_config(min_duration_s=10)
+    engine = ThresholdEngine(ThresholdTable.from_config(cfg))
+    got = [(t.ts, t.level) for t in engine.process(np.zeros(5, dtype=np.int64), np.array(ts_gap),
+                                                    np.array([30.0] * 5))]
+    assert got == [(75000, 3)], "raised only after 10 s of readings on the far side of the gap"
+
+
 def test_low_direction_rule():
     # phreatic burial depth: smaller is worse; deadband 0.1 m
     assert run([5.0, 4.8, 4.85, 4.4, 3.9, 4.95], direction="low") == [
