@@ -43,6 +43,8 @@ class BaselineRule:
     raw_rungs: list[float | None]  # thresholds in the sensor's unit
     deadband: float
     min_duration_ms: int
+    max_gap_ms: int
+    """A longer gap between readings restarts every run (the sensor's offline limit)."""
     state: dict[str, Any] = field(default_factory=lambda: {
         "level": 0, "since": [-1] * N_RANKS, "last_ts": -1, "episode_ts": -1, "peak": 0,
     })
@@ -68,6 +70,7 @@ class BaselineEngine:
                         quantity=sensor.quantity, direction=rule.direction, sign=sign, rungs=rungs,
                         raw_rungs=raw, deadband=rule.deadband,
                         min_duration_ms=round(rule.min_duration_s * 1000),
+                        max_gap_ms=round(sensor.period_s * sensor.quality.offline_after_periods * 1000),
                     ))
                 self.rules[(site.id, sensor.id)] = compiled
         self.readings = 0
@@ -104,6 +107,8 @@ class BaselineEngine:
         if ts <= st["last_ts"]:  # a duplicate or a late reading changes nothing
             self.stale += 1
             return None
+        if st["last_ts"] >= 0 and ts - st["last_ts"] > rule.max_gap_ms:
+            st["since"] = [-1] * N_RANKS  # no duration spans a data gap
         st["last_ts"] = ts
         x = value * rule.sign
         level = st["level"]
