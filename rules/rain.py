@@ -51,7 +51,7 @@ import numpy as np
 
 from config.models import LEVELS, Config
 from config.rules import RAIN_WINDOWS_H
-from rules.events import WarningEvent, episode_id, event_kind
+from rules.events import WarningEvent
 from rules.rows import RowNames, rounds
 
 __all__ = ["BIN_MS", "N_BINS", "RainEngine", "RainState", "RainTable", "RainTransition"]
@@ -350,27 +350,15 @@ class RainEngine:
     def to_event(self, t: RainTransition, emitted_at: int) -> WarningEvent:
         tb = self.table
         rank = t.level if t.level else t.previous
-        subject = tb.subject(t.row)
-        return WarningEvent(
-            episode=episode_id(subject, tb.rule[t.row], t.episode_ts),
-            site=tb.site[t.row],
-            subject=subject,
-            rule=tb.rule[t.row],
-            kind=event_kind(t.previous, t.level),
-            level=LEVELS[t.level],
-            previous=LEVELS[t.previous],
-            ts=t.ts,
-            emitted_at=emitted_at,
-            value=t.value,
-            threshold=float(tb.rungs[t.row, t.window, rank - 1]),
-            unit=tb.unit[t.row],
-            detail={
-                "window_h": WINDOWS_H[t.window],
-                "sums": {f"{h}h": s / 100 for h, s in zip(WINDOWS_H, t.sums_cmm)},
-                "peak": LEVELS[t.peak],
-                "raised_ts": t.episode_ts,
-                "quantity": tb.quantity[t.row],
-            },
+        return tb.event(t.row, previous=t.previous, level=t.level, ts=t.ts, episode_ts=t.episode_ts,
+                        emitted_at=emitted_at, value=t.value, threshold=float(tb.rungs[t.row, t.window, rank - 1]),
+                        detail={
+                            "window_h": WINDOWS_H[t.window],
+                            "sums": {f"{h}h": s / 100 for h, s in zip(WINDOWS_H, t.sums_cmm)},
+                            "peak": LEVELS[t.peak],
+                            "raised_ts": t.episode_ts,
+                            "quantity": tb.quantity[t.row],
+                        },
         )
 
     # -- state ----------------------------------------------------------------------------------

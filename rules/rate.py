@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from config.models import LEVELS, Config
-from rules.events import WarningEvent, episode_id, event_kind
+from rules.events import WarningEvent
 from rules.rows import rounds
 from rules.threshold import N_RANKS, ThresholdEngine, ThresholdTable, Transition
 
@@ -257,28 +257,17 @@ class RateEngine:
         lv = self.table.levels
         rank = t.level if t.level else t.previous
         threshold = lv.raw_rungs[t.row, rank - 1]
-        subject = lv.subject(t.row)
-        return WarningEvent(
-            episode=episode_id(subject, lv.rule[t.row], t.episode_ts),
-            site=lv.site[t.row],
-            subject=subject,
-            rule=lv.rule[t.row],
-            kind=event_kind(t.previous, t.level),
-            level=LEVELS[t.level],
-            previous=LEVELS[t.previous],
-            ts=t.ts,
-            emitted_at=emitted_at,
-            value=t.value,
-            threshold=None if np.isnan(threshold) else float(threshold),
-            unit=lv.unit[t.row],
-            detail={
-                "window_s": self.table.window_s[t.row],
-                "per_s": float(self.table.per_s[t.row]),
-                "peak": LEVELS[t.peak],
-                "raised_ts": t.episode_ts,
-                "quantity": lv.quantity[t.row],
-                "direction": lv.direction[t.row],
-            },
+        return lv.event(t.row, previous=t.previous, level=t.level, ts=t.ts, episode_ts=t.episode_ts,
+                        emitted_at=emitted_at, value=t.value,
+                        threshold=None if np.isnan(threshold) else float(threshold),
+                        detail={
+                            "window_s": self.table.window_s[t.row],
+                            "per_s": float(self.table.per_s[t.row]),
+                            "peak": LEVELS[t.peak],
+                            "raised_ts": t.episode_ts,
+                            "quantity": lv.quantity[t.row],
+                            "direction": lv.direction[t.row],
+                        },
         )
 
     # -- state ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from config.models import LEVELS, Config
-from rules.events import WarningEvent, episode_id, event_kind
+from rules.events import WarningEvent
 from rules.rows import RowNames, rounds
 
 __all__ = ["ThresholdEngine", "ThresholdState", "ThresholdTable", "Transition"]
@@ -247,24 +247,13 @@ class ThresholdEngine:
         tb = self.table
         rung_rank = t.level if t.level else t.previous
         threshold = tb.raw_rungs[t.row, rung_rank - 1]
-        subject = tb.subject(t.row)
-        return WarningEvent(
-            episode=episode_id(subject, tb.rule[t.row], t.episode_ts),
-            site=tb.site[t.row],
-            subject=subject,
-            rule=tb.rule[t.row],
-            kind=event_kind(t.previous, t.level),
-            level=LEVELS[t.level],
-            previous=LEVELS[t.previous],
-            ts=t.ts,
-            emitted_at=emitted_at,
-            value=t.value,
-            threshold=None if np.isnan(threshold) else float(threshold),
-            unit=tb.unit[t.row],
-            detail={
-                "peak": LEVELS[t.peak],
-                "quantity": tb.quantity[t.row],
-                "direction": tb.direction[t.row],
-                "raised_ts": t.episode_ts,
-            },
+        return tb.event(t.row, previous=t.previous, level=t.level, ts=t.ts, episode_ts=t.episode_ts,
+                        emitted_at=emitted_at, value=t.value,
+                        threshold=None if np.isnan(threshold) else float(threshold),
+                        detail={
+                            "peak": LEVELS[t.peak],
+                            "quantity": tb.quantity[t.row],
+                            "direction": tb.direction[t.row],
+                            "raised_ts": t.episode_ts,
+                        },
         )

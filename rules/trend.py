@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from config.models import LEVELS, Config
-from rules.events import WarningEvent, episode_id, event_kind
+from rules.events import WarningEvent
 from rules.rate import EMPTY_TS, ring_export, ring_import, ring_push
 from rules.rows import RowNames, rounds
 from rules.threshold import N_RANKS
@@ -259,31 +259,19 @@ class TrendEngine:
 
     def to_event(self, t: TrendTransition, emitted_at: int) -> WarningEvent:
         tb = self.table
-        subject = tb.subject(t.row)
         target_value = float(tb.raw_rungs[t.row, t.target - 1]) if t.target else None
-        return WarningEvent(
-            episode=episode_id(subject, tb.rule[t.row], t.episode_ts),
-            site=tb.site[t.row],
-            subject=subject,
-            rule=tb.rule[t.row],
-            kind=event_kind(t.previous, t.level),
-            level=LEVELS[t.level],
-            previous=LEVELS[t.previous],
-            ts=t.ts,
-            emitted_at=emitted_at,
-            value=t.value,
-            threshold=target_value,
-            unit=tb.unit[t.row],
-            detail={
-                "eta_s": t.eta_s if np.isfinite(t.eta_s) else None,
-                "target_level": LEVELS[t.target] if t.target else None,
-                "target_value": target_value,
-                "slope_per_s": t.slope_per_s,
-                "points": t.points,
-                "horizon_s": float(tb.horizon_s[t.row]),
-                "raised_ts": t.episode_ts,
-                "quantity": tb.quantity[t.row],
-            },
+        return tb.event(t.row, previous=t.previous, level=t.level, ts=t.ts, episode_ts=t.episode_ts,
+                        emitted_at=emitted_at, value=t.value, threshold=target_value,
+                        detail={
+                            "eta_s": t.eta_s if np.isfinite(t.eta_s) else None,
+                            "target_level": LEVELS[t.target] if t.target else None,
+                            "target_value": target_value,
+                            "slope_per_s": t.slope_per_s,
+                            "points": t.points,
+                            "horizon_s": float(tb.horizon_s[t.row]),
+                            "raised_ts": t.episode_ts,
+                            "quantity": tb.quantity[t.row],
+                        },
         )
 
     # -- state ----------------------------------------------------------------------------------
