@@ -38,6 +38,7 @@ from config.models_base import (
 )
 from config.notify import NotifySettings, Recipient, Routing, Zone
 from config.rules import QualitySpec, RainRule, RateRule, TrendRule
+from config.site_rules import MaintenanceWindow, SiteRule, member_list
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -157,11 +158,16 @@ class Sensor(_Model):
         if self.range is not None and not self.range[0] < self.range[1]:
             raise ValueError(f"range must be [min, max] with min < max, got {list(self.range)}")
         # episode ids are made of subject, rule and time: two rules of one name would share them
-        rules = [t.rule for t in self.thresholds] + [r.rule for r in self.rate]
-        rules += [x.rule for x in (self.rain, self.trend) if x is not None]
+        rules = self.rule_names
         if len(set(rules)) != len(rules):
             raise ValueError(f"rule names must be unique within a sensor, got {rules}")
         return self
+
+    @property
+    def rule_names(self) -> list[str]:
+        """The names of this sensor's rules (threshold, rate, rain, trend)."""
+        rules = [t.rule for t in self.thresholds] + [r.rule for r in self.rate]
+        return rules + [x.rule for x in (self.rain, self.trend) if x is not None]
 
 
 class Site(_Model):
@@ -181,6 +187,37 @@ class Site(_Model):
     hazard_radius_km: Annotated[float, Field(gt=0, le=50)] | None = None
     """Geo-targeting: every zone whose area meets this circle around the site is affected too."""
     sensors: Annotated[list[Sensor], Field(min_length=1)]
+    site_rules: list[SiteRule] = []
+    """Voting, GB 39496 aggregation and composite rules over the levels of other rules
+    (config/site_rules.py), evaluated in this order."""
+    maintenance: list[MaintenanceWindow] = []
+    """Maintenance and calibration windows: readings inside one raise and clear nothing."""
+
+    @model_validator(mode="after")
+    def _site_rules_resolve(self) -> Site:
+        sensors = {s.id: s for s in self.sensors}
+        known: set[str] = set()  # site rules listed so far
+        sensor_rules = {r for s in self.sensors for r in s.rule_names}
+        for rule in self.site_rules:
+            if rule.rule in sensors or rule.rule in known or rule.rule in sensor_rules:
+                raise ValueError(f"site rule {rule.rule!r}: the name is already a sensor, a sensor rule or a site "
+                                 "rule of this site")
+            for m in member_list(rule):
+                if m.sensor is not None:
+                    if m.sensor not in sensors:
+                        raise ValueError(f"site rule {rule.rule!r}: unknown sensor {m.sensor!r}")
+                    if m.rule not in sensors[m.sensor].rule_names:
+                        raise ValueError(f"site rule {rule.rule!r}: sensor {m.sensor!r} has no rule {m.rule!r} "
+                                         f"(it has {sensors[m.sensor].rule_names})")
+                elif m.rule not in known and not any(m.rule in s.rule_names for s in self.sensors):
+                    raise ValueError(f"site rule {rule.rule!r}: no sensor rule and no earlier site rule "
+                                     f"is named {m.rule!r}")
+            known.add(rule.rule)
+        for w in self.maintenance:
+            for sid in w.sensors:
+                if sid not in sensors:
+                    raise ValueError(f"maintenance window: unknown sensor {sid!r}")
+        return self
 
 
 class IngestSettings(_Model):

@@ -2,7 +2,8 @@
 
 Stages: data quality (out of range, stuck, spike, offline by the clock: quarantine, health
 events, equipment-fault warnings), then the threshold ladders, the rainfall windows, rates of
-change and trend forecasts.
+change and trend forecasts, and last the site rules (k-of-n voting, GB 39496 aggregation,
+composites) over the level changes of the stages before.
 
 The same engine runs in the stream (``rules.worker``, a thin faust shell) and offline
 (``hazwatch replay``), so a replay of last season's readings gives exactly the warnings the
@@ -38,7 +39,8 @@ from config.models import Config
 from rules.events import WarningEvent
 from rules.rain import RainEngine, RainTable
 from rules.rate import RateEngine, RateTable
-from rules.quality import QualityEngine, QualityTable, fault_warnings
+from rules.quality import FAULT_RULE, QualityEngine, QualityTable, fault_warnings
+from rules.site import SiteStage
 from rules.threshold import ThresholdEngine, ThresholdTable
 from rules.trend import TrendEngine, TrendTable
 
@@ -144,6 +146,7 @@ class Engine:
         self.rate = RateEngine(self.rates)
         self.trends = TrendTable.from_config(config)
         self.trend = TrendEngine(self.trends)
+        self.site_rules = SiteStage(config)
         self.stats = EngineStats()
         self._by_site: dict[str, dict[str, int]] = {}
         for (site, sensor), i in self.thresholds.sensor_index.items():
@@ -212,6 +215,13 @@ class Engine:
         for t in self.trend.process(idx[ev], batch.ts[ev], batch.v[ev]):
             out.warnings.append(self.trend.to_event(t, now_ms))
         out.warnings.sort(key=lambda e: (e.ts, e.subject, e.rule))
+        # 6. site rules (voting, GB 39496 aggregation, composites) over the level changes above
+        if self.site_rules:
+            changes = [e for e in out.warnings if e.rule != FAULT_RULE]
+            site_events = self.site_rules.process(changes, now_ms)
+            if site_events:
+                out.warnings.extend(site_events)
+                out.warnings.sort(key=lambda e: (e.ts, e.subject, e.rule))
         return out
 
     def tick(self, now_ms: int, sites: Iterable[str] | None = None) -> Output:
@@ -240,13 +250,15 @@ class Engine:
         out["trend"] = self.trend.export_site(site)
         if self.quality is not None:
             out["quality"] = self.quality.export_site(site)
+        if site in self.site_rules.sites:
+            out["site"] = self.site_rules.export_site(site)
         return out
 
     def import_site(self, site: str, saved: dict[str, Any]) -> None:
         """Replace the site's state with ``saved`` (empty: the site starts fresh)."""
         rows = self.thresholds.rows_of_site.get(site, np.empty(0, dtype=np.int64))
         self.threshold.state.reset_rows(rows)
-        data = saved.get("threshold", {} if {"quality", "rain", "rate", "trend"} & set(saved) else saved)  # older state: the dict itself
+        data = saved.get("threshold", {} if {"quality", "rain", "rate", "trend", "site"} & set(saved) else saved)  # older state: the dict itself
         for r in rows:
             key = self.thresholds.key(int(r))
             if key in data:
@@ -256,3 +268,4 @@ class Engine:
         self.trend.import_site(site, saved.get("trend", {}))
         if self.quality is not None:
             self.quality.import_site(site, saved.get("quality", {}))
+        self.site_rules.import_site(site, saved.get("site", {}))
