@@ -15,7 +15,7 @@ Cross-references between files (site -> zone, officer -> enterprise, regulator -
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from config.console import ConsoleSettings
 from config.models_base import (
     ID_PATTERN,
     LEVELS,
@@ -39,6 +40,9 @@ from config.models_base import (
 from config.notify import NotifySettings, Recipient, Routing, Zone
 from config.rules import QualitySpec, RainRule, RateRule, TrendRule
 from config.site_rules import MaintenanceWindow, SiteRule, member_list
+
+#: DCS/SCADA tag limits (STANDARDS: "DCS/SCADA tags carry LL, L, H, HH limits").
+TagName = Literal["LL", "L", "H", "HH"]
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -109,8 +113,38 @@ class ThresholdRule(_Model):
     ladder: Annotated[list[LadderStep], Field(min_length=1, max_length=4)]
     deadband: Annotated[float, Field(ge=0)] = 0.0
     min_duration_s: Annotated[float, Field(ge=0)] = 0.0
+    min_samples: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Persistence as consecutive samples: a rung must hold for this many readings in a row (and
+    for ``min_duration_s``) before its level is entered; one reading off the rung restarts it."""
+    limits: dict[TagName, float] | None = None
+    """DCS/SCADA tag limits instead of a ladder: ``{H: 25, HH: 50}`` (high) or ``{L: .., LL: ..}``
+    (low); each maps onto the level ``tag_levels`` gives it, and the direction follows the tags."""
+    tag_levels: dict[TagName, WarningLevel] = {"H": "orange", "HH": "red", "L": "orange", "LL": "red"}
     source: str | None = None
     """Where the default comes from (a STANDARDS.md line or a site design document)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ladder_from_tags(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("limits") is None:
+            return data
+        if data.get("ladder") is not None:
+            raise ValueError("give either ladder or limits (tag limits), not both")
+        limits, levels = data["limits"], {**cls.model_fields["tag_levels"].default, **(data.get("tag_levels") or {})}
+        if not isinstance(limits, dict) or not limits:
+            raise ValueError("limits must map tags (LL, L, H, HH) to values")
+        unknown = sorted(set(map(str, limits)) - {"LL", "L", "H", "HH"})
+        if unknown:
+            raise ValueError(f"limits: unknown tags {unknown} (use LL, L, H, HH)")
+        high, low = {"H", "HH"} & set(limits), {"L", "LL"} & set(limits)
+        if high and low:
+            raise ValueError("limits mix high (H, HH) and low (L, LL) tags: make them two rules")
+        direction = "high" if high else "low"
+        if data.get("direction", direction) != direction:
+            raise ValueError(f"direction {data['direction']!r} contradicts the {sorted(limits)} tags")
+        steps = sorted(({"level": levels[tag], "value": value, "tag": tag} for tag, value in limits.items()),
+                       key=lambda step: level_rank(step["level"]))
+        return {**data, "direction": direction, "ladder": steps}
 
     @model_validator(mode="after")
     def _ladder_ordered(self) -> ThresholdRule:
@@ -272,6 +306,7 @@ class Settings(_Model):
     routing: Routing = Routing()
     notify: NotifySettings = NotifySettings()
     cap: CapSettings = CapSettings()
+    console: ConsoleSettings = ConsoleSettings()
     timezone: str = "Asia/Shanghai"
 
 

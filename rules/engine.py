@@ -13,6 +13,8 @@ events as ``emitted_at``.
 Input policy, per reading (``Batch``):
 
 - quality code != 0: the device says the reading is bad; it is not evaluated;
+- inside a maintenance or calibration window of its sensor (``rules.maintenance``): not
+  evaluated, and a health event says why;
 - unknown (site, sensor): rejected with a reason (ingest should have caught it);
 - the same timestamp as the sensor's newest evaluated reading: a duplicate (Kafka redelivery after
   a crash); ignored, state updates are idempotent;
@@ -37,6 +39,7 @@ import numpy as np
 
 from config.models import Config
 from rules.events import WarningEvent
+from rules.maintenance import MaintenanceTable
 from rules.rain import RainEngine, RainTable
 from rules.rate import RateEngine, RateTable
 from rules.quality import FAULT_RULE, QualityEngine, QualityTable, fault_warnings
@@ -89,6 +92,7 @@ class EngineStats:
     unknown: int = 0
     quarantined: int = 0
     late: int = 0
+    maintenance: int = 0
 
 
 @dataclass
@@ -147,6 +151,7 @@ class Engine:
         self.trends = TrendTable.from_config(config)
         self.trend = TrendEngine(self.trends)
         self.site_rules = SiteStage(config)
+        self.maintenance = MaintenanceTable.from_config(config, self.thresholds.sensor_index)
         self.stats = EngineStats()
         self._by_site: dict[str, dict[str, int]] = {}
         for (site, sensor), i in self.thresholds.sensor_index.items():
@@ -185,6 +190,15 @@ class Engine:
         # 1. data quality: faulty readings are quarantined, faults become health events and
         #    equipment-fault warnings for the officers
         quality = self._quality(now_ms)
+        if self.maintenance:  # inside a maintenance window: alive, but not evaluated
+            entries = self.maintenance.inside(idx, batch.ts)
+            held = np.flatnonzero(good & (entries >= 0))
+            if len(held):
+                quality.state.last_seen_ms[idx[held]] = now_ms
+                out.health.extend(self.maintenance.announce(entries, held, list(batch.site), list(batch.sensor),
+                                                            batch.ts, batch.v, now_ms))
+                good[held] = False
+                self.stats.maintenance += len(held)
         # late: older than the sensor's newest evaluated reading (a same-time repeat is a
         # redelivery and is silently idempotent); rejected with a reason, never evaluated
         newest = _newest_before(idx, batch.ts, good, quality.state.last_ts)
@@ -230,6 +244,9 @@ class Engine:
         rows = None if sites is None else np.concatenate(
             [self.quality_table.sensors_of_site.get(s, np.empty(0, np.int64)) for s in sites] or
             [np.empty(0, np.int64)])
+        if self.maintenance:  # no offline while a window is open; silence counts from its end
+            for row, seen in self.maintenance.open_at(now_ms, self.quality_table.offline_ms).items():
+                quality.state.last_seen_ms[row] = max(int(quality.state.last_seen_ms[row]), seen)
         health = quality.tick(now_ms, rows)
         return Output(warnings=fault_warnings(health, self.config), health=health)
 
@@ -252,13 +269,16 @@ class Engine:
             out["quality"] = self.quality.export_site(site)
         if site in self.site_rules.sites:
             out["site"] = self.site_rules.export_site(site)
+        if self.maintenance:
+            names = {i: sensor for (s, sensor), i in self.thresholds.sensor_index.items() if s == site}
+            out["maintenance"] = self.maintenance.export_site(site, names)
         return out
 
     def import_site(self, site: str, saved: dict[str, Any]) -> None:
         """Replace the site's state with ``saved`` (empty: the site starts fresh)."""
         rows = self.thresholds.rows_of_site.get(site, np.empty(0, dtype=np.int64))
         self.threshold.state.reset_rows(rows)
-        data = saved.get("threshold", {} if {"quality", "rain", "rate", "trend", "site"} & set(saved) else saved)  # older state: the dict itself
+        data = saved.get("threshold", {} if {"quality", "rain", "rate", "trend", "site", "maintenance"} & set(saved) else saved)  # older state: the dict itself
         for r in rows:
             key = self.thresholds.key(int(r))
             if key in data:
@@ -269,3 +289,5 @@ class Engine:
         if self.quality is not None:
             self.quality.import_site(site, saved.get("quality", {}))
         self.site_rules.import_site(site, saved.get("site", {}))
+        if self.maintenance:
+            self.maintenance.import_site(site, saved.get("maintenance", []), self.thresholds.sensor_index)

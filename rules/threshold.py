@@ -13,7 +13,8 @@ Semantics (event time; values are made "higher is worse" by multiplying low rule
   (hysteresis: a value hovering at the threshold does not flap);
 - ``since_k`` is the timestamp of the first reading of the current unbroken run where rung k holds;
 - the level becomes the highest ``k`` that holds and either is already reached or has held for
-  ``min_duration`` (``ts - since_k >= min_duration``): a spike shorter than that raises nothing;
+  ``min_duration`` (``ts - since_k >= min_duration``) and for ``min_samples`` consecutive
+  readings: a spike shorter than that raises nothing, one reading off the rung restarts both;
 - stepping down is immediate once the deadband is passed (the deadband is the hysteresis);
 - a reading whose timestamp is not newer than the row's last one changes nothing (duplicates
   and redelivery after a crash are idempotent);
@@ -62,11 +63,13 @@ class ThresholdTable(RowNames):
     max_gap_ms: np.ndarray | None = None
     """(n,) int64: a gap between readings longer than this restarts every duration (the data
     quality offline limit, k x the period): a minimum duration never spans a data gap."""
+    min_samples: np.ndarray | None = None
+    """(n,) int32: consecutive readings a rung must hold before its level is entered (1 if None)."""
 
     @classmethod
     def from_config(cls, config: Config) -> ThresholdTable:
         cols: dict[str, list] = {k: [] for k in ("site", "sensor", "rule", "unit", "quantity", "direction")}
-        sign, rungs, raw, deadband, min_dur, max_gap = [], [], [], [], [], []
+        sign, rungs, raw, deadband, min_dur, max_gap, min_samples = [], [], [], [], [], [], []
         sensor_index: dict[tuple[str, str], int] = {}
         row_start, row_count = [], []
         rows_of_site: dict[str, list[int]] = {}
@@ -93,6 +96,7 @@ class ThresholdTable(RowNames):
                     raw.append(raw_rung)
                     deadband.append(rule.deadband)
                     min_dur.append(int(round(rule.min_duration_s * 1000)))
+                    min_samples.append(rule.min_samples)
                     max_gap.append(int(round(sensor.period_s * sensor.quality.offline_after_periods * 1000)))
         return cls(
             **cols,
@@ -101,6 +105,7 @@ class ThresholdTable(RowNames):
             raw_rungs=np.asarray(raw, dtype=np.float64).reshape(-1, N_RANKS),
             deadband=np.asarray(deadband, dtype=np.float64),
             min_duration_ms=np.asarray(min_dur, dtype=np.int64),
+            min_samples=np.asarray(min_samples, dtype=np.int32),
             sensor_index=sensor_index,
             row_start=np.asarray(row_start, dtype=np.int64),
             row_count=np.asarray(row_count, dtype=np.int64),
@@ -121,6 +126,7 @@ class ThresholdState:
     last_ts: np.ndarray  # (n,) int64 ms, -1 before the first reading
     episode_ts: np.ndarray  # (n,) int64 ms of the reading that raised the open episode, -1 if none
     peak: np.ndarray  # (n,) int8 highest level of the open episode
+    count: np.ndarray  # (n, 4) int32 consecutive readings rung k has held (0 when it does not)
 
     @classmethod
     def empty(cls, n: int) -> ThresholdState:
@@ -130,13 +136,14 @@ class ThresholdState:
             last_ts=np.full(n, NONE, dtype=np.int64),
             episode_ts=np.full(n, NONE, dtype=np.int64),
             peak=np.zeros(n, dtype=np.int8),
+            count=np.zeros((n, N_RANKS), dtype=np.int32),
         )
 
     def export_rows(self, rows: Iterable[int]) -> dict[int, list[int]]:
-        """Plain lists for persistence: [level, since x4, last_ts, episode_ts, peak]."""
+        """Plain lists for persistence: [level, since x4, last_ts, episode_ts, peak, count x4]."""
         return {
             int(r): [int(self.level[r]), *map(int, self.since[r]), int(self.last_ts[r]),
-                     int(self.episode_ts[r]), int(self.peak[r])]
+                     int(self.episode_ts[r]), int(self.peak[r]), *map(int, self.count[r])]
             for r in rows
         }
 
@@ -146,6 +153,9 @@ class ThresholdState:
         self.last_ts[row] = saved[1 + N_RANKS]
         self.episode_ts[row] = saved[2 + N_RANKS]
         self.peak[row] = saved[3 + N_RANKS]
+        # state saved before min_samples existed has no counts: a held rung counts as one reading
+        counts = saved[4 + N_RANKS : 4 + 2 * N_RANKS]
+        self.count[row] = counts if len(counts) == N_RANKS else [1 if x >= 0 else 0 for x in self.since[row]]
 
     def reset_rows(self, rows: np.ndarray) -> None:
         self.level[rows] = 0
@@ -153,6 +163,7 @@ class ThresholdState:
         self.last_ts[rows] = NONE
         self.episode_ts[rows] = NONE
         self.peak[rows] = 0
+        self.count[rows] = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +233,15 @@ class ThresholdEngine:
         # a relative tolerance so that "exactly at the edge" survives float rounding (4.8 + 0.1)
         tol = 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(rung), rung, 0.0)))
         holds = np.where(reached, v >= rung - tb.deadband[rows, None] - tol, v >= rung - tol)
-        since = st.since[rows]
-        since = np.where(holds, np.where(since >= 0, since, ts[:, None]), NONE)
+        before = st.since[rows]
+        since = np.where(holds, np.where(before >= 0, before, ts[:, None]), NONE)
         st.since[rows] = since
-        qualified = holds & (reached | (ts[:, None] - since >= tb.min_duration_ms[rows, None]))
+        count = np.where(holds, np.where(before >= 0, st.count[rows] + 1, 1), 0)
+        st.count[rows] = count
+        persisted = ts[:, None] - since >= tb.min_duration_ms[rows, None]
+        if tb.min_samples is not None:
+            persisted &= count >= tb.min_samples[rows, None]
+        qualified = holds & (reached | persisted)
         new_level = np.where(qualified.any(axis=1), N_RANKS - np.argmax(qualified[:, ::-1], axis=1), 0)
         changed = np.flatnonzero(new_level != level)
         out: list[Transition] = []

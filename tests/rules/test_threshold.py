@@ -11,7 +11,8 @@ from config.models import Config, LadderStep, Sensor, Settings, Site, SmsSetting
 from rules.threshold import ThresholdEngine, ThresholdTable
 
 
-def make_config(direction: str = "high", deadband: float = 2.0, min_duration_s: float = 0.0) -> Config:
+def make_config(direction: str = "high", deadband: float = 2.0, min_duration_s: float = 0.0,
+                min_samples: int = 1) -> Config:
     values = {"high": (10, 25, 50), "low": (4.8, 4.4, 4.0)}[direction]
     rule = ThresholdRule(
         rule="r",
@@ -19,6 +20,7 @@ def make_config(direction: str = "high", deadband: float = 2.0, min_duration_s: 
         ladder=[LadderStep(level=lv, value=v) for lv, v in zip(("yellow", "orange", "red"), values)],
         deadband=deadband if direction == "high" else 0.1,
         min_duration_s=min_duration_s,
+        min_samples=min_samples,
     )
     sensor = Sensor(id="S1", quantity="combustible_gas" if direction == "high" else "phreatic_depth",
                     unit="%LEL" if direction == "high" else "m", period_s=5, thresholds=[rule])
@@ -77,6 +79,39 @@ def test_min_duration(values, expected):
     assert run(values, min_duration_s=10) == expected
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param([30, 30], [], id="two-samples-short-of-three"),
+        pytest.param([30, 30, 30, 0], [("raised", "orange", 10000), ("cleared", "normal", 15000)],
+                     id="third-consecutive-sample-raises"),
+        pytest.param([30, 30, 5, 30, 30], [], id="persistence-interrupted-by-one-sample"),
+        pytest.param([30, 30, 5, 30, 30, 30], [("raised", "orange", 25000)], id="interrupted-run-restarts-the-count"),
+        pytest.param([12, 60, 60, 60], [("raised", "yellow", 10000), ("escalated", "red", 15000)],
+                     id="each-rung-counts-its-own-run"),
+    ],
+)
+def test_persistence_as_consecutive_samples(values, expected):
+    # a minimum duration of 0 leaves the sample count to decide
+    assert run(values, min_samples=3) == expected
+    assert run(values, batch=1000, min_samples=3) == expected
+
+
+def test_tag_limits_map_onto_levels():
+    rule = ThresholdRule.model_validate({"rule": "r", "limits": {"H": 25, "HH": 50}})
+    assert (rule.direction, [(s.level, s.value, s.tag) for s in rule.ladder]) == (
+        "high", [("orange", 25.0, "H"), ("red", 50.0, "HH")])
+    low = ThresholdRule.model_validate({"rule": "r", "limits": {"LL": 1.0, "L": 2.0}, "tag_levels": {"L": "yellow"}})
+    assert (low.direction, [(s.level, s.value) for s in low.ladder]) == ("low", [("yellow", 2.0), ("red", 1.0)])
+    for bad, message in [({"limits": {"H": 25, "L": 5}}, "two rules"),
+                         ({"limits": {"H": 25}, "ladder": [{"level": "red", "value": 1}]}, "not both"),
+                         ({"limits": {"H": 25}, "direction": "low"}, "contradicts"),
+                         ({"limits": {"H": 50, "HH": 25}}, "strictly increasing"),
+                         ({"limits": {"X": 5}}, "limits")]:
+        with pytest.raises(ValueError, match=message):
+            ThresholdRule.model_validate({"rule": "r", **bad})
+
+
 def test_a_minimum_duration_never_spans_a_data_gap():
     # 5 s period, offline after 3 periods: a 60 s silence restarts the 10 s run
     ts_gap = [0, 5000, 65000, 70000, 75000]
@@ -125,6 +160,7 @@ def test_episode_id_is_stable_and_carried_to_clear():
        st.sampled_from([1, 3, 7, 1000]))
 def test_events_do_not_depend_on_batch_size(values, batch):
     assert run(values, batch=batch, min_duration_s=10) == run(values, batch=1, min_duration_s=10)
+    assert run(values, batch=batch, min_samples=2) == run(values, batch=1, min_samples=2)
 
 
 def test_state_survives_export_and_import():
