@@ -183,6 +183,10 @@ class Sensor(_Model):
     """Rate-of-change rules (displacement mm/d, level rise m/h)."""
     trend: TrendRule | None = None
     """Trend forecast toward the next rung of the first threshold rule."""
+    allowed_lateness_s: Annotated[float, Field(ge=0, le=86400)] = 0.0
+    """Readings arriving out of order within this much event time are put back in order before
+    the rules see them (rules/lateness.py), at the price of that much delay; older ones are
+    dead-lettered. 0 (default): no delay, any reading older than an earlier-arrived one is late."""
 
     @model_validator(mode="after")
     def _unit_matches(self) -> Sensor:

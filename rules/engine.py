@@ -20,8 +20,11 @@ Input policy, per reading (``Batch``):
   a crash); ignored, state updates are idempotent;
 - older than a reading of the same sensor that *arrived before it*: *late*; rejected with a
   reason (the worker dead-letters it), whatever the micro-batch boundaries are -- so a replay
-  gives the same result for any batch size. The allowed lateness is zero: the rules never
-  rewrite a decision already taken, and a late reading is visible in the dead-letter topic.
+  gives the same result for any batch size. The rules never rewrite a decision already taken,
+  and a late reading is visible in the dead-letter topic;
+- a sensor with ``allowed_lateness_s > 0`` puts its readings through a reorder buffer first
+  (``rules.lateness``): out-of-order arrival within that lateness is evaluated in timestamp
+  order, older readings are late as above.
 
 State lives in preallocated arrays indexed by dense row numbers; ``export_site`` and
 ``import_site`` move one site's state in and out as plain JSON-able data (the worker keeps it in a
@@ -39,6 +42,7 @@ import numpy as np
 
 from config.models import Config
 from rules.events import WarningEvent
+from rules.lateness import ReorderBuffer
 from rules.maintenance import MaintenanceTable
 from rules.rain import RainEngine, RainTable
 from rules.rate import RateEngine, RateTable
@@ -93,6 +97,7 @@ class EngineStats:
     quarantined: int = 0
     late: int = 0
     maintenance: int = 0
+    duplicates: int = 0
 
 
 @dataclass
@@ -101,6 +106,8 @@ class Output:
     health: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[tuple[int, str]] = field(default_factory=list)
     """(index in the batch, reason) of readings that cannot be evaluated."""
+    released: list[str] = field(default_factory=list)
+    """Sites whose held readings a clock tick released (their state changed)."""
 
 
 def _newest_before(idx: np.ndarray, ts: np.ndarray, good: np.ndarray, last_ts: np.ndarray) -> np.ndarray:
@@ -152,6 +159,13 @@ class Engine:
         self.trend = TrendEngine(self.trends)
         self.site_rules = SiteStage(config)
         self.maintenance = MaintenanceTable.from_config(config, self.thresholds.sensor_index)
+        lateness = np.zeros(len(self.thresholds.sensor_index), dtype=np.int64)
+        self._site_of: list[str] = [""] * len(lateness)
+        self._sensor_of: list[str] = [""] * len(lateness)
+        for (site, sensor), i in self.thresholds.sensor_index.items():
+            lateness[i] = round(config.sensor(site, sensor).allowed_lateness_s * 1000)  # type: ignore[union-attr]
+            self._site_of[i], self._sensor_of[i] = site, sensor
+        self.reorder = ReorderBuffer(lateness)
         self.stats = EngineStats()
         self._by_site: dict[str, dict[str, int]] = {}
         for (site, sensor), i in self.thresholds.sensor_index.items():
@@ -177,10 +191,53 @@ class Engine:
 
     # -- evaluation -----------------------------------------------------------------------------
     def process(self, batch: Batch, now_ms: int) -> Output:
-        out = Output()
-        n = len(batch)
-        self.stats.readings += n
+        self.stats.readings += len(batch)
         idx = self._dense(batch)
+        if not self.reorder:
+            return self._evaluate(batch, idx, now_ms)
+        # allowed lateness: readings of buffered sensors wait in the reorder buffer
+        good = (idx >= 0) & (batch.q == 0)
+        buf = np.zeros(len(batch), dtype=bool)
+        buf[good] = self.reorder.buffered(idx[good])
+        bi = np.flatnonzero(buf)
+        rejects: list[tuple[int, str]] = []
+        if len(bi):
+            newest = _newest_before(idx[bi], batch.ts[bi], np.ones(len(bi), dtype=bool), self.reorder.watermark)
+            too_late, dup = self.reorder.admit(idx[bi], batch.ts[bi], batch.v[bi], newest)
+            self._quality(now_ms).state.last_seen_ms[idx[bi[~too_late]]] = now_ms  # alive, if held
+            for j in np.flatnonzero(too_late):
+                i, lateness = int(bi[j]), int(self.reorder.lateness_ms[idx[bi[j]]])
+                rejects.append((i, f"late reading: ts {int(batch.ts[i])} of {batch.site[i]}/{batch.sensor[i]} is "
+                                   f"beyond the allowed lateness of {lateness / 1000:g} s (newest reading of the "
+                                   f"sensor: {int(max(newest[j], self.reorder.released[idx[i]]))}); not evaluated"))
+            self.stats.late += int(too_late.sum())
+            self.stats.duplicates += int(dup.sum())
+        passed = np.flatnonzero(~buf)
+        r_idx, r_ts, r_v = self.reorder.release()
+        out = self._evaluate(self._combined(batch, passed, r_idx, r_ts, r_v), np.r_[idx[passed], r_idx], now_ms)
+        out.rejects = sorted(rejects + [(int(passed[i]), why) for i, why in out.rejects])
+        return out
+
+    def _combined(self, batch: Batch, passed: np.ndarray, idx: np.ndarray, ts: np.ndarray, v: np.ndarray) -> Batch:
+        """The readings of ``batch`` at ``passed`` followed by released ones (dense index, ts, v)."""
+        return Batch([batch.site[i] for i in passed] + [self._site_of[i] for i in idx],
+                     [batch.sensor[i] for i in passed] + [self._sensor_of[i] for i in idx],
+                     np.r_[batch.ts[passed], ts], np.r_[batch.v[passed], v],
+                     np.r_[batch.q[passed], np.zeros(len(idx), dtype=np.int64)])
+
+    def _released(self, released: tuple[np.ndarray, np.ndarray, np.ndarray], now_ms: int) -> Output:
+        idx, ts, v = released
+        if not len(idx):
+            return Output()
+        empty = Batch([], [], np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64))
+        return self._evaluate(self._combined(empty, np.empty(0, np.int64), idx, ts, v), idx, now_ms)
+
+    def flush(self, now_ms: int) -> Output:
+        """End of a replay: evaluate every reading still waiting out its allowed lateness."""
+        return self._released(self.reorder.release_all(), now_ms) if self.reorder else Output()
+
+    def _evaluate(self, batch: Batch, idx: np.ndarray, now_ms: int) -> Output:
+        out = Output()
         unknown = np.flatnonzero(idx < 0)
         for i in unknown:
             out.rejects.append((int(i), f"unknown sensor {batch.sensor[i]!r} at site {batch.site[i]!r}"))
@@ -248,7 +305,14 @@ class Engine:
             for row, seen in self.maintenance.open_at(now_ms, self.quality_table.offline_ms).items():
                 quality.state.last_seen_ms[row] = max(int(quality.state.last_seen_ms[row]), seen)
         health = quality.tick(now_ms, rows)
-        return Output(warnings=fault_warnings(health, self.config), health=health)
+        out = Output(warnings=fault_warnings(health, self.config), health=health)
+        if self.reorder:  # readings that waited their allowed lateness by this clock
+            due = self.reorder.release_due(now_ms)
+            released = self._released(due, now_ms)
+            out.warnings += released.warnings
+            out.health += released.health
+            out.released = sorted({self._site_of[i] for i in due[0].tolist()})
+        return out
 
     @property
     def stale(self) -> int:
@@ -269,16 +333,18 @@ class Engine:
             out["quality"] = self.quality.export_site(site)
         if site in self.site_rules.sites:
             out["site"] = self.site_rules.export_site(site)
+        names = {i: sensor for (s, sensor), i in self.thresholds.sensor_index.items() if s == site}
         if self.maintenance:
-            names = {i: sensor for (s, sensor), i in self.thresholds.sensor_index.items() if s == site}
             out["maintenance"] = self.maintenance.export_site(site, names)
+        if self.reorder:
+            out["reorder"] = self.reorder.export_rows(np.fromiter(names, np.int64, len(names)), names)
         return out
 
     def import_site(self, site: str, saved: dict[str, Any]) -> None:
         """Replace the site's state with ``saved`` (empty: the site starts fresh)."""
         rows = self.thresholds.rows_of_site.get(site, np.empty(0, dtype=np.int64))
         self.threshold.state.reset_rows(rows)
-        data = saved.get("threshold", {} if {"quality", "rain", "rate", "trend", "site", "maintenance"} & set(saved) else saved)  # older state: the dict itself
+        data = saved.get("threshold", {} if {"quality", "rain", "rate", "trend", "site", "maintenance", "reorder"} & set(saved) else saved)  # older state: the dict itself
         for r in rows:
             key = self.thresholds.key(int(r))
             if key in data:
@@ -291,3 +357,6 @@ class Engine:
         self.site_rules.import_site(site, saved.get("site", {}))
         if self.maintenance:
             self.maintenance.import_site(site, saved.get("maintenance", []), self.thresholds.sensor_index)
+        if self.reorder:
+            index = {sensor: i for (s, sensor), i in self.thresholds.sensor_index.items() if s == site}
+            self.reorder.import_rows(np.fromiter(index.values(), np.int64, len(index)), saved.get("reorder", {}), index)

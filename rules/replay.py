@@ -312,6 +312,7 @@ def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms
                 for i, reason in sorted(out.rejects):  # in file order
                     listed(res.rejected, "rejected", Malformed(int(part.line[i]), reason))
                 emit(out, part)
+    emit(engine.flush(now), None)  # readings still waiting out an allowed lateness
     st = res.engine_stats = {k: int(v) for k, v in vars(engine.stats).items() if isinstance(v, int | np.integer)}
     res.counts = {"readings": st.get("readings", 0), "malformed": counts["malformed"],
                   "evaluated": st.get("evaluated", 0), "stale": int(getattr(engine, "stale", 0)),

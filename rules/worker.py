@@ -128,9 +128,9 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
             for site in sites:
                 engine.import_site(site, state_table[site])
             out = engine.tick(int(time.time() * 1000), sites)
-            if out.health:
+            if out.health or out.warnings or out.released:
                 await _emit(out)
-                for site in {h["site"] for h in out.health}:
+                for site in {h["site"] for h in out.health} | {w.site for w in out.warnings} | set(out.released):
                     state_table[site] = engine.export_site(site)
 
     @app.agent(readings)

@@ -86,7 +86,7 @@ def test_hand_built_file_counts_are_exact(tmp_path: Path) -> None:
     counts = {k: v for k, v in res.counts.items() if k not in ("quarantined",)}  # the engine's business
     assert counts == {"readings": 12, "malformed": 6, "evaluated": 8, "stale": 1, "late": 1, "unknown": 1,
                       "bad_quality": 1, "rejected": 2, "warnings": 5, "health": 0, "episodes": 3,
-                      "maintenance": 0}
+                      "maintenance": 0, "duplicates": 0}
     assert [(w["subject"], w["kind"], w["level"], w["ts"] - T0) for w in res.warnings] == [
         ("X/S1", "raised", "yellow", 1000), ("X/S1", "escalated", "orange", 2000),
         ("X/S2", "raised", "red", 3000), ("X/S1", "cleared", "normal", 5000), ("Y/S3", "raised", "red", 14000)]
