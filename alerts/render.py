@@ -250,6 +250,8 @@ def quantity_name(event: WarningEvent, sensor: Sensor | None, language: str = "z
     hours = _window_h(event)
     if hours is not None:
         return f"{hours}小时雨量" if lang == "zh-CN" else f"{hours} h rainfall"
+    if event.detail.get("site_rule") and lang == "en" and event.detail.get("name_en"):
+        return str(event.detail["name_en"])  # a site rule's own name (rules/site.py)
     quantity = quantity_of(event, sensor)
     return QUANTITY_NAMES[lang].get(quantity, quantity)
 
@@ -334,7 +336,7 @@ def _describe(
 ) -> str:
     zh = lang == "zh-CN"
     place = name if name is not None else _site_name(site, lang)
-    if d.point:
+    if d.point and not event.detail.get("site_rule"):  # a site rule is no measuring point
         place = f"{place}{event.sensor}测点" if zh else f"{place} {event.sensor}"
     qty = quantity_name(event, sensor, lang)
     when = format_time(event.ts, lang, tz, date=d.date)

@@ -35,6 +35,7 @@ class _SiteState:
     points: dict[str, int] = field(default_factory=dict)
     """``sensor|rule`` (or a site rule's name) -> current level rank; absent = normal."""
     values: dict[str, float] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
     rules: dict[str, list[int]] = field(default_factory=dict)
     """site rule -> [level, episode_ts, peak]"""
 
@@ -73,21 +74,23 @@ class SiteStage:
                 st.points[key] = rank
             else:
                 st.points.pop(key, None)
-            st.values[key] = ev.value
+            st.values[key], st.units[key] = ev.value, ev.unit
             out.extend(self._evaluate(ev.site, ev, emitted_at))
         return out
 
-    def _level_of(self, st: _SiteState, m: Member) -> tuple[int, float]:
+    def _level_of(self, st: _SiteState, m: Member) -> tuple[int, float, str]:
+        """(level rank, last value, unit) of a member."""
         if m.sensor is not None:
-            return st.points.get(m.label, 0), st.values.get(m.label, 0.0)
+            key = m.label
+            return st.points.get(key, 0), st.values.get(key, 0.0), st.units.get(key, "")
         if m.rule in st.rules:  # an earlier site rule
-            return st.rules[m.rule][0], st.values.get(m.rule, 0.0)
-        best, value = 0, 0.0
+            return st.rules[m.rule][0], st.values.get(m.rule, 0.0), st.units.get(m.rule, "")
+        best, key = 0, ""
         suffix = f"|{m.rule}"
-        for key, rank in st.points.items():
-            if key.endswith(suffix) and rank > best:
-                best, value = rank, st.values.get(key, 0.0)
-        return best, value
+        for k, rank in st.points.items():
+            if k.endswith(suffix) and rank > best:
+                best, key = rank, k
+        return best, st.values.get(key, 0.0), st.units.get(key, "")
 
     def _evaluate(self, site_id: str, cause: WarningEvent, emitted_at: int) -> list[WarningEvent]:
         site, st = self.sites[site_id], self.state[site_id]
@@ -113,7 +116,7 @@ class SiteStage:
             saved[0] = level
             if level == 0:
                 saved[1], saved[2] = -1, 0
-            st.values[rule.rule] = value
+            st.values[rule.rule], st.units[rule.rule] = value, ev.unit
             out.append(ev)
         return out
 
@@ -129,9 +132,8 @@ class SiteStage:
             if rule.level is not None:
                 return _RANK[rule.level], 1.0, None, detail
             assert rule.escalate is not None
-            base, value = self._level_of(st, rule.escalate)
-            detail["escalates"] = rule.escalate.label
-            detail["escalated_from"] = LEVELS[base]
+            base, value, unit = self._level_of(st, rule.escalate)
+            detail.update(escalates=rule.escalate.label, escalated_from=LEVELS[base], unit=unit)
             return (min(base + rule.by, len(LEVELS) - 1) if base else 0), value, None, detail
         ranks = [self._level_of(st, m)[0] for m in rule.members]
         members = {m.label: LEVELS[r] for m, r in zip(rule.members, ranks)}
@@ -152,7 +154,7 @@ class SiteStage:
         st = self.state.get(site)
         if st is None:
             return {}
-        return {"points": dict(st.points), "values": dict(st.values),
+        return {"points": dict(st.points), "values": dict(st.values), "units": dict(st.units),
                 "rules": {k: list(v) for k, v in st.rules.items()}}
 
     def import_site(self, site: str, saved: dict[str, Any]) -> None:
@@ -161,5 +163,6 @@ class SiteStage:
         self.state[site] = _SiteState(
             points={k: int(v) for k, v in saved.get("points", {}).items()},
             values={k: float(v) for k, v in saved.get("values", {}).items()},
+            units={k: str(v) for k, v in saved.get("units", {}).items()},
             rules={k: [int(x) for x in v] for k, v in saved.get("rules", {}).items()},
         )

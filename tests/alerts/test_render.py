@@ -400,3 +400,20 @@ def test_custom_sender_tag() -> None:
     case = _case("TD-001", "PZ-01", "red", "raised", "resident", "zh-CN")
     text = render_sms(case.event(), case.site, case.sensor, role="resident", tag="【萍乡应急】")
     assert text.startswith("【萍乡应急】夏河尾矿库")
+
+
+def test_a_site_rule_is_named_by_its_own_name_in_both_languages_and_is_no_measuring_point() -> None:
+    from alerts.render import describe, headline
+    from config.loader import example_dir, load_config
+    from rules.events import WarningEvent
+
+    config = load_config(example_dir())
+    site = config.site("TD-001")
+    ev = WarningEvent(episode="e", site="TD-001", subject="TD-001/storm_seepage", rule="storm_seepage",
+                      kind="raised", level="orange", previous="normal", ts=1_767_225_600_000, emitted_at=0,
+                      value=4.6, threshold=None, unit="m",
+                      detail={"quantity": "暴雨叠加浸润线上升", "name_en": "storm with a rising phreatic line",
+                              "site_rule": "composite"})
+    assert headline(ev, site, None) == "夏河尾矿库暴雨叠加浸润线上升橙色预警"
+    assert headline(ev, site, None, language="en") == "Orange warning: storm with a rising phreatic line, Xiahe tailings dam"
+    assert "测点" not in describe(ev, site, None, point=True)

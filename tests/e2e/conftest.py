@@ -181,9 +181,20 @@ def settings_patch() -> dict:
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, settings_patch: dict) -> Iterator[Pipeline]:
+def sites_edit() -> Callable[[dict], None] | None:
+    """Override in a test module to change the example ``sites.yaml`` (parsed) before start."""
+    return None
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, settings_patch: dict, sites_edit: Callable[[dict], None] | None) -> Iterator[Pipeline]:
     """A fresh embedded stack with every service running, for one test."""
     config_dir = config_dir_with(tmp_path, settings_patch)
+    if sites_edit is not None:
+        path = config_dir / "sites.yaml"
+        sites = yaml.safe_load(path.read_text())
+        sites_edit(sites)
+        path.write_text(yaml.safe_dump(sites, allow_unicode=True))
     with EmbeddedStack(tmp_path) as stack:
         procs = start_services(stack, config_dir)
         p = Pipeline(stack, procs, load_config(config_dir), config_dir)
