@@ -30,6 +30,7 @@ __all__ = ["ReorderBuffer"]
 class ReorderBuffer:
     def __init__(self, lateness_ms: np.ndarray) -> None:
         self.lateness_ms = lateness_ms  # (n_sensors,) int64, 0: no buffer
+        self._active = bool(len(lateness_ms)) and int(lateness_ms.max()) > 0
         self.watermark = np.full(len(lateness_ms), -1, dtype=np.int64)
         self.released = np.full(len(lateness_ms), -1, dtype=np.int64)
         self.idx = np.empty(0, np.int64)
@@ -37,7 +38,7 @@ class ReorderBuffer:
         self.v = np.empty(0, np.float64)
 
     def __bool__(self) -> bool:
-        return bool(len(self.lateness_ms)) and int(self.lateness_ms.max()) > 0
+        return self._active
 
     def buffered(self, idx: np.ndarray) -> np.ndarray:
         """Mask: readings of sensors that have an allowed lateness."""

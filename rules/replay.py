@@ -335,7 +335,8 @@ def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms
 
 
 _LABELS = {"readings": "readings read", "malformed": "malformed lines, skipped", "evaluated": "evaluated by the rules",
-           "stale": "duplicates, ignored", "bad_quality": "bad quality (q != 0)",
+           "stale": "duplicates, ignored", "duplicates": "duplicates in a lateness buffer, ignored",
+           "bad_quality": "bad quality (q != 0)", "maintenance": "inside a maintenance window",
            "quarantined": "quarantined by data quality", "rejected": "rejected (unknown or late)",
            "unknown": "  unknown sensor", "late": "  late", "health": "health events"}  # in this order
 
