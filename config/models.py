@@ -14,6 +14,7 @@ Cross-references between files (site -> zone, officer -> enterprise, regulator -
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -366,6 +367,8 @@ class Config(_Model):
     _sites: dict[str, Site] = PrivateAttr(default_factory=dict)
     _zones: dict[str, Zone] = PrivateAttr(default_factory=dict)
     _sensors: dict[tuple[str, str], Sensor] = PrivateAttr(default_factory=dict)
+    _index: dict[tuple[str, str], int] = PrivateAttr(default_factory=dict)
+    _fingerprint: str = PrivateAttr(default="")
     _affected: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     def site(self, site_id: str) -> Site:
@@ -377,10 +380,23 @@ class Config(_Model):
     def sensor(self, site_id: str, sensor_id: str) -> Sensor | None:
         return self._sensors.get((site_id, sensor_id))
 
+    def sensor_index(self, site_id: str, sensor_id: str) -> int:
+        """The sensor's dense index: its position in the configuration (sites, then sensors in
+        file order), -1 if unknown. Ingest sends it with each reading so the rule engine needs no
+        lookup, when both run the same configuration (:attr:`sensor_fingerprint`)."""
+        return self._index.get((site_id, sensor_id), -1)
+
+    @property
+    def sensor_fingerprint(self) -> str:
+        """A hash of the ordered (site, sensor) list: equal fingerprints, equal dense indices."""
+        return self._fingerprint
+
     def model_post_init(self, _context: object) -> None:
         self._sites = {s.id: s for s in self.sites}
         self._zones = {z.id: z for z in self.zones}
         self._sensors = {(s.id, x.id): x for s in self.sites for x in s.sensors}
+        self._index = {key: i for i, key in enumerate(self._sensors)}
+        self._fingerprint = hashlib.sha256("\n".join(f"{a}/{b}" for a, b in self._sensors).encode()).hexdigest()[:16]
         self._affected = {s.id: _affected_zones(s, self.zones) for s in self.sites}
 
     def affected_zones(self, site_id: str) -> list[str]:

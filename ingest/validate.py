@@ -31,9 +31,14 @@ class Batch:
     ts: list[int] = field(default_factory=list)
     v: list[float] = field(default_factory=list)
     q: list[int] = field(default_factory=list)
+    i: list[int] = field(default_factory=list)
+    """Dense sensor indices (``Config.sensor_index``): the rule engine then needs no lookup."""
+    cfg: str = ""
+    """``Config.sensor_fingerprint`` of the configuration the indices come from."""
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"site": self.site, "sensor": self.sensor, "ts": self.ts, "v": self.v, "q": self.q})
+        return orjson.dumps({"site": self.site, "sensor": self.sensor, "ts": self.ts, "v": self.v, "q": self.q,
+                             "i": self.i, "cfg": self.cfg})
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -78,7 +83,8 @@ def _reading(config: Config, site: str, sensor: str, obj: Any, now_ms: int, batc
         return Reject(f"reading must be a JSON object, got {type(obj).__name__}")
     if not isinstance(sensor, str) or not _ID.match(sensor):
         return Reject(f"invalid sensor id {sensor!r}")
-    if config.sensor(site, sensor) is None:
+    index = config.sensor_index(site, sensor)
+    if index < 0:
         return Reject(f"unknown sensor {sensor!r} at site {site!r}")
     if "ts" not in obj or "v" not in obj:
         return Reject(f"reading needs 'ts' and 'v', got keys {sorted(obj)}")
@@ -103,6 +109,7 @@ def _reading(config: Config, site: str, sensor: str, obj: Any, now_ms: int, batc
     batch.ts.append(ts)
     batch.v.append(float(v))
     batch.q.append(q)
+    batch.i.append(index)
     return None
 
 
@@ -146,7 +153,7 @@ def validate_message(
     obj, err = _decode(payload)
     if err:
         return None, [Reject(err)]
-    batch = Batch(site)
+    batch = Batch(site, cfg=config.sensor_fingerprint)
     if len(parts) == 5 and kind == "reading":
         rej = _reading(config, site, parts[3], obj, now_ms, batch)
         return (batch if len(batch) else None), ([rej] if rej else [])

@@ -63,6 +63,10 @@ class Batch:
     ts: np.ndarray  # int64 epoch ms
     v: np.ndarray  # float64
     q: np.ndarray  # int64 quality, 0 = good
+    idx: np.ndarray | None = field(default=None, kw_only=True)
+    """Dense sensor indices from ingest (``Config.sensor_index``), if every message carried them."""
+    cfg: str = field(default="", kw_only=True)
+    """The configuration fingerprint those indices belong to."""
 
     @classmethod
     def from_messages(cls, messages: Iterable[dict[str, Any]]) -> Batch:
@@ -72,6 +76,8 @@ class Batch:
         ts: list[int] = []
         v: list[float] = []
         q: list[int] = []
+        idx: list[int] | None = []
+        cfgs: set[str] = set()
         for m in messages:
             n = len(m["ts"])
             if not (len(m["sensor"]) == len(m["v"]) == len(m["q"]) == n):
@@ -81,8 +87,14 @@ class Batch:
             ts.extend(m["ts"])
             v.extend(m["v"])
             q.extend(m["q"])
+            if idx is not None and isinstance(m.get("i"), list) and len(m["i"]) == n:
+                idx.extend(m["i"])
+                cfgs.add(str(m.get("cfg", "")))
+            else:
+                idx = None  # one message without indices (an older ingest): look every reading up
+        dense = np.asarray(idx, dtype=np.int64) if idx is not None and len(cfgs) == 1 else None
         return cls(site, sensor, np.asarray(ts, dtype=np.int64), np.asarray(v, dtype=np.float64),
-                   np.asarray(q, dtype=np.int64))
+                   np.asarray(q, dtype=np.int64), idx=dense, cfg=cfgs.pop() if dense is not None else "")
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -172,8 +184,12 @@ class Engine:
             self._by_site.setdefault(site, {})[sensor] = i
 
     def _dense(self, batch: Batch) -> np.ndarray:
-        """Dense sensor indices (-1: unknown). Batches come in runs of one site (a readings
+        """Dense sensor indices (-1: unknown): ingest's, when it ran the same configuration (the
+        fingerprint says so); otherwise looked up. Batches come in runs of one site (a readings
         message is one site), so each run is looked up in that site's small table."""
+        if batch.idx is not None and batch.cfg == self.config.sensor_fingerprint and len(batch.idx) == len(batch):
+            idx = batch.idx
+            return np.where((idx >= 0) & (idx < len(self._site_of)), idx, -1)
         out = np.empty(len(batch), dtype=np.int64)
         pos = 0
         for site, run in itertools.groupby(batch.site):

@@ -445,6 +445,8 @@ def test_batch_to_json(cfg: Config) -> None:
         "ts": [NOW - 1000],
         "v": [12.5],
         "q": [1],
+        "i": [cfg.sensor_index("CH-001", "GT-101")],
+        "cfg": cfg.sensor_fingerprint,
     }
 
 

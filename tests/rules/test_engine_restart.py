@@ -96,3 +96,20 @@ def test_events_identical_across_batch_sizes_and_a_restart(rows: list, size: int
     # the order of events inside one micro-batch is by reading time, so batchings may interleave
     # the events of different sensors differently: compare as multisets
     assert sorted(got) == sorted(whole)
+
+
+def test_ingest_dense_indices_are_the_engines_and_are_used_only_for_the_same_configuration() -> None:
+    from ingest.validate import validate_message
+
+    engine = Engine(CONFIG, started_ms=T0)
+    assert engine.thresholds.sensor_index == {key: CONFIG.sensor_index(*key) for key in engine.thresholds.sensor_index}
+    batch, _rejects = validate_message(CONFIG, "hw/v1/TD-001/batch", orjson.dumps(
+        {"readings": [{"sensor": "WL-01", "ts": T0, "v": 1.0}, {"sensor": "PZ-01", "ts": T0, "v": 2.0}]}), T0)
+    message = orjson.loads(batch.to_json())
+    assert message["i"] == [CONFIG.sensor_index("TD-001", "WL-01"), CONFIG.sensor_index("TD-001", "PZ-01")]
+    b = Batch.from_messages([message])
+    assert b.idx is not None and list(engine._dense(b)) == message["i"]
+    # another configuration's indices are not trusted: looked up by name instead
+    b.cfg = "0" * 16
+    b.idx = np.array([0, 1])
+    assert list(engine._dense(b)) == message["i"]
