@@ -114,6 +114,7 @@ class RateTable:
         window: list[float] = []
         min_span: list[float] = []
         per: list[float] = []
+        max_gap: list[int] = []
         sensor_index: dict[tuple[str, str], int] = {}
         row_start: list[int] = []
         row_count: list[int] = []
@@ -143,6 +144,8 @@ class RateTable:
                     window.append(rule.window_s)
                     min_span.append(rule.min_span_s)
                     per.append(rule.per_s)
+                    # as for thresholds: a gap longer than the offline limit restarts min_duration
+                    max_gap.append(int(round(sensor.period_s * sensor.quality.offline_after_periods * 1000)))
         n = len(sign)
         window_ms = np.rint(np.asarray(window, dtype=np.float64) * 1000).astype(np.int64)
         levels = ThresholdTable(
@@ -156,6 +159,7 @@ class RateTable:
             row_start=np.arange(n, dtype=np.int64),
             row_count=np.ones(n, dtype=np.int64),
             rows_of_site={},
+            max_gap_ms=np.asarray(max_gap, dtype=np.int64),
         )
         return cls(
             levels=levels,

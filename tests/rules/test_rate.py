@@ -155,3 +155,12 @@ def test_batch_size_and_restart_do_not_change_events(steps_: list[tuple[int, flo
     second.import_site("X", saved)
     got += _events(second, idx[cut:], ts[cut:], v[cut:], 7)
     assert got == runs[0]
+
+
+def test_a_minimum_duration_never_spans_a_data_gap() -> None:
+    # 10-min sensor, offline after 3 periods: a 3 h silence restarts the rate ladder's 20-min run
+    readings = [(0, 0.0), (600, 0.5), (1200, 1.0), (1200 + 3 * 3600, 10.0), (1800 + 3 * 3600, 10.5),
+                (2400 + 3 * 3600, 11.0), (3000 + 3 * 3600, 11.5)]
+    got = run(readings, window_s=600, per_s=600, min_duration_s=1200,
+              ladder=[{"level": "yellow", "value": 0.5}])
+    assert got == [(3000 + 3 * 3600, "yellow", 0.5)], "raised only after 20 min of rates beyond the gap"
