@@ -156,8 +156,10 @@ def synthetic_batches(config: Config, batches: int, *, seed: int = 0, p_on: floa
         sd = np.where(active[idx], prof["sd_x"][idx], prof["sd"][idx])
         v = np.clip(mean + sd * rng.standard_normal(len(idx)), prof["lo"][idx], prof["hi"][idx])
         q = (rng.random(len(idx)) < bad_quality).astype(np.int64)
+        # with the dense indices and configuration fingerprint that ingest puts in every readings
+        # message (the per-reading baseline looks sensors up by name, one dict lookup each)
         out.append(Batch(site_of[idx].tolist(), sensor_of[idx].tolist(), ts.astype(np.int64),
-                         np.round(v, 3), q))
+                         np.round(v, 3), q, idx=idx.astype(np.int64), cfg=config.sensor_fingerprint))
     return out
 
 
