@@ -8,7 +8,7 @@ and ``tests/hazwatch/test_bench.py`` checks that both give the same events:
 
 - **input policy**: unknown (site, sensor) rejected with a reason; quality code != 0 not evaluated;
   *late* (older than the sensor's newest reading that arrived before it) rejected with a reason;
-  a duplicate of the newest one ignored (counted as quarantined, as in the engine);
+  a duplicate of the newest one ignored (counted as stale, not as quarantined, as in the engine);
 - **data quality** (:mod:`rules.quality`, :class:`QualityCheck` here: it is the gate before the
   rules): out of range, stuck, spike (Hampel test), offline by the clock
   (:meth:`BaselineEngine.tick`); a sensor in fault is quarantined; health events, and
@@ -284,10 +284,11 @@ class BaselineEngine:
                        f"{site}/{sensor_id} (or redelivered after a restart; it was not evaluated now)")
                 late.append((i, why))
                 continue
+            stale = sensor.quality.stale
             quarantined, events = sensor.quality.check(ts, value, now_ms)
             health += [(ts, sensor.index, e) for e in events]
             if quarantined:
-                self.stats.quarantined += 1
+                self.stats.quarantined += sensor.quality.stale == stale  # a duplicate is not in fault
                 continue
             self.stats.evaluated += 1
             changes += self._evaluate(sensor, ts, value, now_ms)

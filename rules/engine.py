@@ -284,11 +284,13 @@ class Engine:
         self.stats.late += int(late.sum())
         good &= ~late
         gi = np.flatnonzero(good)
+        stale_before = quality.ignored_stale
         quarantined, health = quality.process(idx[gi], batch.ts[gi], batch.v[gi], now_ms)
+        redelivered = quality.ignored_stale - stale_before  # not evaluated, but not in fault either
         out.health.extend(health)
         out.warnings.extend(fault_warnings(health, self.config))
         ev = gi[~quarantined]
-        self.stats.quarantined += int(quarantined.sum())
+        self.stats.quarantined += int(quarantined.sum()) - redelivered
         self.stats.evaluated += len(ev)
         # 2. threshold ladders
         for t in self.threshold.process(idx[ev], batch.ts[ev], batch.v[ev]):
