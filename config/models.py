@@ -241,6 +241,10 @@ class Site(_Model):
             if rule.rule in sensors or rule.rule in known or rule.rule in sensor_rules:
                 raise ValueError(f"site rule {rule.rule!r}: the name is already a sensor, a sensor rule or a site "
                                  "rule of this site")
+            labels = [m.label for m in member_list(rule) if m is not getattr(rule, "escalate", None)]
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"site rule {rule.rule!r}: a member is listed twice ({labels}); one sensor "
+                                 "must not vote twice")
             for m in member_list(rule):
                 if m.sensor is not None:
                     if m.sensor not in sensors:

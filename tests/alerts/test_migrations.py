@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 import alerts.store
+import console.users  # noqa: F401  (the console's users and sessions share the store: migration 0002)
 from alerts.store import Base, Store
 from tests.alerts.db import BACKENDS, fresh_database
 

@@ -145,6 +145,8 @@ def test_site_rule_events_name_the_rule_for_texts() -> None:
     (VOTE | {"members": [{"sensor": "G9", "rule": "gas"}, {"sensor": "G1", "rule": "gas"}]}, "unknown sensor 'G9'"),
     (VOTE | {"members": [{"sensor": "G1", "rule": "nope"}, {"sensor": "G2", "rule": "gas"}]}, "has no rule 'nope'"),
     (VOTE | {"rule": "G1"}, "already a sensor"),
+    (VOTE | {"members": [{"sensor": "G1", "rule": "gas"}, {"sensor": "G1", "rule": "gas"}], "k": 2},
+     "listed twice"),
     (VOTE | {"rule": "gas"}, "already a sensor"),
     ({"rule": "c", "kind": "composite", "level": "red", "all_of": [{"rule": "later"}]}, "no sensor rule"),
     ({"rule": "c", "kind": "composite", "all_of": [{"rule": "gas"}]}, "exactly one of level and escalate"),
