@@ -186,6 +186,12 @@ class ThresholdEngine:
         self.table = table
         self.state = state if state is not None else ThresholdState.empty(len(table))
         self.ignored_stale = 0  # readings not newer than the row's last one
+        # the rungs to enter and to stay at a level, compiled once: a relative tolerance so that
+        # "exactly at the edge" survives float rounding (4.8 + 0.1), and the deadband to stay
+        rung = table.rungs
+        tol = 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(rung), rung, 0.0)))
+        self._enter = rung - tol
+        self._stay = rung - table.deadband[:, None] - tol
 
     def rows_for(self, sensor_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Expand readings (by dense sensor index) to rule rows: (rows, reading position)."""
@@ -229,10 +235,7 @@ class ThresholdEngine:
         level = st.level[rows].astype(np.int64)
         ranks = np.arange(1, N_RANKS + 1)[None, :]  # (1, 4)
         reached = level[:, None] >= ranks
-        rung = tb.rungs[rows]
-        # a relative tolerance so that "exactly at the edge" survives float rounding (4.8 + 0.1)
-        tol = 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(rung), rung, 0.0)))
-        holds = np.where(reached, v >= rung - tb.deadband[rows, None] - tol, v >= rung - tol)
+        holds = np.where(reached, v >= self._stay[rows], v >= self._enter[rows])
         before = st.since[rows]
         since = np.where(holds, np.where(before >= 0, before, ts[:, None]), NONE)
         st.since[rows] = since
