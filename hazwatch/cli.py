@@ -157,7 +157,7 @@ def demo(
     scenario: Annotated[str, typer.Option(help="Scenario name or YAML path")] = "all",
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
     config: ConfigDir = None,
-    console_port: Annotated[int, typer.Option(help="Reserved for the operator console")] = 8080,
+    console_port: Annotated[int, typer.Option(help="Port of the operator console (0: no console)")] = 8080,
     workdir: Annotated[Path | None, typer.Option(help="Where logs and the database go")] = None,
 ) -> None:
     """The whole pipeline on the embedded stack, driven by a scenario, printed as it happens."""
@@ -165,7 +165,7 @@ def demo(
 
     _config(config)  # fail early, with file/path/reason, before starting anything
     code = run_demo(config_dir=config or example_dir(), duration_s=duration, scenario=scenario,
-                    as_json=json, workdir=workdir)
+                    as_json=json, workdir=workdir, console_port=console_port)
     raise typer.Exit(code)
 
 
@@ -182,6 +182,11 @@ def _mount() -> None:
     from rules.replay import replay_command
 
     app.command("replay")(replay_command)
+
+    from hazwatch.cli_console import console_command, users_app
+
+    app.command("console")(console_command)
+    app.add_typer(users_app, name="users", help="Console users: add, list.")
     app.add_typer(bench_app, name="bench", help="Benchmarks (hazwatch bench rules).")
     app.add_typer(synth_app, name="synth", help="Synthetic data for replays (hazwatch synth rain).")
 

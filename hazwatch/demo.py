@@ -1,7 +1,8 @@
 """``hazwatch demo``: the whole pipeline as separate processes on the embedded stack.
 
 Order: brokers -> topics -> fake Twilio -> rules, alerts, ingest (each waits until ready) ->
-simulator. The demo then follows ``hazwatch.warnings`` and ``hazwatch.deliveries`` and prints each
+the operator console (``--console-port``, 0 for none; user ``demo`` with a printed one-time
+password) -> simulator. The demo then follows ``hazwatch.warnings`` and ``hazwatch.deliveries`` and prints each
 warning, SMS and broadcast as it happens, until the duration is over (or, with duration 0, until
 the scenario has finished and the pipeline has gone quiet).
 """
@@ -176,8 +177,32 @@ def demo_config(config_dir: Path, workdir: Path) -> Path:
     return out
 
 
+def start_demo_console(stack: EmbeddedStack, config_dir: Path, port: int, out: _Printer) -> Process | None:
+    """The operator console on ``port`` with a user ``demo`` (operator) whose one-time password
+    is random and printed: there is no default password."""
+    import secrets
+
+    from console.service import start_console
+    from console.users import UserService
+
+    password = secrets.token_urlsafe(12)
+    store = Store(stack.extra_env["HAZWATCH_DATABASE_URL"])
+    try:
+        UserService(store).add("demo", password, "operator", by="demo")
+    finally:
+        store.engine.dispose()
+    try:
+        proc, url = start_console(stack, config_dir, port=port)
+    except RuntimeStartError as exc:
+        out.info(f"console not started (is port {port} taken? use --console-port): {exc}")
+        return None
+    out.info(f"console: {url}/  user demo, one-time password {password}",
+             console={"url": url, "username": "demo", "password": password})
+    return proc
+
+
 def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: bool,
-             workdir: Path | None = None) -> int:
+             workdir: Path | None = None, console_port: int = 8080) -> int:
     out = _Printer(as_json)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -190,6 +215,8 @@ def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: boo
                  f"{stack.kafka_bootstrap}; logs in {workdir / 'logs'}")
         out.info("demo timing: 叫应 escalation after 6/12/18 s instead of 10/20/30 min, red reminders every 6 s")
         start_services(stack, config_dir)
+        if console_port:
+            start_demo_console(stack, config_dir, console_port, out)
         answers = _Answers(Store(stack.extra_env["HAZWATCH_DATABASE_URL"], migrate=False), out)
         out.info(f"services ready after {time.monotonic() - started:.1f} s; starting scenario {scenario!r}")
         sim = stack.hazwatch("simulator", "simulate", "--config", str(config_dir), "--scenario", scenario)

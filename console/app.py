@@ -1,0 +1,121 @@
+"""The console's composition root: :func:`create_app` wires configuration, store and live state
+into a FastAPI app (docs/CONSOLE.md). :mod:`console.service` runs it under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from alerts.episodes import EpisodeService
+from alerts.silences import SilenceService
+from alerts.store import Store, utcnow
+from config.console import ConsoleSettings
+from config.models import Config
+from console import auth
+from console.live import LiveReader, LiveState
+from console.users import UserService
+
+__all__ = ["ConsoleContext", "create_app"]
+
+STATIC = Path(__file__).resolve().parent / "static"
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass
+class ConsoleContext:
+    """Everything a request handler needs; ``request.app.state.console``."""
+
+    config: Config
+    settings: ConsoleSettings
+    store: Store
+    live: LiveState
+    users: UserService
+    episodes: EpisodeService
+    silences: SilenceService
+    clock: Callable[[], dt.datetime]
+    limiter: auth.LoginLimiter
+    limiter_lock: threading.Lock = field(default_factory=threading.Lock)
+    open_episodes: dict[str, dict[str, str]] = field(default_factory=dict)
+    """site -> {episode id: level} of active/acknowledged episodes, refreshed by the poller."""
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+
+def create_app(config: Config, store: Store, live: LiveState | None = None, *,
+               reader: LiveReader | None = None, clock: Callable[[], dt.datetime] | None = None,
+               pages: bool = True) -> FastAPI:
+    """The console app. ``live``: a :class:`LiveState` (a fresh one by default, fed by nobody
+    unless ``reader`` is given); ``reader``: started and stopped with the app; ``clock``: the
+    wall clock (UTC, aware) for sessions, ages and actions (tests inject one)."""
+    from console import api, api_sites, api_warnings, events
+
+    settings = config.settings.console
+    now = clock or utcnow
+    # 1. state: the live picture (fed by the reader) and the services over the store
+    if live is None:
+        live = LiveState(config, history_hours=settings.history_hours,
+                         clock=lambda: int(now().timestamp() * 1000))
+    ctx = ConsoleContext(
+        config=config, settings=settings, store=store, live=live, users=UserService(store),
+        episodes=EpisodeService(store), silences=SilenceService(store), clock=now,
+        limiter=auth.LoginLimiter(settings.login_max_failures, settings.login_window_s))
+
+    # 2. background work: the Kafka reader thread and the episode poller task
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if reader is not None:
+            reader.start()
+        poller = asyncio.create_task(events.poll_episodes(ctx), name="console-episode-poller")
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            if reader is not None:
+                await asyncio.to_thread(reader.stop)
+
+    # 3. the app: no Swagger UI or ReDoc (they load from a CDN); OpenAPI under /api/
+    app = FastAPI(title="hazwatch console", version="1", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json", lifespan=lifespan)
+    app.state.console = ctx
+
+    # 4. CSRF on every API write but the log-in, and security headers on every answer
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        path = request.url.path
+        if (request.method in _WRITES and path.startswith("/api/") and path != "/api/login"):
+            user = await asyncio.to_thread(auth.optional_user, request)
+            if user is not None and not auth.check_csrf(request, user.csrf):
+                zh = user.language == "zh-CN"
+                return JSONResponse({"detail": "CSRF 令牌缺失或错误" if zh else "missing or wrong CSRF token"},
+                                    status_code=403)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    # 5. routes: API, event stream, pages and their assets
+    app.include_router(api.router)
+    app.include_router(api_sites.router)
+    app.include_router(api_warnings.router)
+    app.include_router(events.router)
+    if pages:
+        from console.pages import router as pages_router
+
+        app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

@@ -1,0 +1,103 @@
+"""Running the console: under uvicorn in this process (``hazwatch console``), in a thread of a
+test (:class:`ConsoleServer`), or as a child process of an embedded stack (:func:`start_console`).
+
+Readiness is ``GET /api/health`` -> ``{"ok": true}``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from alerts.store import Store
+from config.models import Config
+from console.app import create_app
+from console.live import LiveReader, LiveState
+from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, free_port, wait_for
+
+__all__ = ["ConsoleServer", "build", "healthy", "serve", "start_console"]
+
+
+def build(config: Config, *, kafka: bool = True) -> FastAPI:
+    """The production wiring: the store of ``settings.database.url`` and, with ``kafka``, a live
+    reader on ``settings.kafka.bootstrap``."""
+    settings = config.settings
+    # 1. the store (migrated: the console may be the first service on a fresh database)
+    store = Store(settings.database.url)
+    # 2. the live picture and its Kafka reader
+    live = LiveState(config, history_hours=settings.console.history_hours)
+    reader = LiveReader(settings.kafka.bootstrap, live) if kafka else None
+    # 3. the app
+    return create_app(config, store, live, reader=reader)
+
+
+def serve(config: Config, *, host: str | None = None, port: int | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn handles both)."""
+    app = build(config)
+    cfg = uvicorn.Config(app, host=host or config.settings.console.host,
+                         port=config.settings.console.port if port is None else port,
+                         log_level="warning", access_log=False, proxy_headers=False)
+    uvicorn.Server(cfg).run()
+
+
+def healthy(base_url: str) -> bool:
+    r = httpx.get(f"{base_url}/api/health", timeout=2.0, trust_env=False)
+    return r.status_code == 200 and r.json() == {"ok": True}
+
+
+class ConsoleServer:
+    """A console app served by uvicorn in a thread of this process, on a free port::
+
+        with ConsoleServer(app) as server:
+            httpx.get(server.url + "/api/health")
+    """
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host, self.port = host, port or free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port,
+                                                    log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, name="console-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ConsoleServer:
+        self.thread.start()
+        wait_for(lambda: self.server.started and healthy(self.url), 30, "console (in-process)")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def __enter__(self) -> ConsoleServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_console(stack: EmbeddedStack, config_dir: Path, *, port: int | None = None,
+                  name: str = "console", timeout_s: float = 60) -> tuple[Process, str]:
+    """``hazwatch console --config DIR --port P`` as a child of ``stack`` (its Kafka and, after
+    :func:`hazwatch.demo.start_services`, its database through ``stack.extra_env``); waits for
+    ``/api/health``. Returns the process and the base URL."""
+    port = port or free_port()
+    proc = stack.hazwatch(name, "console", "--config", str(config_dir), "--host", "127.0.0.1",
+                          "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeStartError(f"console exited:\n{proc.log_tail()}")
+        return healthy(url)
+
+    try:
+        wait_for(ready, timeout_s, "console", poll_s=0.2)
+    except RuntimeStartError as exc:
+        raise RuntimeStartError(f"{exc}\n--- {proc.log_path} ---\n{proc.log_tail()}") from None
+    return proc, url
