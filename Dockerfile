@@ -21,6 +21,7 @@ COPY sensors/ sensors/
 COPY ingest/ ingest/
 COPY rules/ rules/
 COPY alerts/ alerts/
+COPY console/ console/
 RUN pip install . "psycopg2-binary==2.9.11" \
     && rm -rf /src
 

@@ -6,8 +6,11 @@ Readiness is ``GET /api/health`` -> ``{"ok": true}``.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
+
 import httpx
 import uvicorn
 from fastapi import FastAPI
@@ -35,12 +38,23 @@ def build(config: Config, *, kafka: bool = True) -> FastAPI:
 
 
 def serve(config: Config, *, host: str | None = None, port: int | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn handles both)."""
+    """Serve until SIGINT/SIGTERM (uvicorn handles both). Once the socket listens, the process id
+    goes to ``HAZWATCH_READY_FILE`` if set (the container health check, like the other services)."""
     app = build(config)
     cfg = uvicorn.Config(app, host=host or config.settings.console.host,
                          port=config.settings.console.port if port is None else port,
                          log_level="warning", access_log=False, proxy_headers=False)
-    uvicorn.Server(cfg).run()
+    server = uvicorn.Server(cfg)
+    ready_file = os.environ.get("HAZWATCH_READY_FILE")
+    if ready_file:
+        def mark_ready() -> None:
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                Path(ready_file).write_text(str(os.getpid()))
+
+        threading.Thread(target=mark_ready, name="console-ready", daemon=True).start()
+    server.run()
 
 
 def healthy(base_url: str) -> bool:

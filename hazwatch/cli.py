@@ -130,7 +130,7 @@ def fake_twilio(port: int = 8081, host: str = "127.0.0.1", config: ConfigDir = N
 
 @app.command()
 def run(config: ConfigDir = None) -> None:
-    """All services (ingest, rules, alerts) against the brokers the configuration names."""
+    """All services (ingest, rules, alerts, console) against the brokers the configuration names."""
     from hazwatch.runtime import Process, create_topics
 
     cfg = _config(config)
@@ -138,7 +138,7 @@ def run(config: ConfigDir = None) -> None:
     args = ["--config", str(config or example_dir())]
     logs = Path(os.environ.get("HAZWATCH_LOG_DIR", "logs"))
     procs = [Process(name, [sys.executable, "-m", "hazwatch", name, *args], logs / f"{name}.log").start()
-             for name in ("rules", "ingest", "alerts")]
+             for name in ("rules", "ingest", "alerts", "console")]
     stop = threading.Event()
     _stop_on_signals(stop)
     typer.echo(f"running {[p.name for p in procs]}; logs in {logs}/ (Ctrl-C stops)")

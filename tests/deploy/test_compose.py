@@ -47,6 +47,7 @@ REQUIRED_ENV = {
     "rules": {"HAZWATCH_KAFKA_BOOTSTRAP"},
     "alerts": {"HAZWATCH_MQTT_URL", "HAZWATCH_KAFKA_BOOTSTRAP", "HAZWATCH_DATABASE_URL",
                "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"},
+    "console": {"HAZWATCH_KAFKA_BOOTSTRAP", "HAZWATCH_DATABASE_URL"},
 }
 
 #: Values for the variables the compose file requires, as an operator's .env would give them.
@@ -246,7 +247,7 @@ def test_environment_variables_are_ones_the_code_reads(
     from config.loader import ENV_OVERRIDES
 
     read: set[str] = set(ENV_OVERRIDES)
-    for package in ("hazwatch", "config", "sensors", "ingest", "rules", "alerts"):
+    for package in ("hazwatch", "config", "sensors", "ingest", "rules", "alerts", "console"):
         for path in (ROOT / package).rglob("*.py"):
             read |= set(ENV_READ.findall(path.read_text(encoding="utf-8")))
     # the scan works: these are read with os.environ in hazwatch/cli.py and rules/worker.py
