@@ -54,6 +54,27 @@ async function setupForm() {
   const now = new Date();
   form.elements.starts_at.value = localInput(now);
   form.elements.ends_at.value = localInput(new Date(now.getTime() + 2 * 3600 * 1000));
+  // the handler first: a submit while the suggestions still load must not fall back to a native GET
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const f = form.elements;
+    const matcher = {};
+    for (const key of ['site', 'subject', 'rule', 'max_level']) if (f[key].value.trim()) matcher[key] = f[key].value.trim();
+    if (!matcher.site && !matcher.subject && !matcher.rule) {
+      status(t('silences.need_matcher'), 'error');
+      return;
+    }
+    try {
+      const s = await api('/api/silences', {method: 'POST', body: {kind: f.kind.value, matcher,
+        starts_at: new Date(f.starts_at.value).toISOString(), ends_at: new Date(f.ends_at.value).toISOString(),
+        reason: f.reason.value}});
+      status(t('silences.created', {id: s.id}), 'ok');
+      f.reason.value = '';
+      load();
+    } catch (err) {
+      status(errorText(err), 'error');
+    }
+  });
   try {
     const sites = await api('/api/sites');
     const subjects = document.getElementById('subjects');
@@ -75,26 +96,6 @@ async function setupForm() {
   } catch (err) {
     status(errorText(err), 'error');
   }
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const f = form.elements;
-    const matcher = {};
-    for (const key of ['site', 'subject', 'rule', 'max_level']) if (f[key].value.trim()) matcher[key] = f[key].value.trim();
-    if (!matcher.site && !matcher.subject && !matcher.rule) {
-      status(t('silences.need_matcher'), 'error');
-      return;
-    }
-    try {
-      const s = await api('/api/silences', {method: 'POST', body: {kind: f.kind.value, matcher,
-        starts_at: new Date(f.starts_at.value).toISOString(), ends_at: new Date(f.ends_at.value).toISOString(),
-        reason: f.reason.value}});
-      status(t('silences.created', {id: s.id}), 'ok');
-      f.reason.value = '';
-      load();
-    } catch (err) {
-      status(errorText(err), 'error');
-    }
-  });
 }
 
 includeEnded.addEventListener('change', load);

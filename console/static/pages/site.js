@@ -73,9 +73,11 @@ async function drawChart(sensor) {
   const thresholds = data.thresholds || sensor.thresholds || [];
   const xs = data.points.map((p) => p[0] / 1000);
   const ys = data.points.map((p) => p[1]);
-  const holder = h('figure', {class: 'chart', 'data-testid': `chart-${sensor.id}`},
+  // data-thresholds: the threshold lines the chart draws (the browser tests read them)
+  const holder = h('figure', {class: 'chart', 'data-testid': `chart-${sensor.id}`,
+    'data-thresholds': JSON.stringify(thresholds.map((th) => ({level: th.level, value: th.value})))},
     h('figcaption', {}, `${sensor.id} · ${label('quantity', sensor.quantity)} (${data.unit || sensor.unit})`));
-  if (!xs.length) holder.append(h('p', {class: 'muted'}, t('site.no_points')));
+  if (!xs.length) holder.append(h('p', {class: 'muted no-points', 'data-testid': 'no-points'}, t('site.no_points')));
   const old = charts.get(sensor.id);
   old?.plot.destroy();
   old?.holder.remove();
@@ -106,6 +108,7 @@ function appendPoint(sensorId, tsMs, value) {
   const oldest = x - c.hours * 3600;
   while (c.xs.length && c.xs[0] < oldest) { c.xs.shift(); c.ys.shift(); }
   c.plot.setData(build(c.xs, c.ys, c.thresholds));
+  c.holder.querySelector('.no-points')?.remove(); // it has data now
 }
 
 async function drawCharts() {
@@ -148,6 +151,7 @@ on('readings', (list) => {
     const s = site.sensors.find((x) => x.id === r.sensor);
     if (!s || (s.ts_ms && r.ts_ms < s.ts_ms)) continue;
     Object.assign(s, {value: r.value, ts_ms: r.ts_ms});
+    if (s.status === 'unknown') s.status = 'ok'; // heard now (faults come as health events, which reload)
     appendPoint(r.sensor, r.ts_ms, r.value);
     changed = true;
   }
