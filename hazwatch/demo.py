@@ -185,10 +185,16 @@ def start_demo_console(stack: EmbeddedStack, config_dir: Path, port: int, out: _
     from console.service import start_console
     from console.users import UserService
 
-    password = secrets.token_urlsafe(12)
+    from console.users import InvalidUser
+
+    password, username = secrets.token_urlsafe(12), "demo"
     store = Store(stack.extra_env["HAZWATCH_DATABASE_URL"])
     try:
-        UserService(store).add("demo", password, "operator", by="demo")
+        try:
+            UserService(store).add(username, password, "operator", by="demo")
+        except InvalidUser:  # a --workdir reused from an earlier demo: a fresh name, never its password
+            username = f"demo-{secrets.token_hex(3)}"
+            UserService(store).add(username, password, "operator", by="demo")
     finally:
         store.engine.dispose()
     try:
@@ -196,8 +202,8 @@ def start_demo_console(stack: EmbeddedStack, config_dir: Path, port: int, out: _
     except RuntimeStartError as exc:
         out.info(f"console not started (is port {port} taken? use --console-port): {exc}")
         return None
-    out.info(f"console: {url}/  user demo, one-time password {password}",
-             console={"url": url, "username": "demo", "password": password})
+    out.info(f"console: {url}/  user {username}, one-time password {password}",
+             console={"url": url, "username": username, "password": password})
     return proc
 
 

@@ -248,10 +248,24 @@ export function showBanner(w) {
   }
   fitBanners();
 }
-/** The banners are fixed on top; the page moves down by their height so nothing hides under them. */
+/** The banners are fixed on top; the page moves down by their height so nothing hides under them.
+ * The newest MAX_BANNERS show in full; older ones fold into one line with their count, so a storm
+ * of red warnings never pushes the page off the screen. */
+const MAX_BANNERS = 2;
 function fitBanners() {
   const host = document.getElementById('banners');
-  const any = Boolean(host.querySelector('.banner'));
+  const all = [...host.querySelectorAll('.banner:not(.banner-more)')];
+  all.forEach((el, i) => el.classList.toggle('banner-folded', i >= MAX_BANNERS));
+  host.querySelector('.banner-more')?.remove();
+  if (all.length > MAX_BANNERS) {
+    const folded = all.slice(MAX_BANNERS);
+    host.append(h('div', {class: 'banner banner-more', role: 'status', 'data-testid': 'red-banner-more'},
+      h('span', {}, t('banner.more', {n: folded.length})),
+      h('a', {class: 'banner-open', href: '/warnings?level=red'}, t('banner.open')),
+      h('button', {type: 'button', class: 'banner-dismiss',
+        onclick: () => { for (const el of all) dismissBanner(el.dataset.episode); }}, t('banner.dismiss_all'))));
+  }
+  const any = all.length > 0;
   document.body.classList.toggle('has-banner', any);
   document.body.style.paddingTop = any ? `${host.offsetHeight}px` : '';
 }
@@ -278,7 +292,7 @@ async function redOnLoad() {
       for (const s of await api('/api/sites')) if (s.name_en) englishNames.set(s.id, s.name_en);
     }
     const reds = await api('/api/warnings?level=red&state=active');
-    for (const w of reds) showBanner(w);
+    for (const w of reds.slice().reverse()) showBanner(w); // newest last, so on top
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) console.warn(err);
   }

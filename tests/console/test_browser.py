@@ -5,15 +5,13 @@ The acceptance bound of the live console: a site's marker turns red on the map, 
 shows (red banner, row on the warnings page) within 2 s of the publish of the reading that
 caused it.
 
-Screenshots go to ``tests/console/artifacts/`` (not committed); ``HAZWATCH_UPDATE_SCREENSHOT=1``
-also copies the map with the red warning to ``docs/console.png``, the README's picture.
+Screenshots go to ``tests/console/artifacts/`` (not committed). The README's picture,
+``docs/console.png``, is taken during ``hazwatch demo``, not here.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import orjson
 import pytest
@@ -132,9 +130,7 @@ def test_red_warning_live_acknowledged_and_hidden_from_another_enterprise(browse
         assert marker.get_attribute("data-level") == "red"
         assert map_page.locator('[data-testid="count-red"]').inner_text() == "1"
         assert map_page.evaluate("() => window.__tones") > tones_before, "the red warning played no sound"
-        map_path = screenshot(map_page, "map-red.png")
-        if os.environ.get("HAZWATCH_UPDATE_SCREENSHOT") == "1":  # the README's picture, on request only
-            shutil.copyfile(map_path, ROOT / "docs" / "console.png")
+        screenshot(map_page, "map-red.png")
         row = list_page.locator(f'[data-testid="warning-row"][data-episode="{episode}"]')
         list_page.locator(f'[data-testid="warning-row"][data-episode="{episode}"][data-provisional="false"]').wait_for(
             timeout=10_000)  # the store's row has replaced the one drawn from the event
