@@ -6,7 +6,8 @@ state and warnings live on one partition (keyed by site id), so 4 partitions all
 
 from __future__ import annotations
 
-__all__ = ["DEADLETTER", "DELIVERIES", "HEALTH", "NOTIFICATIONS", "PARTITIONS", "READINGS", "WARNINGS"]
+__all__ = ["DEADLETTER", "DELIVERIES", "HEALTH", "MAINTENANCE", "NOTIFICATIONS", "PARTITIONS", "READINGS",
+           "WARNINGS"]
 
 READINGS = "hazwatch.readings"
 WARNINGS = "hazwatch.warnings"
@@ -14,6 +15,7 @@ HEALTH = "hazwatch.health"
 DEADLETTER = "hazwatch.deadletter"
 NOTIFICATIONS = "hazwatch.notifications"
 DELIVERIES = "hazwatch.deliveries"
+MAINTENANCE = "hazwatch.maintenance"
 
 PARTITIONS: dict[str, int] = {
     READINGS: 4,
@@ -23,3 +25,6 @@ PARTITIONS: dict[str, int] = {
     NOTIFICATIONS: 4,
     DELIVERIES: 4,
 }
+# Runtime maintenance windows, keyed by site id like the readings and with as many partitions: the
+# worker that owns a site's readings owns its windows (faust assigns co-partitioned topics together).
+PARTITIONS[MAINTENANCE] = PARTITIONS[READINGS]

@@ -7,7 +7,8 @@ Mounted by :mod:`hazwatch.cli`::
     app.command("report")(report_command)
 
 Every command reads ``--config DIR`` (default: the example) for the database URL
-(``HAZWATCH_DATABASE_URL`` overrides it) and the local time zone. Times are shown and read in that
+(``HAZWATCH_DATABASE_URL`` overrides it), the Kafka bootstrap (maintenance windows are published
+to the rule engine, ``alerts.maintenance_feed``) and the local time zone. Times are shown and read in that
 zone; an ISO time without an offset is local. Episode ids may be shortened to a unique prefix.
 Domain errors print ``error: ...`` and exit 1; a bad configuration exits 2.
 """
@@ -30,6 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.episodes import DISPOSE_CATEGORIES, STATES, EpisodeError, EpisodeService, as_dict
+from alerts.maintenance_feed import FeedError, FeedOutcome, engine_record, publish, tell_engine
 from alerts.report import render_report, report
 from alerts.silences import SilenceError, SilenceService
 from alerts.store import Episode, Store, utcnow
@@ -294,7 +296,8 @@ def add_silence(
     minutes: Annotated[float | None, typer.Option(
         min=0, help="Or: duration from the start.")] = None,
     maintenance: Annotated[bool, typer.Option(
-        "--maintenance", help="A maintenance window.")] = False,
+        "--maintenance", help="A maintenance window; one that names a site also goes to the rule "
+                              "engine (readings inside raise and clear nothing).")] = False,
     json: Json = False, config: ConfigDir = None,
 ) -> None:
     """Silence matching warnings between start and end."""
@@ -308,11 +311,13 @@ def add_silence(
         silence = SilenceService(ctx.store).create(
             {k: v for k, v in matcher.items() if v is not None}, starts, ends, by, reason,
             kind="maintenance" if maintenance else "silence", now=now)
+        told = tell_engine(ctx.config, silence)  # stored first; the engine's copy may fail alone
         if json:
-            _json(as_dict(silence))
-            return
-        typer.echo(f"silence {silence.id} ({silence.kind}) {ctx.time(silence.starts_at)} — "
-                   f"{ctx.time(silence.ends_at)}: {_matcher(silence.matcher)}")
+            _json(as_dict(silence) | ({"engine": told[0].as_dict()} if told else {}))
+        else:
+            typer.echo(f"silence {silence.id} ({silence.kind}) {ctx.time(silence.starts_at)} — "
+                       f"{ctx.time(silence.ends_at)}: {_matcher(silence.matcher)}")
+        _engine_notes(told, json)
 
 
 @silences_app.command("list")
@@ -343,6 +348,52 @@ def end_silence(silence_id: Annotated[int, typer.Argument(help="Silence id.")], 
         silence = SilenceService(ctx.store).end(silence_id, by)
         typer.echo(f"silence {silence.id} ended at {ctx.time(silence.ended_at)} "
                    f"by {silence.ended_by}")
+        _engine_notes(tell_engine(ctx.config, silence), False)
+
+
+def _engine_notes(outcomes: list[FeedOutcome], json: bool) -> None:
+    """What the rule engine was told: on stdout, or on stderr as a warning when Kafka failed (and
+    always on stderr with ``--json``, whose stdout is the JSON document)."""
+    for o in outcomes:
+        typer.echo(f"warning: {o.note}" if o.failed else o.note, err=json or o.failed)
+
+
+@silences_app.command("publish")
+def publish_windows(
+    ids: Annotated[list[int] | None, typer.Argument(help="Silence ids (default: every maintenance window "
+                                                          "not over yet, ended ones included).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Also windows whose end is past.")] = False,
+    print_: Annotated[bool, typer.Option(
+        "--print", help="Print the records as JSON lines (for hazwatch replay --maintenance) "
+                        "instead of publishing them.")] = False,
+    config: ConfigDir = None,
+) -> None:
+    """Publish maintenance windows to the rule engine (hazwatch.maintenance) again, e.g. after
+    Kafka was down when they were created or ended. Publishing twice changes nothing."""
+    with _command(config) as ctx:
+        now = utcnow()
+        rows = [x for x in SilenceService(ctx.store).list(include_ended=True)
+                if x.kind == "maintenance" and (x.id in ids if ids else all_ or x.ends_at > now)]
+        missing = sorted(set(ids or []) - {x.id for x in rows})
+        if missing:
+            _fail(f"no maintenance window {', '.join(map(str, missing))}")
+        records = []
+        for x in rows:
+            rec = engine_record(x, ctx.config)
+            if isinstance(rec, str):
+                typer.echo(f"silence {x.id}: not for the rule engine: {rec}", err=True)
+            else:
+                records.append(rec)
+        if print_:
+            for rec in records:
+                typer.echo(orjson.dumps(rec).decode())
+            return
+        try:
+            publish(ctx.config.settings.kafka.bootstrap, records)
+        except FeedError as exc:
+            _fail(f"rule engine NOT told: {exc}")
+        typer.echo(f"published {len(records)} maintenance window(s) to the rule engine"
+                   + (f": {' '.join(str(r['id']) for r in records)}" if records else ""))
 
 
 # --- report -----------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ events as ``emitted_at``.
 Input policy, per reading (``Batch``):
 
 - quality code != 0: the device says the reading is bad; it is not evaluated;
-- inside a maintenance or calibration window of its sensor (``rules.maintenance``): not
-  evaluated, and a health event says why;
+- inside a maintenance or calibration window of its sensor (``rules.maintenance``: from
+  ``sites.yaml``, or given at run time by :meth:`Engine.set_site_windows`): not evaluated, and a
+  health event says why;
 - unknown (site, sensor): rejected with a reason (ingest should have caught it);
 - the same timestamp as the sensor's newest evaluated reading: a duplicate (Kafka redelivery after
   a crash); ignored, state updates are idempotent;
@@ -43,7 +44,7 @@ import numpy as np
 from config.models import Config
 from rules.events import WarningEvent
 from rules.lateness import ReorderBuffer
-from rules.maintenance import MaintenanceTable
+from rules.maintenance import MaintenanceTable, RuntimeWindow
 from rules.rain import RainEngine, RainTable
 from rules.rate import RateEngine, RateTable
 from rules.quality import FAULT_RULE, QualityEngine, QualityTable, fault_warnings
@@ -199,6 +200,12 @@ class Engine:
                                            np.int64, m)
             pos += m
         return out
+
+    def set_site_windows(self, site: str, windows: Sequence[RuntimeWindow | dict[str, Any]]) -> None:
+        """The runtime maintenance windows of ``site`` (``hazwatch.maintenance`` records), in force
+        from the next batch or tick together with its ``sites.yaml`` windows; replaces the ones
+        given before. Unchanged windows cost a list comparison."""
+        self.maintenance.set_site(site, windows, self._by_site.get(site, {}))
 
     def _quality(self, now_ms: int) -> QualityEngine:
         if self.quality is None:

@@ -1,18 +1,29 @@
 """Maintenance and calibration windows inside the rule engine.
 
-A window (``sites.yaml``: ``maintenance:`` of a site, for the whole site or some sensors) covers
-event time ``[start, end)``. A reading inside one is *not evaluated* by any rule: it raises
-nothing and clears nothing (a warning open before the window stays open until a reading after
-it decides). The first such reading of each sensor and window gives one health event
-(``check: maintenance``, ``state: start``) that says why, with the window's kind, reason and end.
-While a window is open by the wall clock the sensor is not reported offline, and the silence
-that makes a sensor offline is counted from the window's end.
+A window covers event time ``[start, end)`` of a whole site or some of its sensors. It comes from
+one of two places:
 
-Windows are few (a handful per site), so each is one vectorised mask over the batch.
+- **static**: ``sites.yaml`` (``maintenance:`` of a site), read at start; window key ``SITE#i``;
+- **runtime**: a maintenance silence created by ``hazwatch silences add --maintenance`` or the
+  console, published on Kafka ``hazwatch.maintenance`` (:class:`RuntimeWindow`, one JSON record
+  per change, keyed by site id) and handed to the engine per site
+  (:meth:`MaintenanceTable.set_site`); window key ``SITE#silence-ID``. Ending the silence early
+  publishes the same record with ``ended: true`` and ``end_ms`` = the time it was ended.
+
+A reading inside one is *not evaluated* by any rule: it raises nothing and clears nothing (a
+warning open before the window stays open until a reading after it decides). The first such
+reading of each sensor and window gives one health event (``check: maintenance``, ``state:
+start``) that says why, with the window's kind, reason and end. While a window is open by the wall
+clock the sensor is not reported offline, and the silence that makes a sensor offline is counted
+from the window's end.
+
+Windows are few (a handful per site), so each is one vectorised mask over the readings of the
+sensors that have a window at all (none: nothing is computed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +31,82 @@ import numpy as np
 
 from config.models import Config
 
-__all__ = ["MaintenanceTable"]
+__all__ = ["WINDOW_KINDS", "MaintenanceTable", "RuntimeWindow", "fold_windows", "upsert_window"]
+
+WINDOW_KINDS = ("maintenance", "calibration")
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeWindow:
+    """One ``hazwatch.maintenance`` record: ``{"id", "site", "sensors": [] (= the whole site),
+    "start_ms", "end_ms", "kind", "reason", "ended"}``; times epoch ms, ``[start_ms, end_ms)``."""
+
+    id: int | str
+    site: str
+    sensors: tuple[str, ...]
+    start_ms: int
+    end_ms: int
+    kind: str = "maintenance"
+    reason: str = ""
+    ended: bool = False
+
+    @classmethod
+    def from_record(cls, rec: Mapping[str, Any]) -> RuntimeWindow:
+        """Validate a decoded record; ``ValueError`` says what is wrong."""
+        if not isinstance(rec, Mapping):
+            raise ValueError(f"a maintenance record must be a JSON object, got {type(rec).__name__}")
+        missing = [k for k in ("id", "site", "start_ms", "end_ms") if k not in rec]
+        if missing:
+            raise ValueError(f"maintenance record lacks {', '.join(missing)}")
+        wid, site, sensors = rec["id"], rec["site"], rec.get("sensors") or []
+        if type(wid) not in (int, str) or wid == "":
+            raise ValueError(f"maintenance record id must be an integer or a string, got {wid!r}")
+        if not isinstance(site, str) or not site:
+            raise ValueError(f"maintenance record site must be a non-empty string, got {site!r}")
+        if not isinstance(sensors, list) or not all(isinstance(s, str) and s for s in sensors):
+            raise ValueError(f"maintenance record sensors must be a list of sensor ids, got {sensors!r}")
+        start, end = rec["start_ms"], rec["end_ms"]
+        if type(start) is not int or type(end) is not int:
+            raise ValueError(f"maintenance record start_ms and end_ms must be integers (epoch ms), got {start!r}, {end!r}")
+        kind = rec.get("kind") or "maintenance"
+        if kind not in WINDOW_KINDS:
+            raise ValueError(f"maintenance record kind must be one of {', '.join(WINDOW_KINDS)}, got {kind!r}")
+        return cls(wid, site, tuple(sensors), start, end, kind, str(rec.get("reason") or ""), bool(rec.get("ended")))
+
+    def to_record(self) -> dict[str, Any]:
+        return {"id": self.id, "site": self.site, "sensors": list(self.sensors), "start_ms": self.start_ms,
+                "end_ms": self.end_ms, "kind": self.kind, "reason": self.reason, "ended": self.ended}
+
+    @property
+    def key(self) -> str:
+        """The window's key in health events and announcements (``SITE#silence-ID``)."""
+        return f"{self.site}#silence-{self.id}"
+
+
+def upsert_window(windows: Sequence[Mapping[str, Any]], record: Mapping[str, Any], *,
+                  now_ms: int | None = None, retain_ms: int | None = None) -> list[dict[str, Any]]:
+    """A site's runtime windows (records) with ``record`` put in: it replaces the record of the
+    same id (a later record of a silence -- ended -- wins), order by start then id. With
+    ``now_ms`` and ``retain_ms``: windows that ended more than ``retain_ms`` before ``now_ms`` are
+    dropped (no reading that old is accepted any more). Pure; the worker's table holds the result."""
+    new = RuntimeWindow.from_record(record).to_record()
+    out = [dict(w) for w in windows if w.get("id") != new["id"]] + [new]
+    if now_ms is not None and retain_ms is not None:
+        out = [w for w in out if w["end_ms"] >= now_ms - retain_ms]
+    return sorted(out, key=lambda w: (w["start_ms"], str(w["id"])))
+
+
+def fold_windows(records: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Site -> runtime windows after applying ``records`` in order (``hazwatch replay --maintenance``)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        w = RuntimeWindow.from_record(rec)
+        out[w.site] = upsert_window(out.get(w.site, []), rec)
+    return out
+
+
+# (dense sensor index, start ms, end ms, window key, kind, reason)
+_Entry = tuple[int, int, int, str, str, str]
 
 
 @dataclass
@@ -28,26 +114,62 @@ class MaintenanceTable:
     sensor: np.ndarray  # (w,) int64 dense sensor index, one entry per (window, sensor)
     start: np.ndarray  # (w,) int64 ms
     end: np.ndarray  # (w,) int64 ms
-    window: list[str]  # (w,) the window's key "SITE#i"
+    window: list[str]  # (w,) the window's key "SITE#i" or "SITE#silence-ID"
     kind: list[str]
     reason: list[str]
     announced: set[tuple[int, str]] = field(default_factory=set)
     """(sensor, window) pairs whose health event was given."""
+    static: dict[str, list[_Entry]] = field(default_factory=dict)
+    """Site -> entries from the configuration."""
+    runtime: dict[str, list[_Entry]] = field(default_factory=dict)
+    """Site -> entries of its runtime windows (:meth:`set_site`)."""
+    _given: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    """Site -> the windows last given to :meth:`set_site` (an unchanged list rebuilds nothing)."""
+    _has: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
+    """Dense sensor index -> whether any window covers it."""
 
     @classmethod
     def from_config(cls, config: Config, sensor_index: dict[tuple[str, str], int]) -> MaintenanceTable:
-        sensor, start, end, window, kind, reason = [], [], [], [], [], []
+        static: dict[str, list[_Entry]] = {}
         for site in config.sites:
             for i, w in enumerate(site.maintenance):
                 for sid in w.sensors or [s.id for s in site.sensors]:
-                    sensor.append(sensor_index[(site.id, sid)])
-                    start.append(w.start_ms)
-                    end.append(w.end_ms)
-                    window.append(f"{site.id}#{i}")
-                    kind.append(w.kind)
-                    reason.append(w.reason)
-        return cls(np.asarray(sensor, np.int64), np.asarray(start, np.int64), np.asarray(end, np.int64),
-                   window, kind, reason)
+                    static.setdefault(site.id, []).append(
+                        (sensor_index[(site.id, sid)], w.start_ms, w.end_ms, f"{site.id}#{i}", w.kind, w.reason))
+        table = cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), [], [], [], static=static)
+        table._rebuild(n_sensors=len(sensor_index))
+        return table
+
+    def _rebuild(self, n_sensors: int | None = None) -> None:
+        entries = [e for part in (self.static, self.runtime) for site in sorted(part) for e in part[site]]
+        cols = list(zip(*entries, strict=True)) if entries else [(), (), (), (), (), ()]
+        self.sensor, self.start, self.end = (np.asarray(c, dtype=np.int64) for c in cols[:3])
+        self.window, self.kind, self.reason = list(cols[3]), list(cols[4]), list(cols[5])
+        n = max(n_sensors or 0, len(self._has), int(self.sensor.max()) + 1 if entries else 0)
+        self._has = np.zeros(n, dtype=bool)
+        self._has[self.sensor] = True
+
+    def set_site(self, site: str, windows: Sequence[RuntimeWindow | Mapping[str, Any]],
+                 sensors: Mapping[str, int]) -> None:
+        """Replace the runtime windows of ``site`` (records or :class:`RuntimeWindow`), merged with
+        its static ones. ``sensors``: the site's sensor id -> dense index; a sensor the
+        configuration does not know is left out, an empty window (ended before it began) too."""
+        given = list(windows)
+        if self._given.get(site, []) == given:
+            return
+        self._given[site] = given
+        entries: list[_Entry] = []
+        for w in given:
+            rw = w if isinstance(w, RuntimeWindow) else RuntimeWindow.from_record(w)
+            if rw.site != site or rw.end_ms <= rw.start_ms:
+                continue
+            for sid in rw.sensors or list(sensors):
+                if sid in sensors:
+                    entries.append((sensors[sid], rw.start_ms, rw.end_ms, rw.key, rw.kind, rw.reason))
+        if entries or self.runtime.pop(site, None) is not None:
+            if entries:
+                self.runtime[site] = entries
+            self._rebuild()
 
     def __bool__(self) -> bool:
         return len(self.sensor) > 0
@@ -55,9 +177,15 @@ class MaintenanceTable:
     def inside(self, idx: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Per reading, the entry of the window it lies in, or -1."""
         out = np.full(len(idx), -1, dtype=np.int64)
+        cand = np.flatnonzero(self._has[np.clip(idx, 0, len(self._has) - 1)] & (idx >= 0)) if len(self._has) else []
+        if len(cand) == 0:  # no reading of a sensor with a window
+            return out
+        ci, ct = idx[cand], ts[cand]
+        found = np.full(len(cand), -1, dtype=np.int64)
         for w in range(len(self.sensor)):
-            m = (idx == self.sensor[w]) & (ts >= self.start[w]) & (ts < self.end[w]) & (out < 0)
-            out[m] = w
+            m = (ci == self.sensor[w]) & (ct >= self.start[w]) & (ct < self.end[w]) & (found < 0)
+            found[m] = w
+        out[cand] = found
         return out
 
     def open_at(self, now_ms: int, grace_ms: np.ndarray) -> dict[int, int]:

@@ -10,6 +10,10 @@ nothing re-implemented, and deterministic.
 - **Semantics**: those of evaluating the readings one at a time in file order (arrival order),
   whatever the micro-batch size: the engine judges a reading late by the readings of its sensor
   that arrived before it, in earlier batches or earlier in the same one.
+- **Runtime maintenance windows** (``--maintenance FILE``): JSON lines of ``hazwatch.maintenance``
+  records (``hazwatch silences publish --all --print`` writes them); the last record of each
+  silence id holds for the whole replay, as the worker's table held it for readings that arrived
+  after the record. Windows of ``sites.yaml`` apply as always.
 - **Clock**: event time on a grid, never the wall clock (see :func:`replay`);
   ``emitted_at`` (and a health event's ``detected_at``) is the ts of the event.
 - **Output order**: by the file line of the deciding reading, health before warnings, then site,
@@ -17,7 +21,8 @@ nothing re-implemented, and deterministic.
 
 Errors::
 
-    ReplayError     the file cannot be read at all (missing, no CSV header); bad lines are not errors
+    ReplayError     the file cannot be read at all (missing, no CSV header); bad lines are not errors;
+                    a maintenance file with a bad line
 """
 
 from __future__ import annotations
@@ -46,9 +51,10 @@ from config import ConfigError, example_dir, load_config
 from config.models import LEVELS, Config
 from ingest.validate import parse_ts
 from rules.engine import Batch, Engine, Output
+from rules.maintenance import RuntimeWindow, fold_windows
 
-__all__ = ["FileBatch", "Malformed", "ReplayError", "ReplayResult", "default_tick_ms", "read_readings",
-           "replay", "replay_command"]
+__all__ = ["FileBatch", "Malformed", "ReplayError", "ReplayResult", "default_tick_ms", "read_maintenance",
+           "read_readings", "replay", "replay_command"]
 
 CHUNK = 50_000  # readings per chunk read from the file, and the default micro-batch
 MAX_LISTED = 1000  # malformed lines and rejected readings listed in a result; counts are exact
@@ -207,6 +213,25 @@ def read_readings(path: str | Path, *, chunk_size: int = CHUNK,
             raise ReplayError(f"cannot read {path}: {exc}") from exc
 
 
+def read_maintenance(path: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """Site -> runtime windows from a file of ``hazwatch.maintenance`` records (JSON lines, blank
+    lines skipped, later records of a silence id replacing earlier ones). Unlike readings, a bad
+    line is fatal (:class:`ReplayError` with its number): a window left out changes the result."""
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except OSError as exc:
+        raise ReplayError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    records = []
+    for no, raw in enumerate(lines, start=1):
+        if raw.strip():
+            try:
+                records.append(orjson.loads(raw))
+                RuntimeWindow.from_record(records[-1])
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                raise ReplayError(f"{path}:{no}: not a maintenance record: {exc}") from None
+    return fold_windows(records)
+
+
 # -- replay -------------------------------------------------------------------------------------
 
 
@@ -266,7 +291,8 @@ def default_tick_ms(config: Config) -> int:
 
 def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms: int | None = None,
            on_progress: Callable[[int, int], None] | None = None,
-           on_event: Callable[[dict[str, Any], bool], None] | None = None) -> ReplayResult:
+           on_event: Callable[[dict[str, Any], bool], None] | None = None,
+           maintenance: dict[str, list[dict[str, Any]]] | None = None) -> ReplayResult:
     """Run a fresh :class:`Engine` over the readings in ``path`` in micro-batches of ``batch_size``.
 
     The replay clock steps on a grid of ``tick_ms`` of event time (default
@@ -275,6 +301,7 @@ def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms
     offline) ran at that time -- the same points whatever the batch size; offline is found at most
     one step late.
     ``on_event(event, is_health)`` gets every event in output order, after each micro-batch.
+    ``maintenance``: site -> runtime windows (:func:`read_maintenance`), given to the engine first.
     Raise :class:`ReplayError` when the file cannot be read at all.
     """
     tick_ms = tick_ms or default_tick_ms(config)
@@ -282,6 +309,8 @@ def replay(config: Config, path: str | Path, *, batch_size: int = CHUNK, tick_ms
         raise ValueError(f"batch_size and tick_ms must be >= 1, got {batch_size} and {tick_ms}")
     started = time.perf_counter()
     engine, res, counts = Engine(config), ReplayResult(), Counter[str]()
+    for site, windows in (maintenance or {}).items():
+        engine.set_site_windows(site, windows)
     now, ticked = -_TS_LIMIT, None
 
     def listed(into: list[Malformed], what: str, m: Malformed) -> None:
@@ -363,6 +392,9 @@ def replay_command(
                                                 help="Configuration directory (default: the example).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Readings per engine micro-batch")] = CHUNK,
     summary_only: Annotated[bool, typer.Option("--summary-only", help="Print no events")] = False,
+    maintenance: Annotated[Path | None, typer.Option(
+        help="Runtime maintenance windows: JSON lines of hazwatch.maintenance records "
+             "(hazwatch silences publish --all --print)", exists=True, dir_okay=False)] = None,
 ) -> None:
     """Run the rule engine offline over a file of readings; print its events as JSON lines."""
     err = Console(stderr=True, soft_wrap=True)
@@ -381,7 +413,8 @@ def replay_command(
                            progress.TimeRemainingColumn(), console=err, transient=True, disable=size < 1 << 20) as bar:
         task = bar.add_task("replay", total=size)
         try:
-            res = replay(cfg, file, batch_size=batch_size, on_event=on_event,
+            windows = read_maintenance(maintenance) if maintenance is not None else None
+            res = replay(cfg, file, batch_size=batch_size, on_event=on_event, maintenance=windows,
                          on_progress=lambda done, _total: bar.update(task, completed=done))
         except ReplayError as exc:
             err.print(f"error: {exc}", markup=False, highlight=False)

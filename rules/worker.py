@@ -18,6 +18,14 @@ State store: faust's memory store, rebuilt from the changelog topic at start. Th
 by site id, the same key as ``hazwatch.readings``, so a site's state lives on the partition of its
 readings and moves with it on a rebalance. ``use_partitioner=True`` is what lets a table be written
 from a ``take()`` batch (DESIGN.md, measured facts).
+
+Runtime maintenance windows (``hazwatch.maintenance``, published by ``alerts.maintenance_feed``
+when an operator creates or ends a maintenance silence): a second agent keeps them, per event, in
+the table ``maintenance-windows`` (site id -> the last record of each silence id). That topic has
+the readings' key and partition count, so faust assigns its partitions with the readings' ones and
+the worker that owns a site's readings owns its windows; the changelog brings them back after a
+restart. Before a batch and in each tick the engine gets the windows of the sites concerned
+(:meth:`Engine.set_site_windows`).
 """
 
 from __future__ import annotations
@@ -34,8 +42,9 @@ import orjson
 from kafka.partitioner.default import murmur2
 
 from config.models import Config
-from config.topics import DEADLETTER, HEALTH, PARTITIONS, READINGS, WARNINGS
+from config.topics import DEADLETTER, HEALTH, MAINTENANCE, PARTITIONS, READINGS, WARNINGS
 from rules.engine import Batch, Engine, Output
+from rules.maintenance import RuntimeWindow, upsert_window
 
 __all__ = ["build_app", "decode", "run_worker"]
 
@@ -80,11 +89,21 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     warnings = app.topic(WARNINGS, key_serializer="raw", value_serializer="raw")
     deadletter = app.topic(DEADLETTER, key_serializer="raw", value_serializer="raw")
     health = app.topic(HEALTH, key_serializer="raw", value_serializer="raw")
+    maintenance = app.topic(MAINTENANCE, key_type=bytes, value_type=bytes, key_serializer="raw",
+                            value_serializer="raw")
     # 3. durable state: site id -> {"threshold": {"sensor|rule": [...]}, "quality": {...}}
     state_table = app.Table(
         "threshold-state", default=dict, partitions=PARTITIONS[READINGS], use_partitioner=True,
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     )
+    #    and site id -> runtime maintenance windows (hazwatch.maintenance records), written per
+    #    event from that topic, whose partitions are the readings' ones
+    windows_table = app.Table(
+        "maintenance-windows", default=list, partitions=PARTITIONS[MAINTENANCE],
+        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+    )
+    # a window that ended before the oldest reading ingest accepts can no longer matter
+    retain_ms = int(config.settings.ingest.max_age_s * 1000) + 86_400_000
     # 4. the pure engine; its arrays are scratch space loaded from the table per batch and per
     #    tick, under one lock (the agent and the timer share the event loop, not the arrays)
     engine = Engine(config, started_ms=int(time.time() * 1000))
@@ -126,6 +145,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
         async with lock:
             sites = owned_sites()
             for site in sites:
+                engine.set_site_windows(site, windows_table[site])
                 engine.import_site(site, state_table[site])
             out = engine.tick(int(time.time() * 1000), sites)
             if out.health or out.warnings or out.released:
@@ -144,13 +164,30 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
                     await deadletter.send(value=orjson.dumps({"source": "rules", "reason": "evaluation failed",
                                                               "payload": raw.decode("utf-8", "replace")}))
 
+    @app.agent(maintenance)
+    async def maintenance_windows(stream: faust.Stream) -> None:
+        """Keep each site's runtime windows; a bad record is dead-lettered, never fatal."""
+        async for raw in stream:
+            try:
+                record = orjson.loads(raw)
+                window = RuntimeWindow.from_record(record)
+                windows_table[window.site] = upsert_window(windows_table[window.site], record,
+                                                           now_ms=int(time.time() * 1000), retain_ms=retain_ms)
+                log.info("maintenance window %s of %s %s: [%d, %d) %s", window.id, window.site,
+                         list(window.sensors) or "(whole site)", window.start_ms, window.end_ms,
+                         "ended" if window.ended else window.reason)
+            except Exception as exc:  # noqa: BLE001 - an agent that raises loses events (DESIGN.md)
+                await deadletter.send(value=orjson.dumps({"source": "rules", "reason": f"bad maintenance record: {exc}",
+                                                          "payload": bytes(raw).decode("utf-8", "replace")}))
+
     async def _evaluate(values: list[bytes]) -> None:
         batch, sites, rejects = decode(values)
         for raw, reason in rejects:
             await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
                                                       "payload": raw.decode("utf-8", "replace")}))
         async with lock:
-            for site in sites:  # load the durable state of these sites
+            for site in sites:  # load the durable state and the runtime windows of these sites
+                engine.set_site_windows(site, windows_table[site])
                 engine.import_site(site, state_table[site])
             out = engine.process(batch, now_ms=int(time.time() * 1000))
             for i, reason in out.rejects:
