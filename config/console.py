@@ -26,6 +26,9 @@ class ConsoleSettings(_Model):
     history_hours: Annotated[float, Field(gt=0, le=24 * 7)] = 24.0
     """How far back the live reader seeks at start and keeps trend data (hours)."""
     episode_poll_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    trusted_proxies: list[str] = []
+    """Addresses of reverse proxies whose ``X-Forwarded-For`` names the client (uvicorn
+    ``forwarded_allow_ips``). Empty (default): the peer address is the client."""
 
     def cookies_secure(self) -> bool:
         if self.secure_cookies is not None:

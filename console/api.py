@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
@@ -18,11 +18,17 @@ from console.api_models import LoginBody, Me, UserBody, UserView, iso
 from console.auth import User, api_user, context, request_language, require_role
 from console.users import InvalidUser, UserExists, UserRow
 
+if TYPE_CHECKING:
+    from console.app import ConsoleContext
+
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api", tags=["session"])
 CurrentUser = Annotated[User, Depends(api_user)]
 
+VERIFY_WAIT_S = 30.0
+"""How long a log-in waits for a free password-check slot (``ConsoleContext.verify_slots``)
+before it answers 503."""
 _401 = {401: {"description": "not logged in"}}
 _403 = {403: {"description": "not allowed, or a missing or wrong CSRF token"}}
 
@@ -37,9 +43,11 @@ def _me(user: User) -> dict[str, Any]:
 
 
 @router.get("/health", tags=["service"])
-def health() -> dict[str, bool]:
-    """Readiness: ``{"ok": true}`` once the app serves requests."""
-    return {"ok": True}
+def health(request: Request) -> dict[str, bool]:
+    """Readiness: ``"ok": true`` once the app serves requests; ``"live"``: whether the Kafka
+    reader is following (false without one, or while it reconnects)."""
+    reader = context(request).reader
+    return {"ok": True, "live": reader is not None and reader.alive}
 
 
 @router.get("/csrf")
@@ -51,10 +59,23 @@ def csrf(request: Request, response: Response) -> dict[str, str]:
     return {"csrf": token}
 
 
+def _authenticate(request: Request, ctx: ConsoleContext, body: LoginBody) -> UserRow | None:
+    """The password check, at most ``auth.VERIFY_SLOTS`` at a time: each argon2 verification takes
+    its memory cost (64 MiB), so a burst of log-ins must not add up to gigabytes."""
+    if not ctx.verify_slots.acquire(timeout=VERIFY_WAIT_S):
+        raise HTTPException(503, _msg(request, "登录请求过多，请稍后再试", "too many log-ins at once; try again"),
+                            headers={"Retry-After": "1"})
+    try:
+        return ctx.users.authenticate(body.username, body.password)
+    finally:
+        ctx.verify_slots.release()
+
+
 @router.post("/login", response_model=Me, responses={
     401: {"description": "wrong user name or password"},
     403: {"description": "missing or wrong CSRF token (cookie hw_csrf and header X-CSRF-Token)"},
-    429: {"description": "too many failed log-ins; see Retry-After"}})
+    429: {"description": "too many failed log-ins; see Retry-After"},
+    503: {"description": "too many log-ins at once; see Retry-After"}})
 def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     ctx = context(request)
     if not auth.check_csrf(request, request.cookies.get(auth.CSRF_COOKIE)):
@@ -63,19 +84,25 @@ def login(body: LoginBody, request: Request, response: Response) -> dict[str, An
     client = request.client.host if request.client else ""
     keys = [f"user:{body.username.strip().lower()}", f"addr:{client}"]
     now = ctx.now()
+    # Check the limit and count this attempt as a failure in one locked step, before the
+    # password check: concurrent guesses cannot all pass the check first. Success takes it back.
     with ctx.limiter_lock:
-        wait = ctx.limiter.retry_after(keys, now.timestamp())
+        wait = ctx.limiter.attempt(keys, now.timestamp())
     if wait is not None:
         raise HTTPException(429, _msg(request, "登录失败次数过多，请稍后再试",
                                       "too many failed log-ins; try again later"),
                             headers={"Retry-After": str(max(1, math.ceil(wait)))})
-    row = ctx.users.authenticate(body.username, body.password)
-    if row is None:
+    try:
+        row = _authenticate(request, ctx, body)
+    except BaseException:
         with ctx.limiter_lock:
-            ctx.limiter.failed(keys, now.timestamp())
+            ctx.limiter.release(keys, now.timestamp())
+        raise
+    if row is None:
         ctx.users.record_failure(body.username, client, now)
         raise HTTPException(401, _msg(request, "用户名或密码错误", "wrong user name or password"))
     with ctx.limiter_lock:
+        ctx.limiter.release(keys, now.timestamp())
         ctx.limiter.succeeded(keys[0])
     token, info = ctx.users.open_session(row, hours=ctx.settings.session_hours, client=client, now=now)
     response.set_cookie(auth.SESSION_COOKIE, token, max_age=int(ctx.settings.session_hours * 3600),

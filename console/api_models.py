@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from alerts.store import Action, Episode, Notification, Silence
 from config.models import Config, Site, level_rank
@@ -22,6 +22,22 @@ __all__ = [
 ]
 
 Level = Literal["normal", "blue", "yellow", "orange", "red"]
+#: Text from a user: no NUL character (PostgreSQL cannot store one in text or JSON).
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+EARLIEST, LATEST = 2000, 2100
+"""Years a silence may start or end in (beyond them the database's date type overflows)."""
+
+
+def _plausible(value: dt.datetime) -> dt.datetime:
+    # checked in UTC too (an offset may carry a time past the bounds), but only once the year
+    # itself is in range: converting year 9999 at -05:00 would overflow
+    if not EARLIEST <= value.year <= LATEST or (
+            value.tzinfo is not None and not EARLIEST <= value.astimezone(dt.UTC).year <= LATEST):
+        raise ValueError(f"the year must be between {EARLIEST} and {LATEST}")
+    return value
+
+
+PlausibleTime = Annotated[dt.datetime, AfterValidator(_plausible)]
 
 
 class _Out(BaseModel):
@@ -29,7 +45,7 @@ class _Out(BaseModel):
 
 
 class LoginBody(BaseModel):
-    username: str = Field(min_length=1, max_length=128)
+    username: Text = Field(min_length=1, max_length=128)
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -91,7 +107,8 @@ class WarningView(_Out):
     last_value: float | None
     unit: str
     escalation_started: bool
-    """True once the 叫应 escalation timers run (the episode reached the escalation level)."""
+    """True while the 叫应 escalation chain runs: the episode reached the escalation level and
+    is still active (not acknowledged, cleared or closed)."""
     escalation_since: str | None = None
     acknowledged_by: str | None
     acknowledged_at: str | None
@@ -189,11 +206,11 @@ class QualityView(_Out):
 
 class SilenceBody(BaseModel):
     kind: Literal["silence", "maintenance"] = "silence"
-    matcher: dict[str, str | None]
-    starts_at: dt.datetime | None = None
-    """Default: now."""
-    ends_at: dt.datetime
-    reason: str = Field(max_length=2000)
+    matcher: dict[Text, Text | None]
+    starts_at: PlausibleTime | None = None
+    """Default: now. Years 2000..2100."""
+    ends_at: PlausibleTime
+    reason: Text = Field(max_length=2000)
 
 
 class SilenceView(_Out):
@@ -220,10 +237,10 @@ class AuditEntry(_Out):
 
 
 class UserBody(BaseModel):
-    username: str = Field(max_length=64)
+    username: Text = Field(max_length=64)
     password: str = Field(max_length=1024)
     role: Literal["operator", "officer", "admin"]
-    enterprise: str | None = Field(default=None, max_length=128)
+    enterprise: Text | None = Field(default=None, max_length=128)
     language: Literal["zh-CN", "en"] = "zh-CN"
 
 
@@ -238,12 +255,12 @@ class UserView(_Out):
 
 
 class DisposeBody(BaseModel):
-    category: str = Field(max_length=64)
-    text: str = Field(max_length=4000)
+    category: Text = Field(max_length=64)
+    text: Text = Field(max_length=4000)
 
 
 class CloseBody(BaseModel):
-    reason: str | None = Field(default=None, max_length=4000)
+    reason: Text | None = Field(default=None, max_length=4000)
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -271,17 +288,14 @@ def warning_view(ep: Episode, config: Config, now: dt.datetime, lang: str) -> di
         "level": ep.level, "peak": ep.peak, "state": ep.state, "raised_at": iso(ep.raised_at),
         "age_s": max(0, int((now - ep.raised_at).total_seconds())),
         "last_value": ep.last_value if ep.last_value is None or math.isfinite(ep.last_value) else None,
-        "unit": ep.unit, "escalation_started": ep.escalation_since is not None,
+        # the chain runs only while the episode is active (alerts/pipeline.py tick): an
+        # acknowledgement, the all-clear or closing stops it
+        "unit": ep.unit, "escalation_started": ep.escalation_since is not None and ep.state == "active",
         "escalation_since": iso(ep.escalation_since),
         "acknowledged_by": ep.acknowledged_by, "acknowledged_at": iso(ep.acknowledged_at),
         "closed_by": ep.closed_by, "closed_at": iso(ep.closed_at), "close_reason": ep.close_reason,
         "false_alarm": bool(ep.false_alarm),
     }
-
-
-def warning_sort_key(w: dict[str, Any]) -> tuple[int, str]:
-    """Most severe first, then newest first (use with ``reverse=True``)."""
-    return level_rank(w["level"]), w["raised_at"]
 
 
 def thresholds(site: Site, sensor_id: str) -> list[dict[str, Any]]:

@@ -11,17 +11,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from sqlalchemy import or_, select
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from sqlalchemy import case, or_, select
 
 from alerts.episodes import (
     STATES, InvalidArgument, InvalidTransition, UnknownEpisode,
 )
+from alerts.maintenance_feed import FeedOutcome, tell_engine
 from alerts.silences import InvalidSilence, UnknownSilence
 from alerts.store import Action, Episode, LevelChange, Notification
+from config.models import LEVELS, level_rank
 from console.api_models import (
     AuditEntry, CloseBody, DisposeBody, NotificationView, SilenceBody, SilenceView, WarningDetail,
-    WarningView, audit_view, iso, notification_view, silence_view, warning_sort_key, warning_view,
+    WarningView, audit_view, iso, notification_view, silence_view, warning_view,
 )
 from console.auth import User, api_user, can_see_site, context, require_role, visible_site_ids
 
@@ -36,6 +38,10 @@ _ACT = {**_R, 403: {"description": "missing or wrong CSRF token"},
         422: {"description": "bad category or text"}}
 Level = Literal["normal", "blue", "yellow", "orange", "red"]
 State = Literal["active", "acknowledged", "cleared", "closed", "open", "all"]
+
+
+#: The level's rank in SQL (config.models.level_rank), for sorting most severe first.
+_LEVEL_RANK = case({lv: level_rank(lv) for lv in LEVELS}, value=Episode.level, else_=-1)
 
 
 def _not_found(user: User, what: str) -> HTTPException:
@@ -71,12 +77,12 @@ def list_warnings(request: Request, user: CurrentUser,
                           (Episode.enterprise, enterprise), (Episode.site, site)):
         if value is not None:
             q = q.where(column == value)
-    q = q.order_by(Episode.raised_at.desc()).limit(limit)
+    # sorted in SQL, so that ``limit`` keeps the most severe, not merely the newest
+    q = q.order_by(_LEVEL_RANK.desc(), Episode.raised_at.desc(), Episode.id).limit(limit)
     with ctx.store.session() as s:
         rows = s.scalars(q).all()
     now = ctx.now()
-    out = [warning_view(ep, ctx.config, now, user.language) for ep in rows]
-    return sorted(out, key=warning_sort_key, reverse=True)
+    return [warning_view(ep, ctx.config, now, user.language) for ep in rows]
 
 
 def _detail(request: Request, user: User, ep: Episode) -> dict[str, Any]:
@@ -189,9 +195,11 @@ def list_silences(request: Request, user: CurrentUser, include_ended: bool = Fal
 @router.post("/silences", response_model=SilenceView, status_code=201, tags=["silences"], responses={
     **_R, 403: {"description": "officers may not silence; or a missing or wrong CSRF token"},
     422: {"description": "bad matcher, times or reason"}})
-def create_silence(body: SilenceBody, request: Request, user: CurrentUser) -> dict[str, Any]:
+def create_silence(body: SilenceBody, request: Request, response: Response, user: CurrentUser) -> dict[str, Any]:
     """A silence or maintenance window. The matcher names any of site, subject (exact or a
-    prefix ending in ``*``), rule (at least one) and optionally max_level (orange by default)."""
+    prefix ending in ``*``), rule (at least one) and optionally max_level (orange by default).
+    A maintenance window of a site also goes to the rule engine; header ``X-Hazwatch-Rule-Engine``
+    says ``told``, ``not-told`` (Kafka failed: ``hazwatch silences publish ID``) or ``not-applicable``."""
     require_role(user, "operator", "admin")
     ctx = context(request)
     now = ctx.now()
@@ -203,14 +211,21 @@ def create_silence(body: SilenceBody, request: Request, user: CurrentUser) -> di
                                       reason=body.reason, kind=body.kind, now=now)
     except InvalidSilence as exc:
         raise HTTPException(422, str(exc)) from None
+    _engine_header(response, tell_engine(ctx.config, silence))
     return silence_view(silence, now)
+
+
+def _engine_header(response: Response, outcomes: list[FeedOutcome]) -> None:
+    for o in outcomes:
+        response.headers["X-Hazwatch-Rule-Engine"] = (
+            "told" if o.told else "not-told" if o.failed else "not-applicable")
 
 
 @router.post("/silences/{silence_id}/end", response_model=SilenceView, tags=["silences"], responses={
     **_R, 403: {"description": "officers may not end silences; or a missing or wrong CSRF token"},
     404: {"description": "no such silence"}, 409: {"description": "already over"}})
 def end_silence(silence_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request,
-                user: CurrentUser) -> dict[str, Any]:
+                response: Response, user: CurrentUser) -> dict[str, Any]:
     require_role(user, "operator", "admin")
     ctx = context(request)
     now = ctx.now()
@@ -220,6 +235,7 @@ def end_silence(silence_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request: R
         raise _not_found(user, "静默" if user.language == "zh-CN" else "silence") from None
     except InvalidSilence as exc:
         raise HTTPException(409, str(exc)) from None
+    _engine_header(response, tell_engine(ctx.config, silence))
     return silence_view(silence, now)
 
 

@@ -21,7 +21,9 @@ from alerts.store import Store, utcnow
 from config.console import ConsoleSettings
 from config.models import Config
 from console import auth
-from console.live import LiveReader, LiveState
+from console.events import SiteStates
+from console.live import LiveState
+from console.live_reader import LiveReader
 from console.users import UserService
 
 __all__ = ["ConsoleContext", "create_app"]
@@ -44,8 +46,14 @@ class ConsoleContext:
     clock: Callable[[], dt.datetime]
     limiter: auth.LoginLimiter
     limiter_lock: threading.Lock = field(default_factory=threading.Lock)
+    verify_slots: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(auth.VERIFY_SLOTS))
     open_episodes: dict[str, dict[str, str]] = field(default_factory=dict)
     """site -> {episode id: level} of active/acknowledged episodes, refreshed by the poller."""
+    reader: LiveReader | None = None
+    """The Kafka reader feeding ``live`` (None: fed by hand, as in tests)."""
+    site_states: SiteStates = field(default_factory=SiteStates)
+    """Site summaries shared by the event streams."""
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -68,7 +76,8 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
     ctx = ConsoleContext(
         config=config, settings=settings, store=store, live=live, users=UserService(store),
         episodes=EpisodeService(store), silences=SilenceService(store), clock=now,
-        limiter=auth.LoginLimiter(settings.login_max_failures, settings.login_window_s))
+        limiter=auth.LoginLimiter(settings.login_max_failures, settings.login_window_s),
+        reader=reader)
 
     # 2. background work: the Kafka reader thread and the episode poller task
     @contextlib.asynccontextmanager

@@ -50,6 +50,8 @@ CSRF_COOKIE = "hw_csrf"
 LANG_COOKIE = "hw_lang"
 CSRF_HEADER = "X-CSRF-Token"
 LANGUAGES = ("zh-CN", "en")
+VERIFY_SLOTS = 4
+"""Password checks (argon2id, 64 MiB each) that may run at once."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,17 @@ class LoginLimiter:
                  if len(q := self._recent(k, now)) >= self.max_failures]
         return max(waits) if waits else None
 
+    def attempt(self, keys: Iterable[str], now: float) -> float | None:
+        """Check and record in one step (call under one lock): seconds to wait when a key is
+        blocked; else None, and a provisional failure at ``now`` is recorded for every key, so
+        concurrent attempts cannot all pass the check before any of them failed. A successful
+        log-in takes it back (:meth:`release`)."""
+        keys = list(keys)
+        wait = self.retry_after(keys, now)
+        if wait is None:
+            self.failed(keys, now)
+        return wait
+
     def failed(self, keys: Iterable[str], now: float) -> None:
         for k in keys:
             self._failures.setdefault(k, deque()).append(now)
@@ -181,6 +194,19 @@ class LoginLimiter:
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
+
+    def release(self, keys: Iterable[str], now: float) -> None:
+        """Take back the provisional failure that :meth:`attempt` recorded at ``now``."""
+        for k in keys:
+            q = self._failures.get(k)
+            if q is None:
+                continue
+            try:
+                q.remove(now)
+            except ValueError:
+                pass
+            if not q:
+                del self._failures[k]
 
 
 def secure_cookies(request: Request) -> bool:

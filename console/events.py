@@ -4,7 +4,8 @@ Per connection: ``warning``, ``health`` and ``episode`` events arrive on the con
 (:class:`console.live.Subscription`) and go out at once; every 0.5 s the connection sends the
 readings that changed since its last look (one ``readings`` event with a list, from the live
 state's sequence numbers) and a ``site`` event for each site whose level or offline state
-changed; ``: ping`` every 15 s. Everything is filtered by what the user sees.
+changed (computed once per tick for all connections, :class:`SiteStates`); ``: ping`` every
+15 s. Everything is filtered by what the user sees.
 
 :func:`poll_episodes` is one task per app: every ``console.episode_poll_s`` it reads the episodes
 whose ``updated_at`` moved and publishes each as an ``episode`` event (in both languages; the
@@ -16,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +35,7 @@ from console.api_sites import open_episodes
 if TYPE_CHECKING:
     from console.app import ConsoleContext
 
-__all__ = ["format_event", "poll_episodes", "router"]
+__all__ = ["SiteStates", "format_event", "poll_episodes", "router"]
 
 log = logging.getLogger("hazwatch.console.events")
 
@@ -111,10 +114,54 @@ async def events(request: Request) -> StreamingResponse:
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _site_states(ctx: ConsoleContext, sites: set[str]) -> dict[str, dict[str, Any]]:
-    opened = ctx.open_episodes
-    return {s.id: site_summary(s, ctx.live, opened.get(s.id, {})) for s in ctx.config.sites
-            if s.id in sites}
+class SiteStates:
+    """The site summaries every event stream shares: recomputed at most once per tick by
+    whichever stream asks first, with a log of the sites whose level or offline state changed,
+    so that a stream's own work per tick is O(changed sites), not O(sites)."""
+
+    LOG_SIZE = 10_000
+
+    def __init__(self) -> None:
+        self.generation = 0
+        """Counts the refreshes in which some site changed."""
+        self.summaries: dict[str, dict[str, Any]] = {}
+        self._state: dict[str, tuple[str, bool]] = {}
+        self._log: deque[tuple[int, str]] = deque(maxlen=self.LOG_SIZE)
+        self._at = -math.inf
+
+    def refresh(self, ctx: ConsoleContext, now: float) -> None:
+        """Recompute every site's summary unless done within the last half tick (``now``: the
+        event loop's time)."""
+        if now - self._at < TICK_S / 2:
+            return
+        self._at = now
+        opened = ctx.open_episodes
+        changed = []
+        for site in ctx.config.sites:
+            summary = site_summary(site, ctx.live, opened.get(site.id, {}))
+            self.summaries[site.id] = summary
+            state = (summary["level"], summary["offline"])
+            if self._state.get(site.id) != state:
+                self._state[site.id] = state
+                changed.append(site.id)
+        if changed:
+            self.generation += 1
+            self._log.extend((self.generation, site_id) for site_id in changed)
+
+    def changed_since(self, generation: int) -> tuple[int, list[dict[str, Any]]]:
+        """(the current generation, the summaries of the sites that changed after
+        ``generation``); every site's when the log no longer reaches back that far."""
+        if generation == self.generation:
+            return generation, []
+        oldest = self._log[0][0]  # the log is not empty: some site changed after ``generation``
+        if oldest > generation + 1 or (oldest == generation + 1 and len(self._log) == self.LOG_SIZE):
+            return self.generation, list(self.summaries.values())  # trimmed: resend them all
+        changed: dict[str, None] = {}
+        for gen, site_id in reversed(self._log):
+            if gen <= generation:
+                break
+            changed[site_id] = None
+        return self.generation, [self.summaries[s] for s in changed]
 
 
 async def _stream(ctx: ConsoleContext, user: auth.User, token: str) -> AsyncIterator[str]:
@@ -125,7 +172,9 @@ async def _stream(ctx: ConsoleContext, user: auth.User, token: str) -> AsyncIter
     try:
         yield "retry: 3000\n\n"
         seq = live.current_seq
-        states = {k: (v["level"], v["offline"]) for k, v in _site_states(ctx, sites).items()}
+        shared = ctx.site_states
+        shared.refresh(ctx, loop.time())
+        generation = shared.generation
         next_tick, next_ping = loop.time() + TICK_S, loop.time() + PING_S
         next_check = loop.time() + SESSION_CHECK_S
         while not sub.overflowed:
@@ -145,10 +194,10 @@ async def _stream(ctx: ConsoleContext, user: auth.User, token: str) -> AsyncIter
             seq, readings = live.changed_since(seq, sites)
             if readings:
                 yield format_event("readings", readings)
-            for site_id, summary in _site_states(ctx, sites).items():
-                state = (summary["level"], summary["offline"])
-                if states.get(site_id) != state:
-                    states[site_id] = state
+            shared.refresh(ctx, t)
+            generation, changed = shared.changed_since(generation)
+            for summary in changed:
+                if summary["id"] in sites:
                     yield format_event("site", summary)
             if t >= next_ping:
                 next_ping = t + PING_S

@@ -5,9 +5,10 @@
 the configuration (sites, then sensors, in configuration order):
 
 - the latest value and its timestamp (epoch ms);
-- a trend ring of the last ``history_hours``: ``buckets`` time buckets of equal width, each holding
-  the minimum and the maximum reading in it (with their times), so a 24 h chart of a 5 s sensor is
-  at most 2 x 1024 points and never loses a peak;
+- a trend ring of the last ``history_hours`` (:mod:`console.trend`, allocated on the sensor's
+  first reading): ``buckets`` time buckets of equal width, each holding the minimum and the
+  maximum reading in it (with their times), so a 24 h chart of a 5 s sensor is at most 2 x 768
+  points and never loses a peak;
 - the data-quality checks in fault (``offline``, ``stuck``, ``out_of_range``) from health events,
   since when, the last isolated spike, and the offline intervals of the window (for the online rate);
 
@@ -18,30 +19,26 @@ console replaying 24 h of history must not ring the red banner for old warnings)
 queued: each reading bumps a per-sensor sequence number that the event streams poll
 (:meth:`LiveState.changed_since`), which coalesces them for free.
 
-:class:`LiveReader` is the thin Kafka shell: a thread that assigns every partition of readings,
-warnings and health, seeks each to *now - history* by timestamp (``offsets_for_times``), then
-follows, decoding each record and handing it to the state. A record that does not decode is
-counted and skipped (the console is a reader; the dead-letter topic is the writers' business).
+:class:`console.live_reader.LiveReader` is the thin Kafka shell that feeds it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
 from config.models import LEVELS, Config, level_rank
-from config.topics import HEALTH, PARTITIONS, READINGS, WARNINGS
+from console.trend import TrendRings
 
-__all__ = ["CHECK_BITS", "LiveReader", "LiveState", "SensorLive", "Subscription"]
+__all__ = ["CHECK_BITS", "LiveState", "SensorLive", "Subscription"]
 
 log = logging.getLogger("hazwatch.console.live")
 
@@ -53,6 +50,7 @@ FRESH_MS = 60_000
 """Warning and health events older than this (by ``emitted_at``/``detected_at``) are history: they
 update the state but are not pushed to event streams."""
 QUEUE_SIZE = 1000
+_NEVER = np.iinfo(np.int64).max
 
 
 def _now_ms() -> int:
@@ -94,7 +92,7 @@ class SensorLive:
 class LiveState:
     """The live picture; thread-safe (the reader thread writes, request handlers read)."""
 
-    def __init__(self, config: Config, *, history_hours: float = 24.0, buckets: int = 1024,
+    def __init__(self, config: Config, *, history_hours: float = 24.0, buckets: int = 768,
                  clock: Callable[[], int] = _now_ms) -> None:
         self.config = config
         self.clock = clock
@@ -111,21 +109,24 @@ class LiveState:
         self.latest_ts = np.full(n, -1, dtype=np.int64)
         self.seq = np.zeros(n, dtype=np.int64)
         self._seq = 0
-        # trend ring: bucket b = ts // width lives in slot b % buckets
-        self.nb = buckets
-        self.width_ms = max(1, self.history_ms // buckets)
-        self.bucket = np.full((n, buckets), -1, dtype=np.int64)
-        self.tmin = np.zeros((n, buckets), dtype=np.int64)
-        self.vmin = np.full((n, buckets), np.inf)
-        self.tmax = np.zeros((n, buckets), dtype=np.int64)
-        self.vmax = np.full((n, buckets), -np.inf)
+        # trend rings, allocated on a sensor's first reading (12 KiB each by default)
+        self.trend = TrendRings(n, self.history_ms, buckets)
         # data quality
         self.fault_bits = np.zeros(n, dtype=np.int64)
         self.fault_since = np.full(n, -1, dtype=np.int64)
         self.spike_ms = np.full(n, -1, dtype=np.int64)
         self.health_seen = np.zeros(n, dtype=bool)
-        self.offline: list[list[list[int]]] = [[] for _ in range(n)]
-        """Per sensor, offline intervals [start_ms, end_ms] (end -1 while still offline)."""
+        # online rate: arrays the query copies under the lock and sums outside it
+        self.first_seen = np.full(n, _NEVER, dtype=np.int64)
+        """Per sensor, its earliest record (reading or health event); before it, it is offline."""
+        self.offline_since = np.full(n, -1, dtype=np.int64)
+        """Per sensor, the start of its current offline interval (-1: not offline)."""
+        self._offline_ended: deque[tuple[int, int, int]] = deque()
+        """(sensor, start_ms, end_ms) of offline intervals that ended, oldest end first."""
+        enterprises = list(dict.fromkeys(s.enterprise for s in config.sites))
+        self._enterprises = enterprises
+        self._enterprise_of = np.array(
+            [enterprises.index(s.enterprise) for s in config.sites for _ in s.sensors], dtype=np.int64)
         self.first_ms: int | None = None
         """Time of the earliest record seen: the online rate's window starts no earlier."""
         # warnings and presence
@@ -193,32 +194,10 @@ class LiveState:
                 self.latest_ts[li[newer]] = lt[newer]
                 self.latest_v[li[newer]] = lv[newer]
                 self.seq[li[newer]] = self._seq
+            np.minimum.at(self.first_seen, idx, ts)
             recent = ts >= self.clock() - self.history_ms  # the trend keeps the window only
-            self._into_buckets(idx[recent], ts[recent], v[recent])
+            self.trend.add(idx[recent], ts[recent], v[recent])
         return len(idx)
-
-    def _into_buckets(self, idx: np.ndarray, ts: np.ndarray, v: np.ndarray) -> None:
-        if not len(idx):
-            return
-        b = ts // self.width_ms
-        flat = idx * self.nb + b % self.nb
-        bucket, vmin, vmax = self.bucket.reshape(-1), self.vmin.reshape(-1), self.vmax.reshape(-1)
-        tmin, tmax = self.tmin.reshape(-1), self.tmax.reshape(-1)
-        before = bucket[flat].copy()
-        np.maximum.at(bucket, flat, b)  # a slot moves on to the newest bucket mapped onto it
-        moved = flat[bucket[flat] != before]
-        vmin[moved], vmax[moved] = np.inf, -np.inf
-        keep = b == bucket[flat]  # readings of a bucket already overwritten are too old
-        f, t, x = flat[keep], ts[keep], v[keep]
-        if not len(f):
-            return
-        for sign, tv, vv in ((1.0, tmin, vmin), (-1.0, tmax, vmax)):
-            o = np.lexsort((sign * x, f))
-            fs = f[o]
-            first = np.r_[True, fs[1:] != fs[:-1]]
-            cf, ct, cv = fs[first], t[o][first], x[o][first]
-            better = sign * cv < sign * vv[cf]
-            vv[cf[better]], tv[cf[better]] = cv[better], ct[better]
 
     def ingest_warning(self, event: Mapping[str, Any]) -> bool:
         """One warning event; returns True when it was pushed to subscribers (fresh)."""
@@ -259,6 +238,7 @@ class LiveState:
     def _quality(self, i: int, event: Mapping[str, Any], ts: int) -> None:
         check, state = event.get("check"), event.get("state")
         self.health_seen[i] = True
+        self.first_seen[i] = min(int(self.first_seen[i]), ts)
         if check == "spike" or state == "spike":
             self.spike_ms[i] = ts
             return
@@ -276,11 +256,16 @@ class LiveState:
         elif not bits:
             self.fault_since[i] = -1
         was_off, is_off = bool(before & 1), bool(bits & 1)
-        intervals = self.offline[i]
+        since = int(self.offline_since[i])
         if is_off and not was_off:
-            intervals.append([ts, -1])
-        elif was_off and not is_off and intervals and intervals[-1][1] == -1:
-            intervals[-1][1] = max(ts, intervals[-1][0])
+            self.offline_since[i] = ts
+        elif was_off and not is_off and since >= 0:
+            self._offline_ended.append((i, since, max(ts, since)))
+            self.offline_since[i] = -1
+            # what ended before the window no longer counts (ends come roughly in order)
+            cutoff = self.clock() - self.history_ms
+            while self._offline_ended and self._offline_ended[0][2] <= cutoff:
+                self._offline_ended.popleft()
         self._seq += 1
         self.seq[i] = self._seq
 
@@ -328,9 +313,7 @@ class LiveState:
         evenly thinned to at most ``max_points``."""
         i = self.index[(site, sensor)]
         with self._lock:
-            sel = self.bucket[i] >= since_ms // self.width_ms
-            t = np.concatenate([self.tmin[i][sel], self.tmax[i][sel]])
-            v = np.concatenate([self.vmin[i][sel], self.vmax[i][sel]])
+            t, v = self.trend.points(i, since_ms)
         ok = np.isfinite(v) & (t >= since_ms)
         t, v = t[ok], v[ok]
         if not len(t):
@@ -342,7 +325,8 @@ class LiveState:
         if len(t) > max_points:
             pick = np.unique(np.linspace(0, len(t) - 1, max_points).round().astype(np.int64))
             t, v = t[pick], v[pick]
-        return [(int(a), float(b)) for a, b in zip(t, v, strict=True)]
+        # float32 values as their shortest decimal (12.3, not 12.300000190734863)
+        return [(a, float(str(b))) for a, b in zip(t.tolist(), v, strict=True)]
 
     def changed_since(self, seq: int, sites: set[str] | None = None) -> tuple[int, list[dict[str, Any]]]:
         """Readings of sensors whose latest value changed after ``seq``: (new seq, readings)."""
@@ -361,26 +345,35 @@ class LiveState:
 
     def online_rate(self, now_ms: int | None = None) -> list[dict[str, Any]]:
         """Per enterprise: the fraction of sensor-time not offline over the history window
-        (from the earliest record seen, when that is later), and the number of sensors."""
+        (from the earliest record seen, when that is later), and the number of sensors.
+
+        A sensor is offline while a health event says so, and before its first record in the
+        window: a sensor that has not reported in the window counts as offline (after a restart
+        the console cannot know it was ever up). The arrays are copied under the lock and
+        summed outside it."""
         now = self.clock() if now_ms is None else now_ms
         with self._lock:
-            start = max(now - self.history_ms, self.first_ms if self.first_ms is not None else now)
-            span = max(now - start, 0)
-            down = np.zeros(len(self.keys))
-            for i, intervals in enumerate(self.offline):
-                # prune what ended before the window
-                intervals[:] = [iv for iv in intervals if iv[1] == -1 or iv[1] > now - self.history_ms]
-                for a, b in intervals:
-                    end = now if b == -1 else b
-                    down[i] += max(0, min(end, now) - max(a, start))
-        by: dict[str, list[int]] = {}
-        for s in self.config.sites:
-            by.setdefault(s.enterprise, []).extend(int(r) for r in self.site_rows[s.id])
+            first_ms = self.first_ms
+            first_seen = self.first_seen.copy()
+            since = self.offline_since.copy()
+            ended = list(self._offline_ended)
+        start = max(now - self.history_ms, first_ms if first_ms is not None else now)
+        span = max(now - start, 0)
+        down = np.clip(np.minimum(first_seen, now) - start, 0, None).astype(np.float64)
+        open_ = since >= 0
+        down[open_] += np.clip(now - np.maximum(since[open_], start), 0, None)
+        if ended:
+            e = np.array(ended, dtype=np.int64)
+            np.add.at(down, e[:, 0], np.clip(np.minimum(e[:, 2], now) - np.maximum(e[:, 1], start), 0, None))
+        k = len(self._enterprises)
+        down_by = np.bincount(self._enterprise_of, weights=down, minlength=k)
+        sensors_by = np.bincount(self._enterprise_of, minlength=k)
         out = []
-        for enterprise, rows in by.items():
-            rate = 1.0 if span == 0 else 1.0 - float(down[rows].sum()) / (span * len(rows))
+        for e_i, enterprise in enumerate(self._enterprises):
+            n = int(sensors_by[e_i])
+            rate = 1.0 if span == 0 or n == 0 else 1.0 - float(down_by[e_i]) / (span * n)
             out.append({"enterprise": enterprise, "rate_24h": round(min(max(rate, 0.0), 1.0), 4),
-                        "sensors": len(rows)})
+                        "sensors": n})
         return out
 
 
@@ -390,89 +383,3 @@ def _known(config: Config, site: str) -> bool:
     except KeyError:
         return False
     return True
-
-
-class LiveReader:
-    """The Kafka shell around :class:`LiveState`: a daemon thread, no consumer group."""
-
-    TOPICS = (READINGS, WARNINGS, HEALTH)
-
-    def __init__(self, bootstrap: str, state: LiveState) -> None:
-        self.bootstrap = bootstrap
-        self.state = state
-        self.stopping = threading.Event()
-        self.assigned = threading.Event()
-        """Set once every partition is assigned and positioned (the reader is following)."""
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> LiveReader:
-        self._thread = threading.Thread(target=self._run, name="console-live-reader", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _consumer(self) -> Any:
-        from kafka import KafkaConsumer, TopicPartition
-
-        while not self.stopping.is_set():
-            try:
-                consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                         enable_auto_commit=False, auto_offset_reset="earliest",
-                                         client_id="hazwatch-console")
-                break
-            except Exception as exc:  # noqa: BLE001 - broker not up yet: try again
-                log.warning("Kafka at %s not reachable (%s); retrying", self.bootstrap, exc)
-                self.stopping.wait(2.0)
-        else:
-            return None
-        tps = [TopicPartition(t, p) for t in self.TOPICS for p in range(PARTITIONS[t])]
-        consumer.assign(tps)
-        start = self.state.clock() - self.state.history_ms
-        try:
-            found = consumer.offsets_for_times({tp: start for tp in tps})
-            for tp in tps:
-                at = found.get(tp)
-                if at is None:
-                    consumer.seek_to_end(tp)
-                else:
-                    consumer.seek(tp, at.offset)
-        except Exception as exc:  # noqa: BLE001 - a broker without timestamp lookup: read all
-            log.warning("offsets_for_times failed (%s); reading from the beginning", exc)
-            consumer.seek_to_beginning(*tps)
-        return consumer
-
-    def _run(self) -> None:
-        consumer = self._consumer()
-        if consumer is None:
-            return
-        self.assigned.set()
-        start = self.state.clock() - self.state.history_ms
-        try:
-            while not self.stopping.is_set():
-                for records in consumer.poll(timeout_ms=200).values():
-                    for rec in records:
-                        if rec.timestamp is not None and 0 < rec.timestamp < start:
-                            continue  # before the window (after a fall-back to the beginning)
-                        self.handle(rec.topic, rec.value)
-        finally:
-            with contextlib.suppress(Exception):
-                consumer.close()
-
-    def handle(self, topic: str, value: bytes) -> None:
-        """Decode one record and give it to the state; count and skip what does not decode."""
-        try:
-            obj = orjson.loads(value)
-            if topic == READINGS:
-                self.state.ingest_readings(obj)
-            elif topic == WARNINGS:
-                self.state.ingest_warning(obj)
-            elif topic == HEALTH:
-                self.state.ingest_health(obj)
-            self.state.records += 1
-        except Exception as exc:  # noqa: BLE001 - one bad record must not stop the reader
-            self.state.errors += 1
-            log.warning("skipped an undecodable %s record: %r", topic, exc)

@@ -8,6 +8,7 @@ without a session.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from console import auth
 from console.i18n import LANGS, Translator, request_lang
 
-__all__ = ["router"]
+__all__ = ["router", "safe_next"]
 
 _HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
@@ -69,10 +70,22 @@ def _page(request: Request, template: str, **context: Any) -> Response:
     return _render(request, template, user=user, **context)
 
 
+#: A local path and query: no scheme, no host, no backslash or control character (browsers read
+#: ``/\host`` and ``/<TAB>/host`` as another origin).
+_LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_\-.?=&%]*")
+
+
+def safe_next(target: str) -> str:
+    """``target`` when it is a path on this console, else ``/``: never redirect off-site after
+    logging in."""
+    if not _LOCAL_PATH.fullmatch(target) or target.startswith(("//", "/\\")):
+        return "/"
+    return target
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:
-    if not next.startswith("/") or next.startswith("//"):
-        next = "/"  # never redirect off-site after logging in
+    next = safe_next(next)
     token = secrets.token_urlsafe(32)
     response = _render(request, "login.html", csrf=token, next=next)
     # the double-submit cookie of the log-in form (docs/CONSOLE.md, "Sessions, CSRF")

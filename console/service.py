@@ -1,7 +1,8 @@
 """Running the console: under uvicorn in this process (``hazwatch console``), in a thread of a
 test (:class:`ConsoleServer`), or as a child process of an embedded stack (:func:`start_console`).
 
-Readiness is ``GET /api/health`` -> ``{"ok": true}``.
+Readiness is ``GET /api/health`` -> ``{"ok": true, "live": ...}`` (``live``: the Kafka reader is
+following; readiness does not wait for it).
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import uvicorn
 from fastapi import FastAPI
 
 from alerts.store import Store
+from config.console import ConsoleSettings
 from config.models import Config
 from console.app import create_app
-from console.live import LiveReader, LiveState
+from console.live import LiveState
+from console.live_reader import LiveReader
 from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, free_port, wait_for
 
-__all__ = ["ConsoleServer", "build", "healthy", "serve", "start_console"]
+__all__ = ["ConsoleServer", "build", "healthy", "listening_on", "serve", "start_console",
+           "uvicorn_config"]
 
 
 def build(config: Config, *, kafka: bool = True) -> FastAPI:
@@ -37,14 +41,32 @@ def build(config: Config, *, kafka: bool = True) -> FastAPI:
     return create_app(config, store, live, reader=reader)
 
 
+def listening_on(config: Config, host: str | None = None, port: int | None = None) -> Config:
+    """``config`` with ``console.host``/``console.port`` replaced by the command line's: what
+    depends on the listen address (the ``Secure`` cookie flag) must see the real one."""
+    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if not update:
+        return config
+    console = config.settings.console.model_copy(update=update)
+    return config.model_copy(update={"settings": config.settings.model_copy(update={"console": console})})
+
+
+def uvicorn_config(app: FastAPI, settings: ConsoleSettings) -> uvicorn.Config:
+    """How uvicorn serves the app. Behind a reverse proxy listed in ``console.trusted_proxies``,
+    the client address comes from its ``X-Forwarded-For`` (the log-in limit is per address);
+    from anyone else those headers are ignored."""
+    proxies = list(settings.trusted_proxies)
+    return uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                          access_log=False, proxy_headers=bool(proxies),
+                          forwarded_allow_ips=",".join(proxies) if proxies else None)
+
+
 def serve(config: Config, *, host: str | None = None, port: int | None = None) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn handles both). Once the socket listens, the process id
     goes to ``HAZWATCH_READY_FILE`` if set (the container health check, like the other services)."""
+    config = listening_on(config, host, port)
     app = build(config)
-    cfg = uvicorn.Config(app, host=host or config.settings.console.host,
-                         port=config.settings.console.port if port is None else port,
-                         log_level="warning", access_log=False, proxy_headers=False)
-    server = uvicorn.Server(cfg)
+    server = uvicorn.Server(uvicorn_config(app, config.settings.console))
     ready_file = os.environ.get("HAZWATCH_READY_FILE")
     if ready_file:
         def mark_ready() -> None:
@@ -59,7 +81,7 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
 
 def healthy(base_url: str) -> bool:
     r = httpx.get(f"{base_url}/api/health", timeout=2.0, trust_env=False)
-    return r.status_code == 200 and r.json() == {"ok": True}
+    return r.status_code == 200 and r.json().get("ok") is True
 
 
 class ConsoleServer:

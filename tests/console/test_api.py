@@ -201,3 +201,54 @@ def test_unauthenticated_api_is_401(client: TestClient) -> None:
     for path in ("/api/me", "/api/sites", "/api/map", "/api/warnings", "/api/quality",
                  "/api/notifications", "/api/silences", "/api/audit", "/api/users", "/api/events"):
         assert client.get(path).status_code == 401, path
+
+
+def test_limit_applies_after_the_severity_sort(client: TestClient, users, console_store,
+                                               console_config) -> None:
+    red = raise_warning(console_store, console_config, "CH-001", "GT-101", "combustible_gas",
+                        level="red", raised_ts=1_795_000_000_000)
+    for i in range(3):
+        raise_warning(console_store, console_config, "CH-001", "GT-102", "toxic_gas", level="blue",
+                      raised_ts=1_795_000_100_000 + i * 1000, now=T0.replace(minute=i + 1))
+    login(client, "op")
+    ws = client.get("/api/warnings", params={"limit": 2}).json()
+    assert [w["level"] for w in ws] == ["red", "blue"] and ws[0]["id"] == red
+    assert ws[1]["raised_at"] == max(w["raised_at"] for w in client.get("/api/warnings").json()[1:])
+
+
+def test_escalation_started_only_while_the_chain_runs(client: TestClient, users, warnings_) -> None:
+    login(client, "op")
+    eid = warnings_["ch"]
+    assert client.get(f"/api/warnings/{eid}").json()["escalation_started"] is True
+    w = client.post(f"/api/warnings/{eid}/ack").json()
+    assert w["state"] == "acknowledged" and w["escalation_since"] is not None
+    assert w["escalation_started"] is False  # acknowledgement stops the 叫应 chain
+
+
+@pytest.mark.parametrize("ends_at", ["9999-12-31T23:00:00-05:00", "2101-01-01T00:00:00Z",
+                                     "1999-12-31T23:59:59Z"])
+def test_silence_times_out_of_range_are_422(client: TestClient, users, ends_at: str) -> None:
+    login(client, "op")
+    body = {"matcher": {"site": "CH-001"}, "ends_at": ends_at, "reason": "x"}
+    assert client.post("/api/silences", json=body).status_code == 422
+    early = {**body, "starts_at": "0001-01-01T00:00:00+05:00", "ends_at": "2026-12-01T05:00:00Z"}
+    assert client.post("/api/silences", json=early).status_code == 422
+
+
+def test_nul_characters_are_422(client: TestClient, users, warnings_) -> None:
+    csrf = client.get("/api/csrf").json()["csrf"]
+    r = client.post("/api/login", json={"username": "op\x00", "password": "x"},
+                    headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 422
+    login(client, "admin")
+    eid = warnings_["ch"]
+    for path, body in [
+            (f"/api/warnings/{eid}/dispose", {"category": "other", "text": "a\x00b"}),
+            (f"/api/warnings/{eid}/close", {"reason": "a\x00b"}),
+            ("/api/silences", {"matcher": {"site": "CH-001"}, "ends_at": "2026-12-01T05:00:00Z",
+                               "reason": "a\x00b"}),
+            ("/api/silences", {"matcher": {"site": "CH\x00"}, "ends_at": "2026-12-01T05:00:00Z",
+                               "reason": "x"}),
+            ("/api/users", {"username": "n\x00", "password": "a good password", "role": "operator"})]:
+        assert client.post(path, json=body).status_code == 422, (path, body)
+    assert client.get(f"/api/warnings/{eid}").json()["actions"] == []

@@ -180,4 +180,70 @@ def test_no_docs_ui_and_openapi_under_api(client: TestClient) -> None:
     assert client.get("/docs").status_code == 404
     assert client.get("/redoc").status_code == 404
     assert client.get("/api/openapi.json").json()["info"]["title"] == "hazwatch console"
-    assert client.get("/api/health").json() == {"ok": True}
+    assert client.get("/api/health").json() == {"ok": True, "live": False}  # no Kafka reader
+
+
+@pytest.mark.parametrize(("target", "kept"), [
+    ("/warnings?state=open", True),
+    ("/sites/CH-001", True),
+    ("/\\evil.example", False),
+    ("/\t/evil.example", False),
+    ("//evil.example", False),
+    ("https://evil.example/", False),
+    ("/ok/../\\x", False),
+])
+def test_login_page_next_stays_on_this_origin(console_config, console_store, clock,
+                                             target: str, kept: bool) -> None:
+    import re
+
+    from console.app import create_app
+
+    app = create_app(console_config, console_store, clock=clock, pages=True)
+    with TestClient(app) as c:
+        page = c.get("/login", params={"next": target}).text
+    shown = re.search(r'data-next="([^"]*)"', page)
+    assert shown is not None
+    assert shown.group(1) == (target if kept else "/")
+
+
+def test_concurrent_wrong_log_ins_run_at_most_the_limit_of_password_checks(
+        client: TestClient, console_app, users: dict) -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    ctx = console_app.state.console
+    checks: list[str] = []
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_wrong(username: str, password: str) -> None:  # stands in for a slow argon2 verify
+        with lock:
+            checks.append(username)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+
+    ctx.users.authenticate = slow_wrong
+    csrf = client.get("/api/csrf").json()["csrf"]
+
+    def attempt(i: int) -> int:
+        return client.post("/api/login", json={"username": "admin", "password": f"guess{i}"},
+                           headers={"X-CSRF-Token": csrf}).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(attempt, range(20)))
+    assert len(checks) <= 5 and codes.count(401) == len(checks)
+    assert codes.count(429) == 20 - len(checks)
+    assert most[0] <= 4  # auth.VERIFY_SLOTS
+
+
+def test_limiter_attempt_records_a_provisional_failure_that_success_takes_back() -> None:
+    lim = LoginLimiter(2, 300.0)
+    keys = ["user:x", "addr:1"]
+    assert lim.attempt(keys, 10.0) is None
+    lim.release(keys, 10.0)  # the log-in succeeded
+    assert lim.attempt(keys, 11.0) is None and lim.attempt(keys, 12.0) is None
+    assert lim.attempt(keys, 13.0) == pytest.approx(298.0)

@@ -67,3 +67,55 @@ def test_users_add_prompts_twice(env: dict[str, str]) -> None:
     r = CliRunner().invoke(app, ["users", "add", "chen", "--role", "operator"],
                            input="prompted password\nprompted password\n", env=env)
     assert r.exit_code == 0, r.output
+
+
+class _NoServer:
+    """Stands in for ``uvicorn.Server``: keeps the config, serves nothing."""
+
+    configs: list = []
+
+    def __init__(self, config) -> None:  # noqa: ANN001 - uvicorn.Config
+        _NoServer.configs.append(config)
+
+    def run(self) -> None:
+        pass
+
+
+def test_console_host_option_reaches_the_cookie_flag(env: dict[str, str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    import console.service as service
+
+    real_build = service.build
+    monkeypatch.setattr(service, "build", lambda config: real_build(config, kafka=False))
+    monkeypatch.setattr(service.uvicorn, "Server", _NoServer)
+    _NoServer.configs = []
+    runner = CliRunner()
+    r = runner.invoke(app, ["users", "add", "zhang", "--role", "operator", "--password-stdin"],
+                      input="a long enough password\n", env=env)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["console", "--host", "0.0.0.0", "--port", "8181"], env=env)
+    assert r.exit_code == 0, r.output
+    (cfg,) = _NoServer.configs
+    assert (cfg.host, cfg.port, cfg.proxy_headers) == ("0.0.0.0", 8181, False)
+    with TestClient(cfg.app) as c:  # plain HTTP: only the listen address asks for Secure
+        csrf = c.get("/api/csrf").json()["csrf"]
+        r2 = c.post("/api/login", json={"username": "zhang", "password": "a long enough password"},
+                    headers={"X-CSRF-Token": csrf, "Cookie": f"hw_csrf={csrf}"})
+    assert r2.status_code == 200, r2.text
+    session = next(v for k, v in r2.headers.multi_items() if k == "set-cookie" and "hw_session=" in v)
+    assert "secure" in [f.strip().lower() for f in session.split(";")]
+
+
+@pytest.mark.parametrize(("proxies", "headers", "allowed"), [
+    ([], False, None), (["10.0.0.2"], True, "10.0.0.2"), (["10.0.0.2", "10.0.0.3"], True, "10.0.0.2,10.0.0.3")])
+def test_trusted_proxies_turn_on_forwarded_headers(proxies: list[str], headers: bool,
+                                                   allowed: str | None) -> None:
+    from config.console import ConsoleSettings
+    from console.service import uvicorn_config
+
+    cfg = uvicorn_config(None, ConsoleSettings(trusted_proxies=proxies))  # type: ignore[arg-type]
+    assert cfg.proxy_headers is headers
+    if allowed is not None:
+        assert cfg.forwarded_allow_ips == allowed

@@ -14,7 +14,8 @@ from kafka import KafkaProducer
 
 from config import example_dir, load_config
 from config.topics import HEALTH, READINGS, WARNINGS
-from console.live import LiveReader, LiveState
+from console.live import LiveState
+from console.live_reader import LiveReader
 from console.service import start_console
 from console.users import UserService
 from alerts.store import Store

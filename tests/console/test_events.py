@@ -124,3 +124,32 @@ def test_stream_filters_by_role(server: ConsoleServer, console_app: FastAPI, use
 
 def test_stream_needs_a_session(server: ConsoleServer) -> None:
     assert httpx.get(f"{server.url}/api/events", trust_env=False).status_code == 401
+
+
+def test_site_states_are_computed_once_per_tick_for_every_stream(
+        console_app: FastAPI, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    import console.events as events
+
+    ctx = console_app.state.console
+    calls: list[str] = []
+    real = events.site_summary
+
+    def counted(site, live, opened):  # noqa: ANN001, ANN202
+        calls.append(site.id)
+        return real(site, live, opened)
+
+    monkeypatch.setattr(events, "site_summary", counted)
+    shared = events.SiteStates()
+    sites = len(ctx.config.sites)
+    shared.refresh(ctx, 100.0)
+    gen0 = shared.generation
+    for _stream in range(50):  # fifty streams ticking within the same half tick
+        shared.refresh(ctx, 100.1)
+        assert shared.changed_since(gen0) == (gen0, [])
+    assert len(calls) == sites  # one computation, not one per stream
+    ctx.live.ingest_warning(_warning("CH-001", "GT-101", "red", clock))
+    shared.refresh(ctx, 100.6)
+    assert len(calls) == 2 * sites
+    gen1, changed = shared.changed_since(gen0)
+    assert gen1 == gen0 + 1 and [(s["id"], s["level"]) for s in changed] == [("CH-001", "red")]
+    assert shared.changed_since(gen1) == (gen1, [])

@@ -103,7 +103,8 @@ def test_health_events_give_sensor_status(events: list, status: str, fault: str 
 
 def test_online_rate_is_the_fraction_of_sensor_time_not_offline() -> None:
     live = state()
-    live.ingest_readings(readings("CH-001", "GT-101", [NOW - 10 * H], [1.0]))  # data since 10 h
+    for sensor in ("GT-101", "GT-102", "LT-201"):  # data since 10 h
+        live.ingest_readings(readings("CH-001", sensor, [NOW - 10 * H], [1.0]))
     live.ingest_health(_health("GT-101", "offline", "fault", NOW - 4 * H, ["offline"]))
     live.ingest_health(_health("GT-101", "offline", "ok", NOW - 2 * H, []))
     live.ingest_health(_health("GT-102", "offline", "fault", NOW - 1 * H, ["offline"]))
@@ -111,7 +112,35 @@ def test_online_rate_is_the_fraction_of_sensor_time_not_offline() -> None:
     ch = rates["临港石化有限公司"]
     # 3 sensors x 10 h observed; 2 h + 1 h offline
     assert ch["sensors"] == 3 and ch["rate_24h"] == pytest.approx(1 - 3 / 30, abs=1e-4)
-    assert rates["夏河矿业有限公司"]["rate_24h"] == 1.0
+    assert rates["夏河矿业有限公司"]["rate_24h"] == 0.0  # not one record in the window
+
+
+def test_a_sensor_that_has_not_reported_in_the_window_counts_as_offline() -> None:
+    # after a restart: the replay holds GT-101's readings of the last 10 h; GT-102 went offline
+    # before the window (that health event is not replayed) and LT-201 reported from 5 h ago
+    live = state()
+    live.ingest_readings(readings("CH-001", "GT-101", [NOW - 10 * H + i * H for i in range(10)],
+                                  [1.0] * 10))
+    live.ingest_readings(readings("CH-001", "LT-201", [NOW - 5 * H], [2.0]))
+    ch = {r["enterprise"]: r for r in live.online_rate()}["临港石化有限公司"]
+    assert ch["rate_24h"] == pytest.approx(1 - (10 + 5) / 30, abs=1e-4)
+    assert live.sensor("CH-001", "GT-102").status == "unknown"
+
+
+def test_trend_ring_is_allocated_on_the_first_reading_and_stays_small() -> None:
+    from console.trend import SLOT_BYTES
+
+    live = state()
+    assert live.trend.nbytes == 0  # nothing allocated for sensors that never reported
+    live.ingest_readings(readings("CH-001", "GT-101", [NOW - 1000], [1.5]))
+    per_sensor = live.trend.nbytes / live.trend.rows
+    assert live.trend.rows == 1 and SLOT_BYTES * live.trend.nb <= 12 * 1024
+    assert per_sensor <= 16 * SLOT_BYTES * live.trend.nb  # the first growth step (16 rows)
+    rows = len(live.keys)
+    for site, sensor in live.keys:
+        live.ingest_readings(readings(site, sensor, [NOW - 2000], [1.0]))
+    assert live.trend.rows == rows and live.trend.nbytes <= max(16, rows) * 12 * 1024
+    assert live.series("CH-001", "GT-101", NOW - H) == [(NOW - 2000, 1.0), (NOW - 1000, 1.5)]
 
 
 def test_site_offline_needs_every_sensor_offline_or_the_gateway() -> None:
@@ -158,3 +187,78 @@ def test_changed_since_coalesces_per_sensor() -> None:
     _, only_ch = live.changed_since(seq0, {"CH-001"})
     assert [r["site"] for r in only_ch] == ["CH-001"]
     assert np.all(live.seq >= 0)
+
+
+class _FakeConsumer:
+    """A consumer double: ``batches`` are what successive polls return (an exception is
+    raised instead of returned); then empty polls."""
+
+    def __init__(self, calls: list, batches: list) -> None:
+        self.calls, self.batches = calls, list(batches)
+
+    def assign(self, tps: list) -> None:
+        self.calls.append(("assign", len(tps)))
+
+    def offsets_for_times(self, query: dict) -> dict:
+        return {tp: None for tp in query}
+
+    def seek_to_end(self, tp) -> None:  # noqa: ANN001
+        pass
+
+    def seek(self, tp, offset: int) -> None:  # noqa: ANN001
+        self.calls.append(("seek", tp.topic, tp.partition, offset))
+
+    def poll(self, timeout_ms: int) -> dict:
+        if not self.batches:
+            return {}
+        batch = self.batches.pop(0)
+        if isinstance(batch, Exception):
+            raise batch
+        return batch
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+def _wait(condition, timeout_s: float = 10.0) -> None:  # noqa: ANN001
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.01)
+
+
+def test_reader_survives_failures_and_goes_on_from_its_offsets() -> None:
+    from types import SimpleNamespace
+
+    import orjson
+
+    from config.topics import READINGS
+    from console.live_reader import LiveReader
+
+    live = state()
+    rec = SimpleNamespace(topic=READINGS, partition=2, offset=41, timestamp=NOW,
+                          value=orjson.dumps(readings("CH-001", "GT-101", [NOW], [3.5])))
+    calls: list = []
+    made: list = []
+
+    def factory() -> _FakeConsumer:
+        made.append(len(made))
+        if len(made) == 1:
+            raise ConnectionError("no broker yet")
+        batches = [{"tp": [rec]}, RuntimeError("poll failed")] if len(made) == 2 else []
+        return _FakeConsumer(calls, batches)
+
+    reader = LiveReader("fake:9092", live, consumer_factory=factory, backoff_s=(0.01, 0.05))
+    assert not reader.alive
+    reader.start()
+    try:
+        _wait(lambda: len(made) >= 3 and reader.alive)
+        assert live.sensor("CH-001", "GT-101").value == 3.5
+        assert reader.positions == {(READINGS, 2): 42}
+        assert ("seek", READINGS, 2, 42) in calls  # the third consumer goes on after offset 41
+        assert ("close",) in calls and reader.restarts >= 2
+    finally:
+        reader.stop()
+    assert not reader.alive

@@ -3,6 +3,16 @@
 import {api, ApiError, setupHeader, t} from '/static/app.js';
 
 setupHeader();
+
+// Where to go after logging in: the page's ?next when it stays on this origin, else the map
+// (the server checks too; this also catches what a browser would resolve elsewhere).
+function sameOrigin(next) {
+  try {
+    const url = new URL(next || '/', location.origin);
+    if (url.origin === location.origin) return url.pathname + url.search + url.hash;
+  } catch (err) { /* not a URL at all */ }
+  return '/';
+}
 const form = document.getElementById('login-form');
 const error = document.getElementById('login-error');
 
@@ -14,7 +24,7 @@ form.addEventListener('submit', async (ev) => {
   try {
     await api('/api/login', {method: 'POST', csrf: form.csrf.value,
       body: {username: form.username.value.trim(), password: form.password.value}});
-    location.assign(form.dataset.next || '/');
+    location.assign(sameOrigin(form.dataset.next));
   } catch (err) {
     let text = err.message;
     if (err instanceof ApiError) {
