@@ -170,6 +170,9 @@ class Engine:
         self.rate = RateEngine(self.rates)
         self.trends = TrendTable.from_config(config)
         self.trend = TrendEngine(self.trends)
+        self._has_rain = self.rains.row_of_sensor >= 0
+        self._has_rate = self.rates.row_count > 0
+        self._has_trend = self.trends.row_of_sensor >= 0
         self.site_rules = SiteStage(config)
         self.maintenance = MaintenanceTable.from_config(config, self.thresholds.sensor_index)
         lateness = np.zeros(len(self.thresholds.sensor_index), dtype=np.int64)
@@ -299,16 +302,23 @@ class Engine:
         ev = gi[~quarantined]
         self.stats.quarantined += int(quarantined.sum()) - redelivered
         self.stats.evaluated += len(ev)
+        e_idx, e_ts, e_v = idx[ev], batch.ts[ev], batch.v[ev]
+
+        def only(has: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """The readings of sensors that have rules of a stage (few, for all but thresholds)."""
+            sel = np.flatnonzero(has[e_idx])
+            return e_idx[sel], e_ts[sel], e_v[sel]
+
         # 2. threshold ladders
-        for t in self.threshold.process(idx[ev], batch.ts[ev], batch.v[ev]):
+        for t in self.threshold.process(e_idx, e_ts, e_v):
             out.warnings.append(self.threshold.to_event(t, now_ms))
         # 3. rainfall over sliding windows (any window met)
-        for r in self.rain.process(idx[ev], batch.ts[ev], batch.v[ev]):
+        for r in self.rain.process(*only(self._has_rain)):
             out.warnings.append(self.rain.to_event(r, now_ms))
         # 4. rate of change over a window, and 5. trend forecast (time left to the next rung)
-        for t in self.rate.process(idx[ev], batch.ts[ev], batch.v[ev]):
+        for t in self.rate.process(*only(self._has_rate)):
             out.warnings.append(self.rate.to_event(t, now_ms))
-        for t in self.trend.process(idx[ev], batch.ts[ev], batch.v[ev]):
+        for t in self.trend.process(*only(self._has_trend)):
             out.warnings.append(self.trend.to_event(t, now_ms))
         out.warnings.sort(key=lambda e: (e.ts, e.subject, e.rule))
         # 6. site rules (voting, GB 39496 aggregation, composites) over the level changes above

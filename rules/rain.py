@@ -274,7 +274,13 @@ class RainEngine:
         rain = self._rain(rows, cmm, advance)
         step = advance <= 1
         self._step(rows[step], head[step], advance[step] == 1, rain[step])
-        skips = np.flatnonzero(~step)
+        fresh_ring = advance >= N_BINS  # a row's first reading, or a gap of 24 h or more
+        if fresh_ring.any():  # the whole ring is empty but for this reading's bin
+            f_rows, f_rain = rows[fresh_ring], np.minimum(rain[fresh_ring], BIN_CAP)
+            st.bins[f_rows] = 0
+            st.bins[f_rows, head[fresh_ring] % N_BINS] = f_rain
+            st.sums[f_rows] = f_rain[:, None]
+        skips = np.flatnonzero(~step & ~fresh_ring)
         for c in range(0, len(skips), CHUNK):
             part = skips[c : c + CHUNK]
             self._resum(rows[part], head[part], advance[part], rain[part])

@@ -192,10 +192,15 @@ class ThresholdEngine:
         tol = 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(rung), rung, 0.0)))
         self._enter = rung - tol
         self._stay = rung - table.deadband[:, None] - tol
+        # consecutive-sample counts matter only where a rule asks for more than one sample
+        self._counts = table.min_samples is not None and bool((table.min_samples > 1).any())
 
     def rows_for(self, sensor_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Expand readings (by dense sensor index) to rule rows: (rows, reading position)."""
         counts = self.table.row_count[sensor_idx]
+        if len(counts) and int(counts.max()) <= 1:  # one rule per sensor at most: no expansion
+            pos = np.flatnonzero(counts)
+            return self.table.row_start[sensor_idx[pos]], pos
         pos = np.repeat(np.arange(len(sensor_idx)), counts)
         first = np.repeat(self.table.row_start[sensor_idx], counts)
         offset = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -235,14 +240,14 @@ class ThresholdEngine:
         level = st.level[rows].astype(np.int64)
         ranks = np.arange(1, N_RANKS + 1)[None, :]  # (1, 4)
         reached = level[:, None] >= ranks
-        holds = np.where(reached, v >= self._stay[rows], v >= self._enter[rows])
+        holds = v >= np.where(reached, self._stay[rows], self._enter[rows])
         before = st.since[rows]
         since = np.where(holds, np.where(before >= 0, before, ts[:, None]), NONE)
         st.since[rows] = since
-        count = np.where(holds, np.where(before >= 0, st.count[rows] + 1, 1), 0)
-        st.count[rows] = count
         persisted = ts[:, None] - since >= tb.min_duration_ms[rows, None]
-        if tb.min_samples is not None:
+        if self._counts:
+            count = np.where(holds, np.where(before >= 0, st.count[rows] + 1, 1), 0)
+            st.count[rows] = count
             persisted &= count >= tb.min_samples[rows, None]
         qualified = holds & (reached | persisted)
         new_level = np.where(qualified.any(axis=1), N_RANKS - np.argmax(qualified[:, ::-1], axis=1), 0)
