@@ -54,6 +54,9 @@ class ConsoleContext:
     """The Kafka reader feeding ``live`` (None: fed by hand, as in tests)."""
     site_states: SiteStates = field(default_factory=SiteStates)
     """Site summaries shared by the event streams."""
+    config_dir: Path | None = None
+    """The directory ``config`` was loaded from (``GET /api/config`` checks it again); None when
+    the configuration was built some other way (tests)."""
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -61,11 +64,12 @@ class ConsoleContext:
 
 def create_app(config: Config, store: Store, live: LiveState | None = None, *,
                reader: LiveReader | None = None, clock: Callable[[], dt.datetime] | None = None,
-               pages: bool = True) -> FastAPI:
+               pages: bool = True, config_dir: Path | None = None) -> FastAPI:
     """The console app. ``live``: a :class:`LiveState` (a fresh one by default, fed by nobody
     unless ``reader`` is given); ``reader``: started and stopped with the app; ``clock``: the
-    wall clock (UTC, aware) for sessions, ages and actions (tests inject one)."""
-    from console import api, api_sites, api_warnings, events
+    wall clock (UTC, aware) for sessions, ages and actions (tests inject one); ``config_dir``:
+    where ``config`` came from, validated again on each ``GET /api/config``."""
+    from console import api, api_config, api_sites, api_warnings, events
 
     settings = config.settings.console
     now = clock or utcnow
@@ -77,7 +81,7 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
         config=config, settings=settings, store=store, live=live, users=UserService(store),
         episodes=EpisodeService(store), silences=SilenceService(store), clock=now,
         limiter=auth.LoginLimiter(settings.login_max_failures, settings.login_window_s),
-        reader=reader)
+        reader=reader, config_dir=config_dir)
 
     # 2. background work: the Kafka reader thread and the episode poller task
     @contextlib.asynccontextmanager
@@ -121,6 +125,7 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
     app.include_router(api.router)
     app.include_router(api_sites.router)
     app.include_router(api_warnings.router)
+    app.include_router(api_config.router)
     app.include_router(events.router)
     if pages:
         from console.pages import router as pages_router

@@ -28,7 +28,7 @@ templates = Jinja2Templates(directory=str(_HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
 
-#: (path, template, nav key): the navigation bar in page order. Users is added for admins.
+#: (path, nav key): the navigation bar in page order. Users and configuration are added for admins.
 NAV = [("/", "nav.map"), ("/warnings", "nav.warnings"), ("/notifications", "nav.notifications"),
        ("/quality", "nav.quality"), ("/silences", "nav.silences")]
 
@@ -50,7 +50,7 @@ def _render(request: Request, template: str, *, user: Any = None, status_code: i
     t = Translator(lang if lang in LANGS else request_lang(request))
     nav = list(NAV)
     if user is not None and _field(user, "role") == "admin":
-        nav.append(("/admin/users", "nav.users"))
+        nav += [("/admin/users", "nav.users"), ("/admin/config", "nav.config")]
     return templates.TemplateResponse(request, template, status_code=status_code, context={
         "lang": t.lang, "langs": LANGS, "t": t, "strings": t.table, "nav": nav, "path": request.url.path,
         "user": None if user is None else {k: _field(user, k) for k in ("username", "role", "enterprise")},
@@ -126,11 +126,21 @@ def silences_page(request: Request) -> Response:
     return _page(request, "silences.html", page="silences")
 
 
-@router.get("/admin/users", response_class=HTMLResponse)
-def users_page(request: Request) -> Response:
+def _admin_page(request: Request, template: str, page: str) -> Response:
     user = _user(request)
     if user is None:
         return _to_login(request)
     if _field(user, "role") != "admin":
         return _render(request, "forbidden.html", user=user, status_code=403, page="forbidden")
-    return _render(request, "users.html", user=user, page="users")
+    return _render(request, template, user=user, page=page)
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_page(request: Request) -> Response:
+    return _admin_page(request, "users.html", "users")
+
+
+@router.get("/admin/config", response_class=HTMLResponse)
+def config_page(request: Request) -> Response:
+    """The loaded configuration, read-only (admins): ``GET /api/config``."""
+    return _admin_page(request, "config.html", "config")

@@ -28,9 +28,10 @@ __all__ = ["ConsoleServer", "build", "healthy", "listening_on", "serve", "start_
            "uvicorn_config"]
 
 
-def build(config: Config, *, kafka: bool = True) -> FastAPI:
+def build(config: Config, *, kafka: bool = True, config_dir: Path | None = None) -> FastAPI:
     """The production wiring: the store of ``settings.database.url`` and, with ``kafka``, a live
-    reader on ``settings.kafka.bootstrap``."""
+    reader on ``settings.kafka.bootstrap``; ``config_dir``: where ``config`` was loaded from
+    (``GET /api/config`` validates it again)."""
     settings = config.settings
     # 1. the store (migrated: the console may be the first service on a fresh database)
     store = Store(settings.database.url)
@@ -38,7 +39,7 @@ def build(config: Config, *, kafka: bool = True) -> FastAPI:
     live = LiveState(config, history_hours=settings.console.history_hours)
     reader = LiveReader(settings.kafka.bootstrap, live) if kafka else None
     # 3. the app
-    return create_app(config, store, live, reader=reader)
+    return create_app(config, store, live, reader=reader, config_dir=config_dir)
 
 
 def listening_on(config: Config, host: str | None = None, port: int | None = None) -> Config:
@@ -61,11 +62,12 @@ def uvicorn_config(app: FastAPI, settings: ConsoleSettings) -> uvicorn.Config:
                           forwarded_allow_ips=",".join(proxies) if proxies else None)
 
 
-def serve(config: Config, *, host: str | None = None, port: int | None = None) -> None:
+def serve(config: Config, *, host: str | None = None, port: int | None = None,
+          config_dir: Path | None = None) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn handles both). Once the socket listens, the process id
     goes to ``HAZWATCH_READY_FILE`` if set (the container health check, like the other services)."""
     config = listening_on(config, host, port)
-    app = build(config)
+    app = build(config, config_dir=config_dir)
     server = uvicorn.Server(uvicorn_config(app, config.settings.console))
     ready_file = os.environ.get("HAZWATCH_READY_FILE")
     if ready_file:

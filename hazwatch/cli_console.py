@@ -128,4 +128,4 @@ def console_command(
     cfg = _config(config)
     shown = host or cfg.settings.console.host
     typer.echo(f"console on http://{shown}:{port or cfg.settings.console.port}", err=True)
-    serve(cfg, host=host, port=port)
+    serve(cfg, host=host, port=port, config_dir=(config or example_dir()).absolute())

@@ -199,7 +199,8 @@ def test_notifications_newest_first_and_failed_filter(client: TestClient, users,
 
 def test_unauthenticated_api_is_401(client: TestClient) -> None:
     for path in ("/api/me", "/api/sites", "/api/map", "/api/warnings", "/api/quality",
-                 "/api/notifications", "/api/silences", "/api/audit", "/api/users", "/api/events"):
+                 "/api/notifications", "/api/silences", "/api/audit", "/api/users", "/api/config",
+                 "/api/events"):
         assert client.get(path).status_code == 401, path
 
 

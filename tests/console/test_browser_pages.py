@@ -6,7 +6,7 @@ seconds): an operator watches the site page while readings of CH-001/GT-101 arri
 warning is raised; the notifications it caused (one SMS made to fail by the fake Twilio) are on
 the notifications page; a maintenance window is created and ended; GT-101, silent since, shows
 offline on the data-quality page; the language switches to English and back; an admin adds a
-user, and the operator is refused the users page.
+user and reads the configuration page, and the operator is refused both admin pages.
 
 Screenshots of every page go to ``tests/console/artifacts/`` (not committed).
 """
@@ -84,11 +84,14 @@ def test_site_notifications_silences_quality_language_and_users_pages(browser, c
         _silences_page(page, ctx, base)
         _quality_page(page, base, pipe)
         _language(page)
-        _users_page(new_page(new_context()), page, base)
+        admin = new_page(new_context())
+        _users_page(admin, page, base)
+        _config_page(admin, page, base, pipe.config_dir)
         assert not elsewhere, f"the console fetched from elsewhere: {elsewhere}"
         uncaught = [line for line in log.lines if "uncaught" in line]
         assert not uncaught, f"the pages threw: {uncaught}"
-        print(f"red episode {episode}: site, notifications, silences, quality, language and users pages checked")
+        print(f"red episode {episode}: site, notifications, silences, quality, language, users and "
+              "configuration pages checked")
     except BaseException:
         for i, p in enumerate(pages):
             if not p.is_closed():
@@ -310,3 +313,43 @@ def _users_page(admin_page, operator_page, base: str) -> None:
     assert operator_page.get_by_test_id("users-table").count() == 0
     assert operator_page.context.request.get(f"{base}/api/users").status == 403
     screenshot(operator_page, "users-forbidden.png")
+
+
+# ------------------------------------------------------------------------------ 7. configuration
+def _config_page(admin_page, operator_page, base: str, config_dir) -> None:
+    """An admin reads the configuration (read-only): the summary says the files on disk load and
+    counts what is configured; CH-001's site, opened, shows GT-101's ladder in level colours. An
+    operator gets 403 and no link to the page."""
+    from config import load_config
+
+    config = load_config(config_dir)
+    admin_page.get_by_test_id("nav-config").click()
+    admin_page.wait_for_url(f"{base}/admin/config")
+    admin_page.locator("[data-testid=config-check] [data-valid=true]").wait_for()
+    assert admin_page.get_by_test_id("config-readonly").inner_text() == ZH["config.readonly"]
+    assert admin_page.get_by_test_id("count-sites").inner_text() == str(len(config.sites))
+    assert admin_page.get_by_test_id("count-sensors").inner_text() == str(sum(len(s.sensors) for s in config.sites))
+    assert admin_page.get_by_test_id("fingerprint").inner_text() == config.sensor_fingerprint
+    assert admin_page.get_by_test_id("config-issues").count() == 0
+
+    site = admin_page.locator('[data-testid="config-site"][data-site="CH-001"]')
+    ladder = site.locator('[data-testid="ladder"][data-sensor="CH-001/GT-101"]')
+    assert not ladder.is_visible()  # collapsed until opened
+    site.locator("summary").click()
+    row = ladder.locator('[data-testid="ladder-row"][data-rule="combustible_gas"]')
+    row.wait_for()
+    rungs = [(li.get_attribute("data-level"), li.inner_text().strip()) for li in row.locator("li").all()]
+    assert rungs == [("yellow", f"{ZH['level.yellow']} ≥ 10 %LEL"), ("orange", f"{ZH['level.orange']} ≥ 25 %LEL"),
+                     ("red", f"{ZH['level.red']} ≥ 50 %LEL")], rungs
+    red = row.locator("li[data-level=red] .badge")
+    assert red.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(214, 32, 42)"  # --red
+    text = row.inner_text()
+    assert "2 %LEL" in text and "GB/T 50493-2019 §5.5.2" in text, text  # deadband, source
+    screenshot(admin_page, "config.png", full_page=True)
+
+    assert operator_page.get_by_test_id("nav-config").count() == 0
+    response = operator_page.goto(f"{base}/admin/config")
+    assert response is not None and response.status == 403
+    operator_page.get_by_test_id("forbidden").wait_for()
+    assert operator_page.get_by_test_id("config-summary").count() == 0
+    assert operator_page.context.request.get(f"{base}/api/config").status == 403

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from alerts.store import Action, Store
+from config import example_dir
 from console.users import UserRow, verify_password
 from hazwatch.cli import app
 
@@ -88,7 +89,7 @@ def test_console_host_option_reaches_the_cookie_flag(env: dict[str, str],
     import console.service as service
 
     real_build = service.build
-    monkeypatch.setattr(service, "build", lambda config: real_build(config, kafka=False))
+    monkeypatch.setattr(service, "build", lambda config, **kw: real_build(config, **{**kw, "kafka": False}))
     monkeypatch.setattr(service.uvicorn, "Server", _NoServer)
     _NoServer.configs = []
     runner = CliRunner()
@@ -99,6 +100,7 @@ def test_console_host_option_reaches_the_cookie_flag(env: dict[str, str],
     assert r.exit_code == 0, r.output
     (cfg,) = _NoServer.configs
     assert (cfg.host, cfg.port, cfg.proxy_headers) == ("0.0.0.0", 8181, False)
+    assert cfg.app.state.console.config_dir == example_dir().absolute()  # for /api/config's check
     with TestClient(cfg.app) as c:  # plain HTTP: only the listen address asks for Secure
         csrf = c.get("/api/csrf").json()["csrf"]
         r2 = c.post("/api/login", json={"username": "zhang", "password": "a long enough password"},

@@ -70,7 +70,7 @@ def test_api_conforms_and_never_fails(api: tuple) -> None:
     assert len(tested) >= 20, tested
     # not vacuous: the session works (random ids rarely name a real site or warning)
     assert {"GET /api/me", "GET /api/warnings", "GET /api/users", "GET /api/sites",
-            "GET /api/quality"} <= succeeded, sorted(set(tested) - succeeded)
+            "GET /api/quality", "GET /api/config"} <= succeeded, sorted(set(tested) - succeeded)
 
 
 def test_openapi_lists_the_contract(api: tuple) -> None:
@@ -80,7 +80,7 @@ def test_openapi_lists_the_contract(api: tuple) -> None:
             "/api/sites/{site_id}/series", "/api/warnings", "/api/warnings/{episode_id}",
             "/api/warnings/{episode_id}/ack", "/api/warnings/{episode_id}/dispose",
             "/api/warnings/{episode_id}/close", "/api/notifications", "/api/quality",
-            "/api/silences", "/api/silences/{silence_id}/end", "/api/audit", "/api/users",
+            "/api/silences", "/api/silences/{silence_id}/end", "/api/audit", "/api/users", "/api/config",
             "/api/csrf", "/api/logout", "/api/health"} <= paths
 
 
