@@ -104,9 +104,12 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     )
     # a window that ended before the oldest reading ingest accepts can no longer matter
     retain_ms = int(config.settings.ingest.max_age_s * 1000) + 86_400_000
-    # 4. the pure engine; its arrays are scratch space loaded from the table per batch and per
-    #    tick, under one lock (the agent and the timer share the event loop, not the arrays)
+    # 4. the pure engine, under one lock (the agent and the timer share the event loop, not the
+    #    arrays). Its arrays hold the state of the sites in ``loaded``: each is imported from the
+    #    table once, after a (re)start or rebalance, and exported after every change, so the table
+    #    always says what the arrays say. A failed batch unloads everything: the next use re-imports.
     engine = Engine(config, started_ms=int(time.time() * 1000))
+    loaded: set[str] = set()
     lock = asyncio.Lock()
     ready = asyncio.Event()
     n_partitions = PARTITIONS[READINGS]
@@ -118,6 +121,15 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: object, *_args: object, **_kw: object) -> None:
         ready.clear()  # no offline check on state that is being moved or recovered
+        loaded.clear()  # a site that comes back may have been changed by another worker meanwhile
+
+    def load(sites: Iterable[str]) -> None:
+        """The runtime windows of ``sites``, and their state from the table if not loaded yet."""
+        for site in sites:
+            engine.set_site_windows(site, windows_table[site])  # no-op when unchanged
+            if site not in loaded:
+                engine.import_site(site, state_table[site])
+                loaded.add(site)
 
     def owned_sites() -> list[str]:
         """The configured sites whose readings partition this worker owns (the producer's
@@ -144,9 +156,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
             return
         async with lock:
             sites = owned_sites()
-            for site in sites:
-                engine.set_site_windows(site, windows_table[site])
-                engine.import_site(site, state_table[site])
+            load(sites)
             out = engine.tick(int(time.time() * 1000), sites)
             if out.health or out.warnings or out.released:
                 await _emit(out)
@@ -160,6 +170,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
                 await _evaluate(values)
             except Exception:  # noqa: BLE001 - an agent that raises loses events (DESIGN.md)
                 log.exception("batch of %d messages failed; dead-lettering it", len(values))
+                loaded.clear()  # the arrays may hold half of it: back to what the table says
                 for raw in values:
                     await deadletter.send(value=orjson.dumps({"source": "rules", "reason": "evaluation failed",
                                                               "payload": raw.decode("utf-8", "replace")}))
@@ -186,9 +197,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
             await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
                                                       "payload": raw.decode("utf-8", "replace")}))
         async with lock:
-            for site in sites:  # load the durable state and the runtime windows of these sites
-                engine.set_site_windows(site, windows_table[site])
-                engine.import_site(site, state_table[site])
+            load(sites)  # the runtime windows of these sites, and their state if not loaded yet
             out = engine.process(batch, now_ms=int(time.time() * 1000))
             for i, reason in out.rejects:
                 await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
