@@ -368,7 +368,7 @@ class Engine:
             out["quality"] = self.quality.export_site(site)
         if site in self.site_rules.sites:
             out["site"] = self.site_rules.export_site(site)
-        names = {i: sensor for (s, sensor), i in self.thresholds.sensor_index.items() if s == site}
+        names = {i: sensor for sensor, i in self._by_site.get(site, {}).items()}
         if self.maintenance:
             out["maintenance"] = self.maintenance.export_site(site, names)
         if self.reorder:
@@ -393,5 +393,5 @@ class Engine:
         if self.maintenance:
             self.maintenance.import_site(site, saved.get("maintenance", []), self.thresholds.sensor_index)
         if self.reorder:
-            index = {sensor: i for (s, sensor), i in self.thresholds.sensor_index.items() if s == site}
+            index = self._by_site.get(site, {})
             self.reorder.import_rows(np.fromiter(index.values(), np.int64, len(index)), saved.get("reorder", {}), index)

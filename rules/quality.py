@@ -335,15 +335,20 @@ class QualityEngine:
         """One site's state as JSON-able lists: ``{sensor: [faults, run, last_ts, last_seen_ms,
         last_v, since x3, episode_ts, outlier, [window values, oldest first]]}``."""
         st, tb = self.state, self.table
+        rows = np.asarray(tb.sensors_of_site.get(site, ()), dtype=np.int64)
         out: dict[str, list[Any]] = {}
-        for row in map(int, tb.sensors_of_site.get(site, ())):
+        if len(rows) == 0:
+            return out
+        # whole columns at once (.tolist() gives Python ints and floats), then one list per sensor
+        cols = zip(rows.tolist(), st.faults[rows].tolist(), st.run[rows].tolist(), st.last_ts[rows].tolist(),
+                   st.last_seen_ms[rows].tolist(), st.last_v[rows].tolist(), st.since[rows].tolist(),
+                   st.episode_ts[rows].tolist(), st.outlier[rows].tolist(), tb.spike_row[rows].tolist())
+        for row, faults, run, last_ts, seen, last_v, since, episode_ts, outlier, spike_row in cols:
             window: list[float] = []
-            if tb.spike_row[row] >= 0:
+            if spike_row >= 0:
                 w, n, head = int(tb.spike_window[row]), int(st.win_count[row]), int(st.win_head[row])
-                window = [float(st.window[tb.spike_row[row], (head - n + j) % w]) for j in range(n)]
-            out[tb.sensor[row]] = [int(st.faults[row]), int(st.run[row]), int(st.last_ts[row]),
-                                   int(st.last_seen_ms[row]), _num(st.last_v[row]), *map(int, st.since[row]),
-                                   int(st.episode_ts[row]), int(st.outlier[row]), window]
+                window = st.window[spike_row, (head - n + np.arange(n)) % w].tolist()
+            out[tb.sensor[row]] = [faults, run, last_ts, seen, _num(last_v), *since, episode_ts, outlier, window]
         return out
 
     def import_site(self, site: str, saved: Mapping[str, Sequence[Any]]) -> None:

@@ -141,11 +141,11 @@ class ThresholdState:
 
     def export_rows(self, rows: Iterable[int]) -> dict[int, list[int]]:
         """Plain lists for persistence: [level, since x4, last_ts, episode_ts, peak, count x4]."""
-        return {
-            int(r): [int(self.level[r]), *map(int, self.since[r]), int(self.last_ts[r]),
-                     int(self.episode_ts[r]), int(self.peak[r]), *map(int, self.count[r])]
-            for r in rows
-        }
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = zip(rows.tolist(), self.level[rows].tolist(), self.since[rows].tolist(), self.last_ts[rows].tolist(),
+                   self.episode_ts[rows].tolist(), self.peak[rows].tolist(), self.count[rows].tolist())
+        return {r: [level, *since, last_ts, episode_ts, peak, *count]
+                for r, level, since, last_ts, episode_ts, peak, count in cols}
 
     def import_row(self, row: int, saved: list[int]) -> None:
         self.level[row] = saved[0]
