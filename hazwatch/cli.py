@@ -13,19 +13,10 @@ from typing import Annotated
 import typer
 
 from config import ConfigError, example_dir, load_config
-from config.models import Config
+from hazwatch.cli_common import ConfigDir
+from hazwatch.cli_common import load_config_or_exit as _config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="hazwatch: hazard monitoring and early warning.")
-
-ConfigDir = Annotated[Path | None, typer.Option("--config", "-c", help="Configuration directory (default: the example).")]
-
-
-def _config(directory: Path | None) -> Config:
-    try:
-        return load_config(directory or example_dir())
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
 
 
 def _logging(level: str = "INFO") -> None:

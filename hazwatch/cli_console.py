@@ -12,31 +12,21 @@ default user or password: the first admin is ``hazwatch users add NAME --role ad
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from config import ConfigError, example_dir, load_config
+from config import example_dir
 from config.models import Config
+from hazwatch.cli_common import ConfigDir
+from hazwatch.cli_common import load_config_or_exit as _config
 
 __all__ = ["console_command", "users_app"]
 
 users_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         help="Console users: add, list.")
-
-ConfigDir = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="Configuration directory (default: the example).")]
-
-
-def _config(directory: Path | None) -> Config:
-    try:
-        return load_config(directory or example_dir())
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
 
 
 def _fail(message: str) -> None:

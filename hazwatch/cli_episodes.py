@@ -37,6 +37,7 @@ from alerts.silences import SilenceError, SilenceService
 from alerts.store import Episode, Store, utcnow
 from config import ConfigError, example_dir, load_config
 from config.models import Config
+from hazwatch.cli_common import ConfigDir
 
 __all__ = ["episodes_app", "report_command", "silences_app"]
 
@@ -45,8 +46,6 @@ episodes_app = typer.Typer(no_args_is_help=True, add_completion=False,
 silences_app = typer.Typer(no_args_is_help=True, add_completion=False,
                            help="Silences and maintenance windows.")
 
-ConfigDir = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="Configuration directory (default: the example).")]
 By = Annotated[str, typer.Option(
     "--by", help="Who does it (name or staff id); recorded in the audit log.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
