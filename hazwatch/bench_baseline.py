@@ -199,7 +199,7 @@ class BaselineSensor:
                       for r in sensor.thresholds]
         trend = None
         if sensor.trend is not None and thresholds:
-            trend = (sensor.trend, TrendForecast(sensor.trend, thresholds[0][1]))
+            trend = (sensor.trend, TrendForecast(sensor.trend, thresholds[0][1], max_gap_ms))
         return cls(site=site, id=sensor.id, index=index, unit=sensor.unit, quantity=sensor.quantity,
                    quality=QualityCheck(site, sensor), thresholds=thresholds,
                    rain=(sensor.rain, RainGauge(sensor.rain)) if sensor.rain is not None else None,

@@ -220,11 +220,17 @@ class Ring:
             self.head = (self.head + 1) % len(self.ts)
         self.ts[self.head], self.v[self.head] = ts, v
 
+    def clear(self) -> None:
+        """After a data gap: nothing kept (the values stay, unused, as in the engine)."""
+        self.ts = [None] * len(self.ts)
+        self.head = 0
+
 
 class RateLadder:
     """A rate-of-change rule (:mod:`rules.rate`): the rate from the oldest kept reading in the
-    window, fed to a ladder. As in the engine, a gap between two rates longer than the sensor's
-    offline limit (``max_gap_ms``) restarts the ladder's minimum-duration runs."""
+    window, fed to a ladder. As in the engine, a gap between two readings longer than the sensor's
+    offline limit (``max_gap_ms``) empties the ring (no rate across a gap), and a gap between two
+    rates restarts the ladder's minimum-duration runs."""
 
     def __init__(self, rule: RateRule, max_gap_ms: int) -> None:
         self.window_ms = round(rule.window_s * 1000)
@@ -232,6 +238,7 @@ class RateLadder:
         self.min_span_ms = round(rule.min_span_s * 1000)
         self.per_s = float(rule.per_s)
         self.last_ts = -1
+        self.max_gap_ms = max_gap_ms
         self.ladder = Ladder(rule.direction, rule.ladder, rule.deadband, rule.min_duration_s, max_gap_ms)
         self.stale = 0
 
@@ -239,6 +246,8 @@ class RateLadder:
         if ts <= self.last_ts:
             self.stale += 1
             return None
+        if self.last_ts >= 0 and ts - self.last_ts > self.max_gap_ms:
+            self.ring.clear()
         self.last_ts = ts
         self.ring.push(ts, value)
         kept = [(t, v) for t, v in zip(self.ring.ts, self.ring.v) if t is not None and t >= ts - self.window_ms]
@@ -264,7 +273,8 @@ class TrendForecast:
     """A trend forecast (:mod:`rules.trend`): least squares over the window, ETA to the next rung
     of the sensor's first threshold rule, raised under ``horizon_s``, cleared at ``clear_factor`` x."""
 
-    def __init__(self, rule: TrendRule, target: Ladder) -> None:
+    def __init__(self, rule: TrendRule, target: Ladder, max_gap_ms: int) -> None:
+        self.max_gap_ms = max_gap_ms  # a longer gap empties the ring: no line across it
         self.sign, self.rungs, self.raw = target.sign, target.rungs, target.raw
         self.window_ms = round(rule.window_s * 1000)
         self.ring = Ring(64, max(self.window_ms // 62, 1))
@@ -281,6 +291,8 @@ class TrendForecast:
         if ts <= self.last_ts:
             self.stale += 1
             return None
+        if self.last_ts >= 0 and ts - self.last_ts > self.max_gap_ms:
+            self.ring.clear()
         self.last_ts = ts
         self.ring.push(ts, value)
         # the fit, slot by slot (out-of-window slots count as 0, as in the engine's masked sums)

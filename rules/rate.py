@@ -245,6 +245,10 @@ class RateEngine:
         fresh = ts > st.last_ts[rows]
         self.ignored_stale += int((~fresh).sum())
         rows, ts, val = rows[fresh], ts[fresh], val[fresh]
+        gaps = tb.levels.max_gap_ms
+        if gaps is not None:  # a data gap empties the ring: no rate is taken across it
+            gap = rows[(st.last_ts[rows] >= 0) & (ts - st.last_ts[rows] > gaps[rows])]
+            st.ring_ts[gap], st.head[gap] = EMPTY_TS, 0
         st.last_ts[rows] = ts
         ring_push(st.ring_ts, st.ring_v, st.head, rows, ts, val, tb.spacing_ms[rows])
         rts = st.ring_ts[rows]  # (m, RING)

@@ -72,6 +72,9 @@ class TrendTable(RowNames):
     sensor_index: dict[tuple[str, str], int]
     rows_of_site: dict[str, Array]
     skipped: list[str]  # ``site/sensor`` with a trend rule but no threshold rule
+    max_gap_ms: Array | None = None
+    """(n,) int64: a longer gap between readings empties the ring (the sensor's offline limit):
+    no line is fitted across a data gap."""
 
     @classmethod
     def from_config(cls, config: Config) -> TrendTable:
@@ -79,7 +82,7 @@ class TrendTable(RowNames):
         sign: list[float] = []
         rungs: list[Array] = []
         raw: list[Array] = []
-        nums: dict[str, list[float]] = {k: [] for k in ("window", "horizon", "clear", "points", "level")}
+        nums: dict[str, list[float]] = {k: [] for k in ("window", "horizon", "clear", "points", "level", "gap")}
         sensor_index: dict[tuple[str, str], int] = {}
         row_of_sensor: list[int] = []
         rows_of_site: dict[str, list[int]] = {}
@@ -109,7 +112,8 @@ class TrendTable(RowNames):
                 raw.append(raw_rung)
                 for key, num in (("window", rule.window_s), ("horizon", rule.horizon_s),
                                  ("clear", rule.clear_factor * rule.horizon_s), ("points", rule.min_points),
-                                 ("level", LEVELS.index(rule.level))):
+                                 ("level", LEVELS.index(rule.level)),
+                                 ("gap", round(sensor.period_s * sensor.quality.offline_after_periods * 1000))):
                     nums[key].append(num)
         window_ms = np.rint(np.asarray(nums["window"], dtype=np.float64) * 1000).astype(np.int64)
         return cls(
@@ -127,6 +131,7 @@ class TrendTable(RowNames):
             sensor_index=sensor_index,
             rows_of_site={k: np.asarray(v, dtype=np.int64) for k, v in rows_of_site.items()},
             skipped=skipped,
+            max_gap_ms=np.asarray(nums["gap"], dtype=np.int64),
         )
 
     def __len__(self) -> int:
@@ -218,6 +223,9 @@ class TrendEngine:
         rows, ts, val = rows[fresh], ts[fresh], val[fresh]
         if len(rows) == 0:
             return []
+        if tb.max_gap_ms is not None:  # a data gap empties the ring: no line across it
+            gap = rows[(st.last_ts[rows] >= 0) & (ts - st.last_ts[rows] > tb.max_gap_ms[rows])]
+            st.ring_ts[gap], st.head[gap] = EMPTY_TS, 0
         st.last_ts[rows] = ts
         ring_push(st.ring_ts, st.ring_v, st.head, rows, ts, val, tb.spacing_ms[rows])
         rts = st.ring_ts[rows]

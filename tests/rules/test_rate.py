@@ -100,12 +100,22 @@ def test_stale_and_duplicate_readings_change_nothing() -> None:
 def test_event_shape() -> None:
     cfg = make_config(per_s=86400, window_s=86400, ladder=[{"level": "yellow", "value": 2}])
     eng = RateEngine(RateTable.from_config(cfg))
-    out = eng.process(np.array([1, 1]), np.array([T0, T0 + 43200 * S]), np.array([0.0, 1.5]))
+    # 12 h of 10-min readings (no gap) rising 1.5 m: 3 m/d
+    ts = T0 + np.arange(73) * 600 * S
+    out = eng.process(np.ones(73, dtype=np.int64), ts, np.linspace(0.0, 1.5, 73))
     ev = eng.to_event(out[0], emitted_at=5)
-    assert (ev.subject, ev.rule, ev.kind, ev.level, ev.value, ev.threshold, ev.unit) == (
-        "X/WL", "rate", "raised", "yellow", 3.0, 2.0, "m/d")
-    assert ev.detail == {"window_s": 86400.0, "per_s": 86400.0, "peak": "yellow", "raised_ts": T0 + 43200 * S,
+    assert (ev.subject, ev.rule, ev.kind, ev.level, ev.threshold, ev.unit) == (
+        "X/WL", "rate", "raised", "yellow", 2.0, "m/d")
+    assert ev.value == pytest.approx(3.0)
+    assert ev.detail == {"window_s": 86400.0, "per_s": 86400.0, "peak": "yellow", "raised_ts": ev.ts,
                          "quantity": "pond_level", "direction": "high"}
+
+
+def test_no_rate_is_taken_across_a_data_gap() -> None:
+    # 10-min sensor, offline after 30 min: a 12 h silence empties the window
+    cfg = make_config(per_s=86400, window_s=86400, ladder=[{"level": "yellow", "value": 2}])
+    eng = RateEngine(RateTable.from_config(cfg))
+    assert eng.process(np.array([1, 1]), np.array([T0, T0 + 43200 * S]), np.array([0.0, 1.5])) == []
 
 
 @pytest.mark.parametrize(("rule", "message"), [

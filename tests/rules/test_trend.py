@@ -109,6 +109,16 @@ def test_gap_longer_than_the_window_is_not_evaluated() -> None:
     assert eng.process(np.ones(3, dtype=np.int64), ts, np.array([0.0, 1.0, 9.0])) == []
 
 
+def test_no_line_is_fitted_across_a_data_gap() -> None:
+    # a 6 h window would hold readings on both sides of a 1 h silence (offline after 30 min); the
+    # ring is emptied at the gap, so the flat readings after it need 3 of their own before a fit
+    # (across the gap, the 4-point line at 4800 s would have cleared with an ETA of 3444 s)
+    eng = TrendEngine(TrendTable.from_config(make_config(window_s=21600)))
+    ts = T0 + np.array([0, 600, 1200, 4800, 5400, 6000]) * S
+    out = eng.process(np.ones(6, dtype=np.int64), ts, np.array([0.0, 0.0, 6.0, 6.0, 6.0, 6.0]))
+    assert [((t.ts - T0) // S, t.level, t.points) for t in out] == [(1200, 2, 3), (6000, 0, 3)]
+
+
 @pytest.mark.parametrize(("rule", "message"), [
     ({"min_points": 2}, "greater than or equal to 3"),
     ({"min_points": 65}, "less than or equal to 64"),
