@@ -273,13 +273,18 @@ class Engine:
         # 1. data quality: faulty readings are quarantined, faults become health events and
         #    equipment-fault warnings for the officers
         quality = self._quality(now_ms)
-        if self.maintenance:  # inside a maintenance window: alive, but not evaluated
+        if self.maintenance or self.maintenance.announced:  # inside a window: alive, not evaluated
             entries = self.maintenance.inside(idx, batch.ts)
             held = np.flatnonzero(good & (entries >= 0))
             if len(held):
                 quality.state.last_seen_ms[idx[held]] = now_ms
                 out.health.extend(self.maintenance.announce(entries, held, list(batch.site), list(batch.sensor),
                                                             batch.ts, batch.v, now_ms))
+            if self.maintenance.announced:  # the first reading after an announced window says so
+                out.health.extend(self.maintenance.conclude(np.flatnonzero(good & (entries < 0)), idx,
+                                                            list(batch.site), list(batch.sensor), batch.ts,
+                                                            batch.v, now_ms))
+            if len(held):
                 good[held] = False
                 self.stats.maintenance += len(held)
         # late: older than the sensor's newest evaluated reading (a same-time repeat is a

@@ -118,7 +118,7 @@ class MaintenanceTable:
     kind: list[str]
     reason: list[str]
     announced: set[tuple[int, str]] = field(default_factory=set)
-    """(sensor, window) pairs whose health event was given."""
+    """(sensor, window) pairs whose ``start`` event was given and whose ``end`` event was not."""
     static: dict[str, list[_Entry]] = field(default_factory=dict)
     """Site -> entries from the configuration."""
     runtime: dict[str, list[_Entry]] = field(default_factory=dict)
@@ -216,6 +216,29 @@ class MaintenanceTable:
                         "detail": {"kind": self.kind[w], "reason": self.reason[w], "window": self.window[w],
                                    "start": int(self.start[w]), "end": int(self.end[w]),
                                    "note": "readings inside the window raise and clear nothing"}})
+        return out
+
+    def conclude(self, readings: np.ndarray, idx: np.ndarray, sites: list[str], sensors: list[str],
+                 ts: np.ndarray, v: np.ndarray, now_ms: int) -> list[dict[str, Any]]:
+        """Health events (``state: end``) at the first reading after an announced window is over;
+        ``readings``: positions of readings outside every window. The window is then forgotten."""
+        open_by_sensor: dict[int, list[str]] = {}
+        for s, w in self.announced:
+            open_by_sensor.setdefault(s, []).append(w)
+        ends = {w: (int(e), k, r) for w, e, k, r in zip(self.window, self.end.tolist(), self.kind, self.reason)}
+        out: list[dict[str, Any]] = []
+        for i in readings[np.argsort(ts[readings], kind="stable")]:
+            s = int(idx[i])
+            for w in sorted(open_by_sensor.get(s, ())):
+                end, kind, reason = ends.get(w, (int(ts[i]), "maintenance", ""))  # gone: over
+                if ts[i] < end or (s, w) not in self.announced:
+                    continue
+                self.announced.discard((s, w))
+                out.append({"site": sites[i], "subject": f"{sites[i]}/{sensors[i]}", "sensor": sensors[i],
+                            "check": "maintenance", "state": "end", "ts": int(ts[i]), "detected_at": now_ms,
+                            "value": float(v[i]),
+                            "detail": {"kind": kind, "reason": reason, "window": w, "end": end,
+                                       "note": "readings are evaluated again"}})
         return out
 
     def export_site(self, site: str, sensor_names: dict[int, str]) -> list[list[str]]:

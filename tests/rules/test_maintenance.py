@@ -56,7 +56,8 @@ def test_readings_inside_a_window_raise_nothing_and_a_health_event_says_why() ->
     assert eng.stats.maintenance == 2
     # the window ends at 200 (exclusive): the reading at 200 is evaluated
     warnings, health = feed(eng, [(199, "G1", 55), (200, "G1", 55)])
-    assert warnings == [(200, "X/G1", "red")] and health == []
+    assert warnings == [(200, "X/G1", "red")]
+    assert [(h["check"], h["state"], h["ts"]) for h in health] == [("maintenance", "end", T0 + 200 * S)]
 
 
 def test_a_warning_open_before_the_window_is_neither_cleared_nor_raised_inside_it() -> None:
@@ -223,8 +224,8 @@ def test_replay_with_a_maintenance_file_gives_the_engine_result(tmp_path, batch_
     res = replay(make_config([]), readings, batch_size=batch_size, maintenance=read_maintenance(windows))
     assert [(w["subject"], (w["ts"] - T0) // S, w["level"]) for w in res.warnings if w["rule"] == "gas"] == [
         ("X/G1", 90, "red"), ("X/G2", 110, "red")]
-    assert [(h["subject"], h["detail"]["window"]) for h in res.health if h["check"] == "maintenance"] == [
-        ("X/G1", "X#silence-7")]
+    assert [(h["subject"], h["state"], h["detail"]["window"]) for h in res.health
+            if h["check"] == "maintenance"] == [("X/G1", "start", "X#silence-7"), ("X/G1", "end", "X#silence-7")]
     assert res.counts["maintenance"] == 2  # 100 and 150; the window was ended at 200, so 210 counts
     # the same as a static window of that span: one engine, whichever way the window came
     static = replay(make_config([CALIBRATION]), readings, batch_size=batch_size)
@@ -233,3 +234,19 @@ def test_replay_with_a_maintenance_file_gives_the_engine_result(tmp_path, batch_
     bad.write_bytes(orjson.dumps(record(7, 0, 1)) + b"\n{\"site\": \"X\"}\n")
     with pytest.raises(ReplayError, match="bad.jsonl:2: not a maintenance record"):
         read_maintenance(bad)
+
+
+@pytest.mark.parametrize("size", [1, 2, 1000])
+def test_the_first_reading_after_the_window_ends_it_with_a_health_event(size: int) -> None:
+    eng = Engine(make_config([CALIBRATION]), started_ms=T0)
+    readings = [(90, "G1", 0), (100, "G1", 50), (150, "G1", 50), (199, "G1", 50), (200, "G1", 55), (210, "G1", 55)]
+    health, warnings = [], []
+    for i in range(0, len(readings), size):
+        w, h = feed(eng, readings[i:i + size])
+        warnings += w
+        health += h
+    assert [(x["state"], (x["ts"] - T0) // S) for x in health if x["check"] == "maintenance"] == [
+        ("start", 100), ("end", 200)]
+    end = [x for x in health if x["state"] == "end"][0]
+    assert end["detail"]["window"] == "X#0" and end["detail"]["reason"].startswith("季度标定")
+    assert warnings == [(200, "X/G1", "red")]
