@@ -5,7 +5,6 @@ an admin (session cookie + CSRF header), on a real SQLite store with a warning i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis

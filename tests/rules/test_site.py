@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from config.models import Config, Sensor, Settings, Site, SmsSettings
+from config.models import Config, Settings, Site, SmsSettings
 from rules.engine import Batch, Engine
 
 T0 = 1_767_225_600_000
