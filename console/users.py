@@ -28,10 +28,11 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Boolean, ForeignKey, Integer, String, delete, select
+from sqlalchemy import Boolean, ForeignKey, Integer, String, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -176,6 +177,10 @@ class UserService:
         enterprise = enterprise.strip() if enterprise and enterprise.strip() else None
         _check(username, role, enterprise, language)
         _check_password(password)
+        with self._store.session() as s:  # "Op" and "op" would be one person to a colleague
+            clash = s.scalar(select(UserRow.username).where(func.lower(UserRow.username) == username.lower()))
+        if clash is not None:
+            raise UserExists(f"user {clash!r} already exists (names differ only in case)")
         row = UserRow(username=username, password_hash=hash_password(password), role=role,
                       enterprise=enterprise, language=language, disabled=False, created_at=now,
                       created_by=by)
@@ -188,6 +193,28 @@ class UserService:
         except IntegrityError:
             raise UserExists(f"user {username!r} already exists") from None
         return row
+
+    def set_password(self, username: str, password: str, *, by: str = "cli",
+                     now: dt.datetime | None = None) -> None:
+        """A new password; every open session of the user ends (audited as ``user_password``)."""
+        _check_password(password)
+        self._change(username, by, now, "user_password", password_hash=hash_password(password))
+
+    def set_disabled(self, username: str, disabled: bool, *, by: str = "cli",
+                     now: dt.datetime | None = None) -> None:
+        """Disable (log-in refused, open sessions end) or enable a user (``user_disable``/``user_enable``)."""
+        self._change(username, by, now, "user_disable" if disabled else "user_enable", disabled=disabled)
+
+    def _change(self, username: str, by: str, now: dt.datetime | None, action: str, **values: Any) -> None:
+        now = now or utcnow()
+        with self._store.session.begin() as s:
+            row = s.scalar(select(UserRow).where(UserRow.username == username))
+            if row is None:
+                raise UnknownUser(username)
+            for key, value in values.items():
+                setattr(row, key, value)
+            s.execute(delete(WebSession).where(WebSession.user_id == row.id))
+            s.add(Action(action=action, actor=by, at=now, text=username))
 
     def list(self) -> builtins.list[UserRow]:
         with self._store.session() as s:

@@ -12,6 +12,7 @@ default user or password: the first admin is ``hazwatch users add NAME --role ad
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,7 +27,7 @@ from hazwatch.cli_common import load_config_or_exit as _config
 __all__ = ["console_command", "users_app"]
 
 users_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                        help="Console users: add, list.")
+                        help="Console users: add, passwd, disable, enable, list.")
 
 
 def _fail(message: str) -> None:
@@ -63,10 +64,7 @@ def users_add(
     enterprises = sorted({s.enterprise for s in cfg.sites})
     if role == "officer" and enterprise not in enterprises:
         _fail(f"an officer needs --enterprise, one of: {', '.join(enterprises)}")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password (密码)", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     store = _store(cfg)
     try:
         row = UserService(store).add(username, password, role,
@@ -79,6 +77,50 @@ def users_add(
         store.engine.dispose()
     who = f" ({row.enterprise})" if row.enterprise else ""
     typer.echo(f"added {row.role} {row.username}{who}")
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password (密码)", hide_input=True, confirmation_prompt=True)
+
+
+def _change_user(config: Path | None, username: str, change: str, **kwargs: object) -> None:
+    from console.users import InvalidUser, UnknownUser, UserService
+
+    store = _store(_config(config))
+    try:
+        getattr(UserService(store), change)(username, **kwargs)
+    except (InvalidUser, UnknownUser) as exc:
+        _fail(str(exc))
+    finally:
+        store.engine.dispose()
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: Annotated[str, typer.Argument(help="User name")],
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from the first line of standard input")] = False,
+    config: ConfigDir = None,
+) -> None:
+    """Set a user's password; the user's open sessions end."""
+    _change_user(config, username, "set_password", password=_read_password(password_stdin), by="cli")
+    typer.echo(f"password of {username} changed; open sessions ended")
+
+
+@users_app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="User name")], config: ConfigDir = None) -> None:
+    """Refuse a user's log-ins and end the user's open sessions (the user and the audit trail stay)."""
+    _change_user(config, username, "set_disabled", disabled=True, by="cli")
+    typer.echo(f"{username} disabled")
+
+
+@users_app.command("enable")
+def users_enable(username: Annotated[str, typer.Argument(help="User name")], config: ConfigDir = None) -> None:
+    """Allow a disabled user to log in again."""
+    _change_user(config, username, "set_disabled", disabled=False, by="cli")
+    typer.echo(f"{username} enabled")
 
 
 @users_app.command("list")

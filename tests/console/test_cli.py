@@ -121,3 +121,42 @@ def test_trusted_proxies_turn_on_forwarded_headers(proxies: list[str], headers: 
     assert cfg.proxy_headers is headers
     if allowed is not None:
         assert cfg.forwarded_allow_ips == allowed
+
+
+def test_users_passwd_disable_enable_end_sessions_and_are_audited(env: dict[str, str]) -> None:
+    from console.users import UserService
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["users", "add", "wang", "--role", "operator", "--password-stdin"],
+                         input="first password\n", env=env).exit_code == 0
+    store = Store(env["HAZWATCH_DATABASE_URL"])
+    users = UserService(store)
+    try:
+        token, _ = users.open_session(users.authenticate("wang", "first password"), hours=12)
+        assert users.session(token) is not None
+        r = runner.invoke(app, ["users", "passwd", "wang", "--password-stdin"], input="second password\n", env=env)
+        assert r.exit_code == 0, r.output
+        assert users.session(token) is None, "a new password ends the open sessions"
+        assert users.authenticate("wang", "first password") is None
+        assert users.authenticate("wang", "second password") is not None
+        token, _ = users.open_session(users.authenticate("wang", "second password"), hours=12)
+        assert runner.invoke(app, ["users", "disable", "wang"], env=env).exit_code == 0
+        assert users.session(token) is None and users.authenticate("wang", "second password") is None
+        assert runner.invoke(app, ["users", "enable", "wang"], env=env).exit_code == 0
+        assert users.authenticate("wang", "second password") is not None
+        r = runner.invoke(app, ["users", "disable", "nobody"], env=env)
+        assert r.exit_code == 1 and "nobody" in r.output
+        with store.session() as s:
+            audit = s.scalars(select(Action.action).where(Action.action.like("user_%"))).all()
+        assert audit == ["user_create", "user_password", "user_disable", "user_enable"]
+    finally:
+        store.engine.dispose()
+
+
+def test_a_name_differing_only_in_case_is_refused(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["users", "add", "op", "--role", "operator", "--password-stdin"],
+                         input="a long enough password\n", env=env).exit_code == 0
+    r = runner.invoke(app, ["users", "add", "Op", "--role", "operator", "--password-stdin"],
+                      input="a long enough password\n", env=env)
+    assert r.exit_code == 1 and "differ only in case" in r.output
