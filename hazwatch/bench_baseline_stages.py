@@ -205,7 +205,7 @@ class RainGauge:
 
 # -- rate of change and trend forecast: a ring of recent readings -----------------------------------
 class Ring:
-    """The last ``size`` readings, subsampled to cover a window (:func:`rules.rate.ring_push`): the
+    """The last ``size`` readings, subsampled to cover a window (``_ring_push`` in :mod:`rules.kernels`): the
     newest reading overwrites the newest slot unless that lies ``spacing_ms`` after the one before."""
 
     def __init__(self, size: int, spacing_ms: int) -> None:

@@ -4,8 +4,8 @@ A sensor in fault is *quarantined*: its readings neither raise nor clear thresho
 it is healthy again (issue 5; STANDARDS: "faulty sensors look like real alarms ... disconnection must
 be its own alarm type"). Per-sensor state lives in preallocated arrays indexed by the dense sensor
 index of :class:`rules.threshold.ThresholdTable` (sites, then sensors, in configuration order); a
-micro-batch is split into *rounds* (the r-th reading of every sensor, in ts order), so each round
-touches a sensor once and is evaluated with masks.
+micro-batch is checked by one compiled loop over the readings (:func:`rules.kernels.quality_loop`),
+each sensor's readings in ts order.
 
 Checks, per fresh reading (ts newer than the sensor's last one; older or equal ones change nothing
 and are quarantined -- they were judged when they first came):
@@ -49,6 +49,8 @@ import numpy as np
 
 from config.models import Config
 from rules.events import WarningEvent, episode_id
+from rules.kernels import quality_loop
+from rules.rows import by_sensor_time
 
 __all__ = ["CHECKS", "FAULT_RULE", "STATE_BYTES_PER_SENSOR", "QualityEngine", "QualityState",
            "QualityTable", "fault_warnings"]
@@ -58,7 +60,6 @@ CHECKS: tuple[str, ...] = ("offline", "stuck", "out_of_range")
 OFFLINE, STUCK, OUT_OF_RANGE = 1, 2, 4
 FAULT_RULE = "equipment_fault"
 NONE = -1
-_CLEAR = {bit: np.uint8(0xFF ^ bit) for bit in (OFFLINE, STUCK, OUT_OF_RANGE)}  # masks that drop a bit
 
 
 def _i64(a: object) -> np.ndarray:
@@ -162,12 +163,6 @@ class QualityState:
 STATE_BYTES_PER_SENSOR = 1 + 4 + 8 + 8 + 8 + 8 * len(CHECKS) + 8 + 1 + 1 + 1
 
 
-def _median(a: np.ndarray) -> np.ndarray:
-    """Median of each row (as np.median, faster on short rows)."""
-    s, w = np.sort(a, axis=1), a.shape[1]
-    return 0.5 * (s[:, (w - 1) // 2] + s[:, w // 2])
-
-
 def _num(x: float) -> float | None:
     """A float for JSON: None for nan and infinities."""
     return float(x) if np.isfinite(x) else None
@@ -184,94 +179,40 @@ class QualityEngine:
 
     # -- readings -------------------------------------------------------------------------------
     def process(self, sensor_idx: np.ndarray, ts: np.ndarray, v: np.ndarray,
-                now_ms: int | np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+                now_ms: int | np.ndarray, *, ordered: bool = False) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Check readings (dense sensor index, ts epoch ms, value in the sensor's unit).
 
         ``now_ms`` is the wall clock (epoch ms) at arrival: one value, or one per reading (replay
         passes the readings' own ts so that its output does not depend on the batch size).
         Returns the quarantine mask (True: do not evaluate against thresholds), in input order,
-        and the health events sorted by (ts, sensor index).
+        and the health events sorted by (ts, sensor index). Readings may come in any order; each
+        sensor's are checked in ts order (``ordered``: the caller guarantees they already are).
         """
         idx, ts, val = _i64(sensor_idx), _i64(ts), np.asarray(v, dtype=np.float64)
-        now = np.broadcast_to(_i64(now_ms), idx.shape)
+        now = _i64(now_ms).reshape(-1)
         quarantined = np.ones(len(idx), dtype=bool)
-        if len(idx) == 0:
-            return quarantined, []
-        order = np.lexsort((ts, idx))
-        s = idx[order]
-        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-        occ = np.empty(len(s), dtype=np.int64)
-        occ[order] = np.arange(len(s)) - np.repeat(starts, np.diff(np.r_[starts, len(s)]))
+        order = None if ordered else by_sensor_time(idx, ts)
+        if order is not None:
+            idx, ts, val = idx[order], ts[order], val[order]
+            now = now[order] if len(now) > 1 else now
+        st, tb = self.state, self.table
+        stale, changes, stats = quality_loop(
+            idx, ts, val, now, tb.lo, tb.hi, tb.stuck_samples, tb.spike_row, tb.spike_window, tb.spike_mad,
+            tb.mad_floor, st.faults, st.run, st.last_ts, st.last_seen_ms, st.last_v, st.outlier, st.win_count,
+            st.win_head, st.window, quarantined)
+        self.ignored_stale += int(stale)
+        if order is not None:
+            quarantined[order] = quarantined.copy()
         found: list[tuple[int, int, dict[str, Any]]] = []
-        for r in range(int(occ.max()) + 1):
-            m = np.flatnonzero(occ == r)
-            quarantined[m] = self._round(idx[m], ts[m], val[m], now[m], found)
+        for (i, before, after, spike), (med, mad, limit) in zip(changes.tolist(), stats.tolist()):
+            row, t, at, value = int(idx[i]), int(ts[i]), int(now[i] if len(now) > 1 else now[0]), float(val[i])
+            for e in self._transition(row, before, after, t, at, value):
+                found.append((t, row, e))
+            if spike:
+                found.append((t, row, self._event(row, "spike", "spike", t, at, value,
+                                                  {"median": _num(med), "mad": _num(mad), "limit": _num(limit)})))
         found.sort(key=lambda e: (e[0], e[1]))  # stable: a reading's events keep their order
         return quarantined, [e for _, _, e in found]
-
-    def _round(self, rows: np.ndarray, ts: np.ndarray, v: np.ndarray, now: np.ndarray,
-               found: list[tuple[int, int, dict[str, Any]]]) -> np.ndarray:
-        st, tb = self.state, self.table
-        quarantined = np.ones(len(rows), dtype=bool)  # stale readings stay quarantined
-        fresh = np.flatnonzero(ts > st.last_ts[rows])
-        self.ignored_stale += len(rows) - len(fresh)
-        rows, ts, v, now = rows[fresh], ts[fresh], v[fresh], now[fresh]
-        if len(rows) == 0:
-            return quarantined
-        st.last_ts[rows], st.last_seen_ms[rows] = ts, now
-        before = st.faults[rows]
-        after = before & _CLEAR[OFFLINE]  # any reading ends offline
-        bad = ~np.isfinite(v) | (v < tb.lo[rows]) | (v > tb.hi[rows])
-        after = np.where(bad, after | OUT_OF_RANGE, after & _CLEAR[OUT_OF_RANGE])
-        n_stuck = tb.stuck_samples[rows]
-        run = np.where(v == st.last_v[rows], np.minimum(st.run[rows] + 1, np.maximum(n_stuck, 1)), 1)
-        st.run[rows], st.last_v[rows] = run, v
-        stuck = (n_stuck > 0) & (run >= n_stuck)
-        after = np.where(stuck, after | STUCK, after & _CLEAR[STUCK]).astype(np.uint8)
-        spike = np.zeros(len(rows), dtype=bool)
-        stats = np.full((len(rows), 3), np.nan)  # median, MAD, limit of spikes
-        test = np.flatnonzero((tb.spike_row[rows] >= 0) & ~bad)
-        if len(test):
-            spike[test], stats[test] = self._spike(rows[test], v[test])
-        quarantined[fresh] = (after != 0) | spike
-        for i in np.flatnonzero((after != before) | spike):
-            row, t = int(rows[i]), int(ts[i])
-            for e in self._transition(row, int(before[i]), int(after[i]), t, int(now[i]), float(v[i])):
-                found.append((t, row, e))
-            if spike[i]:
-                med, mad, limit = (_num(x) for x in stats[i])
-                found.append((t, row, self._event(row, "spike", "spike", t, int(now[i]), float(v[i]),
-                                                  {"median": med, "mad": mad, "limit": limit})))
-        st.faults[rows] = after
-        return quarantined
-
-    def _spike(self, rows: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hampel test of in-range readings; pushes accepted ones into the windows."""
-        st, tb = self.state, self.table
-        spike = np.zeros(len(rows), dtype=bool)
-        stats = np.full((len(rows), 3), np.nan)
-        width = tb.spike_window[rows]
-        for w in np.unique(width):
-            sel = np.flatnonzero(width == w)
-            r, x, buf = rows[sel], v[sel], tb.spike_row[rows[sel]]
-            full = st.win_count[r] >= w
-            win = st.window[buf, :w]
-            med = _median(win)
-            mad = _median(np.abs(win - med[:, None]))
-            floor = np.where(tb.mad_floor[r] > 0, tb.mad_floor[r], 1e-3 * np.maximum(1.0, np.abs(med)))
-            limit = tb.spike_mad[r] * np.maximum(mad, floor)
-            dev = x - med
-            side = np.where(full & (np.abs(dev) > limit), np.sign(dev), 0).astype(np.int8)
-            is_spike = (side != 0) & (side != st.outlier[r])  # isolated: the previous one was not
-            st.outlier[r] = side
-            spike[sel] = is_spike
-            stats[sel] = np.column_stack([med, mad, limit])
-            keep = ~is_spike
-            r, buf, x = r[keep], buf[keep], x[keep]
-            st.window[buf, st.win_head[r]] = x
-            st.win_head[r] = (st.win_head[r] + 1) % w
-            st.win_count[r] = np.minimum(st.win_count[r] + 1, w)
-        return spike, stats
 
     # -- wall clock -----------------------------------------------------------------------------
     def tick(self, now_ms: int, sensors: Iterable[int] | None = None) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """Sliding-window rainfall sums over a gauge's reports, any-window-met: the pure engine.
 
 Every sensor with a ``rain:`` rule is a *row* (:class:`RainTable`, dense arrays); its state lives
-in preallocated arrays (:class:`RainState`); a micro-batch is evaluated in *rounds* as in
-:mod:`rules.threshold`, so each round touches a row at most once and is evaluated with masks.
+in preallocated arrays (:class:`RainState`); a micro-batch is evaluated by one compiled loop over
+the readings (:func:`rules.kernels.rain_loop`), each row's readings in ts order.
 
 Binning. Each row keeps a ring of 288 five-minute bins (24 h), aligned to the epoch: bin ``k``
 covers ``[k * 5 min, (k + 1) * 5 min)``. A reading's rain is added to the bin of its timestamp.
@@ -52,7 +52,8 @@ import numpy as np
 from config.models import LEVELS, Config
 from config.rules import RAIN_WINDOWS_H
 from rules.events import WarningEvent
-from rules.rows import RowNames, rounds
+from rules.kernels import rain_loop
+from rules.rows import RowNames, by_sensor_time
 
 __all__ = ["BIN_MS", "N_BINS", "RainEngine", "RainState", "RainTable", "RainTransition"]
 
@@ -68,13 +69,7 @@ NO_COUNTER = np.iinfo(np.int64).min  # no counter baseline yet
 ABSENT = np.int64(1 << 62)  # a rung that is not configured: never met, even minus a deadband
 MAX_CMM = 100_000_000_000  # clip readings at 1e9 mm (1e11 in 0.01 mm) so that nothing overflows
 BIN_CAP = np.iinfo(np.int32).max
-CHUNK = 4096  # rows re-summed at once: bounds the (rows x 288) temporaries to ~10 MB
 Array = np.ndarray
-
-
-def _cmm(mm: np.ndarray) -> np.ndarray:
-    """mm (float) -> 0.01 mm (int64), clipped to [0, 1e9 mm]."""
-    return np.rint(np.clip(mm, 0.0, MAX_CMM / 100) * 100.0).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -236,122 +231,27 @@ class RainEngine:
         self.ignored_stale = 0  # readings not newer than the row's last one
         self.ignored_invalid = 0  # non-finite values
 
-    def process(self, sensor_idx: Array, ts: Array, value: Array) -> list[RainTransition]:
+    def process(self, sensor_idx: Array, ts: Array, value: Array, *, ordered: bool = False) -> list[RainTransition]:
         """Evaluate readings (dense sensor index, epoch ms, mm); return level changes by (ts, row).
 
-        Sensors without a rain rule are skipped; readings are evaluated per row in ts order.
+        Sensors without a rain rule are skipped; readings are evaluated per row in ts order
+        (``ordered``: the caller guarantees each sensor's readings already come in ts order).
         """
-        rows = self.table.row_of_sensor[np.asarray(sensor_idx, dtype=np.int64)]
+        idx = np.asarray(sensor_idx, dtype=np.int64)
         ts = np.asarray(ts, dtype=np.int64)
         val = np.asarray(value, dtype=np.float64)
-        keep = rows >= 0
-        finite = np.isfinite(val)
-        self.ignored_invalid += int((keep & ~finite).sum())
-        keep &= finite
-        rows, ts, cmm = rows[keep], ts[keep], _cmm(val[keep])
-        if len(rows) == 0:
-            return []
-        order, occ = rounds(rows, ts)
-        rows, ts, cmm = rows[order], ts[order], cmm[order]
-        out: list[RainTransition] = []
-        for r in range(int(occ.max()) + 1):
-            m = occ == r
-            out.extend(self._round(rows[m], ts[m], cmm[m]))
+        if not ordered and (order := by_sensor_time(idx, ts)) is not None:
+            idx, ts, val = idx[order], ts[order], val[order]
+        st, tb = self.state, self.table
+        stale, invalid, changes = rain_loop(
+            idx, ts, val, tb.row_of_sensor, tb.counter, tb.rungs_cmm, tb.deadband_cmm, WINDOW_BINS, BIN_MS,
+            MAX_CMM, int(BIN_CAP), st.bins, st.sums, st.last_ts, st.counter, st.level, st.episode_ts, st.peak)
+        self.ignored_stale += int(stale)
+        self.ignored_invalid += int(invalid)
+        out = [RainTransition(c[0], int(ts[c[1]]), c[2], c[3], c[4], c[5], c[6], tuple(c[7:]))
+               for c in changes.tolist()]
         out.sort(key=lambda t: (t.ts, t.row))
         return out
-
-    def _round(self, rows: Array, ts: Array, cmm: Array) -> list[RainTransition]:
-        """Readings of distinct rows: add their rain, sum the windows, step the levels."""
-        st, tb = self.state, self.table
-        last = st.last_ts[rows]
-        fresh = ts > last
-        self.ignored_stale += int((~fresh).sum())
-        rows, ts, cmm, last = rows[fresh], ts[fresh], cmm[fresh], last[fresh]
-        if len(rows) == 0:
-            return []
-        head = ts // BIN_MS
-        advance = np.where(last >= 0, head - np.maximum(last, 0) // BIN_MS, N_BINS)  # bins, >= 0
-        rain = self._rain(rows, cmm, advance)
-        step = advance <= 1
-        self._step(rows[step], head[step], advance[step] == 1, rain[step])
-        fresh_ring = advance >= N_BINS  # a row's first reading, or a gap of 24 h or more
-        if fresh_ring.any():  # the whole ring is empty but for this reading's bin
-            f_rows, f_rain = rows[fresh_ring], np.minimum(rain[fresh_ring], BIN_CAP)
-            st.bins[f_rows] = 0
-            st.bins[f_rows, head[fresh_ring] % N_BINS] = f_rain
-            st.sums[f_rows] = f_rain[:, None]
-        skips = np.flatnonzero(~step & ~fresh_ring)
-        for c in range(0, len(skips), CHUNK):
-            part = skips[c : c + CHUNK]
-            self._resum(rows[part], head[part], advance[part], rain[part])
-        st.last_ts[rows] = ts
-        # levels: rung k of window w holds at its value, or at value - deadband once reached
-        sums = st.sums[rows]  # (m, 5) 0.01 mm
-        level = st.level[rows].astype(np.int64)
-        reached = level[:, None] >= np.arange(1, N_RANKS + 1)[None, :]  # (m, 4)
-        need = tb.rungs_cmm[rows] - np.where(reached, tb.deadband_cmm[rows, None], 0)[:, None, :]
-        holds = sums[:, :, None] >= need  # (m, 5, 4)
-        any_window = holds.any(axis=1)
-        top = N_RANKS - np.argmax(any_window[:, ::-1], axis=1)
-        new_level = np.where(any_window.any(axis=1), top, 0)
-        out: list[RainTransition] = []
-        for i in np.flatnonzero(new_level != level):
-            row, new, old = int(rows[i]), int(new_level[i]), int(level[i])
-            if old == 0:
-                st.episode_ts[row] = ts[i]
-            st.peak[row] = max(int(st.peak[row]) if old else 0, new)
-            window = self._deciding_window(row, sums[i], holds[i], new, old)
-            ep, peak, at = int(st.episode_ts[row]), int(st.peak[row]), tuple(map(int, sums[i]))
-            out.append(RainTransition(row, int(ts[i]), old, new, ep, peak, window, at))
-            st.level[row] = new
-            if new == 0:
-                st.episode_ts[row] = NONE
-                st.peak[row] = 0
-        return out
-
-    def _rain(self, rows: Array, cmm: Array, advance: Array) -> Array:
-        """The rain each reading adds, 0.01 mm: the increment, or the counter's delta."""
-        st, is_counter = self.state, self.table.counter[rows]
-        if not is_counter.any():
-            return cmm
-        base = st.counter[rows]
-        # no baseline yet, or the ring was emptied by a >= 24 h gap: this reading is the baseline
-        baseline = (base != NO_COUNTER) & (advance < N_BINS)
-        base = np.where(baseline, base, cmm)
-        delta = np.where(cmm >= base, cmm - base, cmm)  # a drop is a reset
-        st.counter[rows[is_counter]] = cmm[is_counter]
-        return np.where(is_counter, delta, cmm)
-
-    def _step(self, rows: Array, head: Array, moved: Array, rain: Array) -> None:
-        """Readings in the newest bin or the next: the sums lose the bins leaving each window."""
-        st = self.state
-        slot = head % N_BINS
-        leaving = st.bins[rows[:, None], (head[:, None] - WINDOW_BINS[None, :]) % N_BINS]  # (m, 5)
-        st.sums[rows] -= np.where(moved[:, None], leaving, 0)
-        st.bins[rows[moved], slot[moved]] = 0  # the slot held the bin 24 h before the new one
-        old = st.bins[rows, slot].astype(np.int64)
-        new = np.minimum(old + rain, BIN_CAP)
-        st.bins[rows, slot] = new
-        st.sums[rows] += (new - old)[:, None]
-
-    def _resum(self, rows: Array, head: Array, advance: Array, rain: Array) -> None:
-        """Readings that skip bins (or a row's first): empty the skipped bins, re-sum the ring."""
-        st = self.state
-        slots = (head[:, None] - np.arange(N_BINS)[None, :]) % N_BINS  # (m, 288) slot of age i
-        ring = st.bins[rows[:, None], slots].astype(np.int64)  # newest first
-        ring[np.arange(N_BINS)[None, :] < np.minimum(advance, N_BINS)[:, None]] = 0
-        ring[:, 0] = np.minimum(ring[:, 0] + rain, BIN_CAP)
-        st.bins[rows[:, None], slots] = ring.astype(np.int32)
-        st.sums[rows] = np.cumsum(ring, axis=1)[:, WINDOW_BINS - 1]
-
-    def _deciding_window(self, row: int, sums: Array, holds: Array, new: int, old: int) -> int:
-        """The window deciding the new level (on a clear: the closest to keeping the old one)."""
-        rank = new if new else old
-        rung = self.table.rungs_cmm[row, :, rank - 1]
-        ratio = np.where(rung < ABSENT, sums / np.maximum(rung, 1), -np.inf)
-        if new:
-            ratio = np.where(holds[:, new - 1], ratio, -np.inf)
-        return int(np.argmax(ratio))  # first maximum: the shorter window on ties
 
     def to_event(self, t: RainTransition, emitted_at: int) -> WarningEvent:
         tb = self.table

@@ -1,9 +1,8 @@
 """Rate-of-change rules over a sliding window of event time: the pure engine.
 
 Every (sensor, rate rule) pair is a *row* (:class:`RateTable`, dense arrays); per-row state lives
-in preallocated arrays (:class:`RateState`). A micro-batch is evaluated in *rounds* as in
-:mod:`rules.threshold` (round ``r`` holds the r-th reading of every row), so each round touches a
-row at most once and is evaluated with masks.
+in preallocated arrays (:class:`RateState`). A micro-batch is evaluated by one compiled loop over
+the readings (:func:`rules.kernels.rate_loop`), each row's readings in ts order.
 
 Rate. At a reading ``(ts, v)`` the rate is ``(v - v_o) / (ts - ts_o) * per_s`` where ``(ts_o, v_o)``
 is the oldest kept reading with ``ts_o >= ts - window`` -- a reading exactly ``window`` old is
@@ -37,10 +36,11 @@ import numpy as np
 
 from config.models import LEVELS, Config
 from rules.events import WarningEvent
-from rules.rows import rounds
+from rules.kernels import rate_loop
+from rules.rows import by_sensor_time
 from rules.threshold import N_RANKS, ThresholdEngine, ThresholdTable, Transition
 
-__all__ = ["EMPTY_TS", "RING", "RateEngine", "RateState", "RateTable", "ring_push", "rounds"]
+__all__ = ["EMPTY_TS", "RING", "RateEngine", "RateState", "RateTable"]
 
 RING = 32
 """Readings kept per row."""
@@ -48,20 +48,6 @@ EMPTY_TS = np.int64(-(1 << 62))
 """Timestamp of an empty ring slot: older than any window."""
 NONE = np.int64(-1)
 Array = np.ndarray
-
-
-def ring_push(ring_ts: Array, ring_v: Array, head: Array, rows: Array, ts: Array, val: Array,
-              spacing_ms: Array) -> None:
-    """Store readings of distinct rows: overwrite the newest slot, or take a new one when the
-    newest slot lies ``>= spacing_ms`` after the one before it (see the module docstring)."""
-    k = ring_ts.shape[1]
-    h = head[rows].astype(np.int64)
-    newest = ring_ts[rows, h]
-    before = ring_ts[rows, (h - 1) % k]
-    h = np.where((newest != EMPTY_TS) & (newest - before >= spacing_ms), (h + 1) % k, h)
-    ring_ts[rows, h] = ts
-    ring_v[rows, h] = val
-    head[rows] = h
 
 
 def ring_export(ring_ts: Array, ring_v: Array, head: Array, row: int) -> list[list[float]]:
@@ -77,15 +63,6 @@ def ring_import(ring_ts: Array, ring_v: Array, head: Array, row: int, saved: lis
         ring_ts[row, i] = int(t)
         ring_v[row, i] = float(v)
         head[row] = i
-
-
-def expand(row_start: Array, row_count: Array, sensor_idx: Array) -> tuple[Array, Array]:
-    """Readings (dense sensor index) -> (rule rows, reading position), as ThresholdEngine.rows_for."""
-    counts = row_count[sensor_idx]
-    pos = np.repeat(np.arange(len(sensor_idx)), counts)
-    first = np.repeat(row_start[sensor_idx], counts)
-    offset = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
-    return first + offset, pos
 
 
 @dataclass(frozen=True)
@@ -214,52 +191,28 @@ class RateEngine:
         self.table = table
         self.state = state if state is not None else RateState.empty(len(table))
         self.levels = ThresholdEngine(table.levels)
+        gap = table.levels.max_gap_ms
+        self._max_gap = gap if gap is not None else np.full(len(table), np.iinfo(np.int64).max)
         self.ignored_stale = 0  # readings not newer than the row's last one
         self.ignored_invalid = 0  # non-finite values
 
-    def process(self, sensor_idx: Array, ts: Array, value: Array) -> list[Transition]:
+    def process(self, sensor_idx: Array, ts: Array, value: Array, *, ordered: bool = False) -> list[Transition]:
         """Evaluate readings (dense sensor index, epoch ms, value); return the level changes of the
-        rate rows by (ts, row). ``Transition.value`` is the rate, in ``unit / per_s``."""
-        rows, pos = expand(self.table.row_start, self.table.row_count, np.asarray(sensor_idx, dtype=np.int64))
-        if len(rows) == 0:
-            return []
-        ts = np.asarray(ts, dtype=np.int64)[pos]
-        val = np.asarray(value, dtype=np.float64)[pos]
-        finite = np.isfinite(val)
-        self.ignored_invalid += int((~finite).sum())
-        rows, ts, val = rows[finite], ts[finite], val[finite]
-        if len(rows) == 0:
-            return []
-        order, occ = rounds(rows, ts)
-        rows, ts, val = rows[order], ts[order], val[order]
-        got: list[tuple[Array, Array, Array]] = []
-        for r in range(int(occ.max()) + 1):
-            m = occ == r
-            got.append(self._round(rows[m], ts[m], val[m]))
-        r_rows, r_ts, r_rate = (np.concatenate(parts) for parts in zip(*got, strict=True))
-        return self.levels.process(r_rows, r_ts, r_rate)
-
-    def _round(self, rows: Array, ts: Array, val: Array) -> tuple[Array, Array, Array]:
-        """Readings of distinct rows: keep them in the rings, return (rows, ts, rate) where defined."""
+        rate rows by (ts, row). ``Transition.value`` is the rate, in ``unit / per_s``. Readings are
+        evaluated per row in ts order (``ordered``: each sensor's already come in ts order)."""
+        idx = np.asarray(sensor_idx, dtype=np.int64)
+        ts = np.asarray(ts, dtype=np.int64)
+        val = np.asarray(value, dtype=np.float64)
+        if not ordered and (order := by_sensor_time(idx, ts)) is not None:
+            idx, ts, val = idx[order], ts[order], val[order]
         st, tb = self.state, self.table
-        fresh = ts > st.last_ts[rows]
-        self.ignored_stale += int((~fresh).sum())
-        rows, ts, val = rows[fresh], ts[fresh], val[fresh]
-        gaps = tb.levels.max_gap_ms
-        if gaps is not None:  # a data gap empties the ring: no rate is taken across it
-            gap = rows[(st.last_ts[rows] >= 0) & (ts - st.last_ts[rows] > gaps[rows])]
-            st.ring_ts[gap], st.head[gap] = EMPTY_TS, 0
-        st.last_ts[rows] = ts
-        ring_push(st.ring_ts, st.ring_v, st.head, rows, ts, val, tb.spacing_ms[rows])
-        rts = st.ring_ts[rows]  # (m, RING)
-        inside = rts >= (ts - tb.window_ms[rows])[:, None]
-        oldest = np.argmin(np.where(inside, rts, np.iinfo(np.int64).max), axis=1)
-        ts_o = rts[np.arange(len(rows)), oldest]
-        v_o = st.ring_v[rows, oldest]
-        span = ts - ts_o
-        ok = (span > 0) & (span >= tb.min_span_ms[rows])
-        rate = (val[ok] - v_o[ok]) / (span[ok] / 1000.0) * tb.per_s[rows[ok]]
-        return rows[ok], ts[ok], rate
+        stale, invalid, r_rows, r_ts, r_rate = rate_loop(
+            idx, ts, val, tb.row_start, tb.row_count, tb.window_ms, tb.spacing_ms, tb.min_span_ms, tb.per_s,
+            self._max_gap, st.ring_ts, st.ring_v, st.head, st.last_ts)
+        self.ignored_stale += int(stale)
+        self.ignored_invalid += int(invalid)
+        # each rate row's rates come in ts order: the ladder needs no ordering
+        return self.levels.process(r_rows, r_ts, r_rate, ordered=True)
 
     def to_event(self, t: Transition, emitted_at: int) -> WarningEvent:
         lv = self.table.levels

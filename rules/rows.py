@@ -1,8 +1,9 @@
-"""What every rule stage shares: row names and the split of a micro-batch into rounds.
+"""What every rule stage shares: row names and the order in which a micro-batch is evaluated.
 
-A stage compiles its rules into *rows* (one per sensor and rule). A micro-batch may hold several
-readings of one row; ordered by (row, ts), the k-th reading of every row forms round k, so each
-round touches every row at most once and is evaluated with vectorised masks.
+A stage compiles its rules into *rows* (one per sensor and rule). Its compiled loop
+(:mod:`rules.kernels`) walks a micro-batch once, in arrival order, and needs each sensor's
+readings in timestamp order: the engine's late check guarantees that; for a stage called on
+readings in any order, :func:`by_sensor_time` gives the order to evaluate them in.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ import numpy as np
 from config.models import LEVELS
 from rules.events import WarningEvent, episode_id, event_kind
 
-__all__ = ["RowNames", "rounds"]
+__all__ = ["RowNames", "by_sensor_time"]
 
 
-def rounds(rows: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Order readings by (row, ts); return the order and each ordered reading's round number."""
-    order = np.lexsort((ts, rows))
-    r = rows[order]
-    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-    occ = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
-    return order, occ
+def by_sensor_time(sensor: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+    """The order (by sensor, then ts, then arrival) to evaluate readings in, or None when every
+    sensor's readings already come in timestamp order (checked cheaply: all timestamps ordered)."""
+    if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):
+        return None
+    return np.lexsort((ts, sensor))
 
 
 class RowNames:

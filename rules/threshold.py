@@ -2,9 +2,8 @@
 
 Every (sensor, rule) pair is a *row*. Its ladder, deadband and minimum duration are compiled
 once into dense numpy arrays (:class:`ThresholdTable`); per-row state lives in preallocated arrays
-(:class:`ThresholdState`). A micro-batch of readings is evaluated with vectorised operations:
-readings are ordered by (row, ts) and split into *rounds*, round ``r`` holding the r-th reading of
-every row in the batch, so each round touches every row at most once and is evaluated with masks.
+(:class:`ThresholdState`). A micro-batch is evaluated by one compiled loop over the readings
+(:func:`rules.kernels.threshold_loop`), each row's readings in timestamp order.
 
 Semantics (event time; values are made "higher is worse" by multiplying low rules by -1):
 
@@ -33,7 +32,8 @@ import numpy as np
 
 from config.models import LEVELS, Config
 from rules.events import WarningEvent
-from rules.rows import RowNames, rounds
+from rules.kernels import threshold_loop
+from rules.rows import RowNames, by_sensor_time
 
 __all__ = ["ThresholdEngine", "ThresholdState", "ThresholdTable", "Transition"]
 
@@ -194,77 +194,32 @@ class ThresholdEngine:
         self._stay = rung - table.deadband[:, None] - tol
         # consecutive-sample counts matter only where a rule asks for more than one sample
         self._counts = table.min_samples is not None and bool((table.min_samples > 1).any())
+        n = len(table)
+        self._min_samples = table.min_samples if table.min_samples is not None else np.ones(n, np.int32)
+        self._max_gap = table.max_gap_ms if table.max_gap_ms is not None else np.full(n, np.iinfo(np.int64).max)
 
-    def rows_for(self, sensor_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Expand readings (by dense sensor index) to rule rows: (rows, reading position)."""
-        counts = self.table.row_count[sensor_idx]
-        if len(counts) and int(counts.max()) <= 1:  # one rule per sensor at most: no expansion
-            pos = np.flatnonzero(counts)
-            return self.table.row_start[sensor_idx[pos]], pos
-        pos = np.repeat(np.arange(len(sensor_idx)), counts)
-        first = np.repeat(self.table.row_start[sensor_idx], counts)
-        offset = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts)
-        return first + offset, pos
-
-    def process(self, sensor_idx: np.ndarray, ts: np.ndarray, value: np.ndarray) -> list[Transition]:
+    def process(self, sensor_idx: np.ndarray, ts: np.ndarray, value: np.ndarray, *,
+                ordered: bool = False) -> list[Transition]:
         """Evaluate readings (dense sensor index, epoch ms, value) and return the level changes.
 
-        Readings may come in any order; they are evaluated per row in timestamp order.
+        Readings may come in any order; each row's are evaluated in timestamp order. ``ordered``:
+        the caller guarantees that each sensor's readings already come in timestamp order (the
+        engine's late check does), so no order is worked out.
         """
-        rows, pos = self.rows_for(np.asarray(sensor_idx, dtype=np.int64))
-        if len(rows) == 0:
-            return []
-        ts = np.asarray(ts, dtype=np.int64)[pos]
-        val = np.asarray(value, dtype=np.float64)[pos]
-        order, occ = rounds(rows, ts)
-        rows, ts, val = rows[order], ts[order], val[order]
-        out: list[Transition] = []
-        for r in range(int(occ.max()) + 1):
-            m = occ == r
-            out.extend(self._round(rows[m], ts[m], val[m]))
-        out.sort(key=lambda t: (t.ts, t.row))
-        return out
-
-    def _round(self, rows: np.ndarray, ts: np.ndarray, val: np.ndarray) -> list[Transition]:
+        idx = np.asarray(sensor_idx, dtype=np.int64)
+        ts = np.asarray(ts, dtype=np.int64)
+        val = np.asarray(value, dtype=np.float64)
+        if not ordered and (order := by_sensor_time(idx, ts)) is not None:
+            idx, ts, val = idx[order], ts[order], val[order]
         st, tb = self.state, self.table
-        fresh = ts > st.last_ts[rows]
-        self.ignored_stale += int((~fresh).sum())
-        rows, ts, val = rows[fresh], ts[fresh], val[fresh]
-        if len(rows) == 0:
-            return []
-        if tb.max_gap_ms is not None:  # no duration condition spans a data gap
-            gap = (st.last_ts[rows] >= 0) & (ts - st.last_ts[rows] > tb.max_gap_ms[rows])
-            st.since[rows[gap]] = NONE
-        st.last_ts[rows] = ts
-        v = (val * tb.sign[rows])[:, None]  # (m, 1), "higher is worse"
-        level = st.level[rows].astype(np.int64)
-        ranks = np.arange(1, N_RANKS + 1)[None, :]  # (1, 4)
-        reached = level[:, None] >= ranks
-        holds = v >= np.where(reached, self._stay[rows], self._enter[rows])
-        before = st.since[rows]
-        since = np.where(holds, np.where(before >= 0, before, ts[:, None]), NONE)
-        st.since[rows] = since
-        persisted = ts[:, None] - since >= tb.min_duration_ms[rows, None]
-        if self._counts:
-            count = np.where(holds, np.where(before >= 0, st.count[rows] + 1, 1), 0)
-            st.count[rows] = count
-            persisted &= count >= tb.min_samples[rows, None]
-        qualified = holds & (reached | persisted)
-        new_level = np.where(qualified.any(axis=1), N_RANKS - np.argmax(qualified[:, ::-1], axis=1), 0)
-        changed = np.flatnonzero(new_level != level)
-        out: list[Transition] = []
-        for i in changed:
-            row, new, old = int(rows[i]), int(new_level[i]), int(level[i])
-            if old == 0:
-                st.episode_ts[row] = ts[i]
-                st.peak[row] = 0
-            st.peak[row] = max(int(st.peak[row]), new)
-            out.append(Transition(row, int(ts[i]), float(val[i]), old, new,
-                                  int(st.episode_ts[row]), int(st.peak[row])))
-            st.level[row] = new
-            if new == 0:
-                st.episode_ts[row] = NONE
-                st.peak[row] = 0
+        stale, changes = threshold_loop(
+            idx, ts, val, tb.row_start, tb.row_count, tb.sign, self._enter, self._stay, tb.min_duration_ms,
+            self._max_gap, self._min_samples, self._counts,
+            st.level, st.since, st.last_ts, st.episode_ts, st.peak, st.count)
+        self.ignored_stale += int(stale)
+        out = [Transition(row, int(ts[i]), float(val[i]), old, new, episode_ts, peak)
+               for row, i, old, new, episode_ts, peak in changes.tolist()]
+        out.sort(key=lambda t: (t.ts, t.row))
         return out
 
     def to_event(self, t: Transition, emitted_at: int) -> WarningEvent:

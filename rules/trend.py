@@ -1,8 +1,8 @@
 """Trend forecast: a least-squares line gives the time left before the next rung. The pure engine.
 
 Every sensor with a ``trend:`` rule *and* at least one threshold rule is a *row*
-(:class:`TrendTable`); state lives in preallocated arrays (:class:`TrendState`); micro-batches are
-evaluated in rounds as in :mod:`rules.threshold`. A trend rule on a sensor without threshold rules
+(:class:`TrendTable`); state lives in preallocated arrays (:class:`TrendState`); a micro-batch is
+evaluated by one compiled loop (:func:`rules.kernels.trend_loop`). A trend rule on a sensor without threshold rules
 has nothing to forecast and is left out of the table (:attr:`TrendTable.skipped` names them).
 
 At each reading ``(ts, v)`` of a row (event time):
@@ -38,8 +38,9 @@ import numpy as np
 
 from config.models import LEVELS, Config
 from rules.events import WarningEvent
-from rules.rate import EMPTY_TS, ring_export, ring_import, ring_push
-from rules.rows import RowNames, rounds
+from rules.kernels import trend_loop
+from rules.rate import EMPTY_TS, ring_export, ring_import
+from rules.rows import RowNames, by_sensor_time
 from rules.threshold import N_RANKS
 
 __all__ = ["RING", "TrendEngine", "TrendState", "TrendTable", "TrendTransition"]
@@ -193,76 +194,28 @@ class TrendEngine:
         self.state = state if state is not None else TrendState.empty(len(table))
         self.ignored_stale = 0  # readings not newer than the row's last one
         self.ignored_invalid = 0  # non-finite values
+        gap = table.max_gap_ms
+        self._max_gap = gap if gap is not None else np.full(len(table), np.iinfo(np.int64).max)
 
-    def process(self, sensor_idx: Array, ts: Array, value: Array) -> list[TrendTransition]:
+    def process(self, sensor_idx: Array, ts: Array, value: Array, *, ordered: bool = False) -> list[TrendTransition]:
         """Evaluate readings (dense sensor index, epoch ms, value); return forecasts raised and
-        cleared by (ts, row). Sensors without a trend row are skipped."""
-        rows = self.table.row_of_sensor[np.asarray(sensor_idx, dtype=np.int64)]
+        cleared by (ts, row). Sensors without a trend row are skipped. Readings are evaluated per
+        row in ts order (``ordered``: each sensor's already come in ts order)."""
+        idx = np.asarray(sensor_idx, dtype=np.int64)
         ts = np.asarray(ts, dtype=np.int64)
         val = np.asarray(value, dtype=np.float64)
-        keep = rows >= 0
-        finite = np.isfinite(val)
-        self.ignored_invalid += int((keep & ~finite).sum())
-        keep &= finite
-        rows, ts, val = rows[keep], ts[keep], val[keep]
-        if len(rows) == 0:
-            return []
-        order, occ = rounds(rows, ts)
-        rows, ts, val = rows[order], ts[order], val[order]
-        out: list[TrendTransition] = []
-        for r in range(int(occ.max()) + 1):
-            m = occ == r
-            out.extend(self._round(rows[m], ts[m], val[m]))
-        out.sort(key=lambda t: (t.ts, t.row))
-        return out
-
-    def _round(self, rows: Array, ts: Array, val: Array) -> list[TrendTransition]:
+        if not ordered and (order := by_sensor_time(idx, ts)) is not None:
+            idx, ts, val = idx[order], ts[order], val[order]
         st, tb = self.state, self.table
-        fresh = ts > st.last_ts[rows]
-        self.ignored_stale += int((~fresh).sum())
-        rows, ts, val = rows[fresh], ts[fresh], val[fresh]
-        if len(rows) == 0:
-            return []
-        if tb.max_gap_ms is not None:  # a data gap empties the ring: no line across it
-            gap = rows[(st.last_ts[rows] >= 0) & (ts - st.last_ts[rows] > tb.max_gap_ms[rows])]
-            st.ring_ts[gap], st.head[gap] = EMPTY_TS, 0
-        st.last_ts[rows] = ts
-        ring_push(st.ring_ts, st.ring_v, st.head, rows, ts, val, tb.spacing_ms[rows])
-        rts = st.ring_ts[rows]
-        w = (rts >= (ts - tb.window_ms[rows])[:, None]).astype(np.float64)  # (m, RING)
-        points = w.sum(axis=1)
-        t = np.where(w > 0, (rts - ts[:, None]) / 1000.0, 0.0)  # seconds before the reading
-        v = np.where(w > 0, st.ring_v[rows] - val[:, None], 0.0)  # relative to the reading
-        n = np.maximum(points, 1.0)
-        tc = np.where(w > 0, t - (t.sum(axis=1) / n)[:, None], 0.0)
-        vc = np.where(w > 0, v - (v.sum(axis=1) / n)[:, None], 0.0)
-        sxx = (tc * tc).sum(axis=1)
-        ok = (points >= tb.min_points[rows]) & (sxx > 0)
-        slope = np.where(ok, (tc * vc).sum(axis=1) / np.where(sxx > 0, sxx, 1.0), 0.0)  # unit / s
-        sign = tb.sign[rows]
-        sv, ss = sign * val, sign * slope
-        rung = tb.rungs[rows]  # (m, 4) signed
-        ahead = np.isfinite(rung) & (rung > sv[:, None])
-        has_target = ahead.any(axis=1)
-        target = np.where(has_target, np.argmax(ahead, axis=1) + 1, 0)  # rungs rise with rank
-        dist = np.where(has_target, rung[np.arange(len(rows)), np.maximum(target - 1, 0)] - sv, np.inf)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            eta = np.where(has_target & (ss > 0), dist / np.where(ss > 0, ss, 1.0), np.inf)
-        active = st.level[rows] > 0
-        now_active = np.where(active, eta < tb.clear_s[rows], eta < tb.horizon_s[rows])
-        changed = np.flatnonzero(ok & (now_active != active))
-        out: list[TrendTransition] = []
-        for i in changed:
-            row = int(rows[i])
-            old = int(st.level[row])
-            new = int(tb.level[row]) if now_active[i] else 0
-            if old == 0:
-                st.episode_ts[row] = ts[i]
-            out.append(TrendTransition(row, int(ts[i]), float(val[i]), old, new, int(st.episode_ts[row]),
-                                       float(eta[i]), int(target[i]), float(slope[i]), int(points[i])))
-            st.level[row] = new
-            if new == 0:
-                st.episode_ts[row] = NONE
+        stale, invalid, changes, fits = trend_loop(
+            idx, ts, val, tb.row_of_sensor, tb.sign, tb.rungs, tb.window_ms, tb.spacing_ms, tb.horizon_s,
+            tb.clear_s, tb.min_points, tb.level, self._max_gap, st.ring_ts, st.ring_v, st.head, st.last_ts,
+            st.level, st.episode_ts)
+        self.ignored_stale += int(stale)
+        self.ignored_invalid += int(invalid)
+        out = [TrendTransition(row, int(ts[i]), float(val[i]), old, new, episode_ts, eta, target, slope, points)
+               for (row, i, old, new, episode_ts, target, points), (eta, slope) in zip(changes.tolist(), fits.tolist())]
+        out.sort(key=lambda t: (t.ts, t.row))
         return out
 
     def to_event(self, t: TrendTransition, emitted_at: int) -> WarningEvent:

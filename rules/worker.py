@@ -109,6 +109,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     #    table once, after a (re)start or rebalance, and exported after every change, so the table
     #    always says what the arrays say. A failed batch unloads everything: the next use re-imports.
     engine = Engine(config, started_ms=int(time.time() * 1000))
+    engine.warm_up()  # compiled before the first batch, not during it
     loaded: set[str] = set()
     lock = asyncio.Lock()
     ready = asyncio.Event()
