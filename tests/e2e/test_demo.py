@@ -60,6 +60,8 @@ def test_demo_runs_the_chemical_scenario_end_to_end_with_its_console(tmp_path: P
     assert by_subject["CH-001/GT-101"] == ["yellow", "orange", "red", "normal"]
     assert by_subject["CH-001/LT-201"] == ["yellow", "red", "normal"]
     assert any(x.get("type") == "sms" and x["segments"] >= 1 for x in lines)
-    assert any(x.get("type") == "broadcast" and x["cap"].startswith("<?xml") for x in lines)
+    broadcasts = [x for x in lines if x.get("type") == "broadcast"]
+    assert any(x["status"] == "sent" and (x.get("cap") or "").startswith("<?xml") for x in broadcasts), \
+        [(x["status"], x.get("kind"), x.get("suppressed_reason") or x.get("error")) for x in broadcasts]
     summary = [x for x in lines if "summary" in x]
     assert summary and summary[-1]["summary"]["sms"] > 0, lines[-5:]
