@@ -50,7 +50,7 @@ import numpy as np
 from config.models import Config
 from rules.events import WarningEvent, episode_id
 from rules.kernels import quality_loop
-from rules.rows import by_sensor_time
+from rules.rows import by_sensor_time, zeros
 
 __all__ = ["CHECKS", "FAULT_RULE", "STATE_BYTES_PER_SENSOR", "QualityEngine", "QualityState",
            "QualityTable", "fault_warnings"]
@@ -151,11 +151,11 @@ class QualityState:
     def empty(cls, table: QualityTable, started_ms: int) -> QualityState:
         n = len(table)
         return cls(
-            faults=np.zeros(n, np.uint8), run=np.zeros(n, np.int32), last_ts=np.full(n, NONE, np.int64),
+            faults=zeros(n, np.uint8), run=zeros(n, np.int32), last_ts=np.full(n, NONE, np.int64),
             last_seen_ms=np.full(n, started_ms, np.int64), last_v=np.full(n, np.nan),
             since=np.full((n, len(CHECKS)), NONE, np.int64), episode_ts=np.full(n, NONE, np.int64),
-            outlier=np.zeros(n, np.int8), win_count=np.zeros(n, np.uint8), win_head=np.zeros(n, np.uint8),
-            window=np.zeros((table.n_spike, int(table.spike_window.max(initial=0))), np.float64),
+            outlier=zeros(n, np.int8), win_count=zeros(n, np.uint8), win_head=zeros(n, np.uint8),
+            window=zeros((table.n_spike, int(table.spike_window.max(initial=0))), np.float64),
         )
 
 

@@ -53,7 +53,7 @@ from config.models import LEVELS, Config
 from config.rules import RAIN_WINDOWS_H
 from rules.events import WarningEvent
 from rules.kernels import rain_loop
-from rules.rows import RowNames, by_sensor_time
+from rules.rows import RowNames, by_sensor_time, zeros
 
 __all__ = ["BIN_MS", "N_BINS", "RainEngine", "RainState", "RainTable", "RainTransition"]
 
@@ -153,13 +153,13 @@ class RainState:
     @classmethod
     def empty(cls, n: int) -> RainState:
         return cls(
-            bins=np.zeros((n, N_BINS), dtype=np.int32),
-            sums=np.zeros((n, len(WINDOWS_H)), dtype=np.int64),
+            bins=zeros((n, N_BINS), dtype=np.int32),
+            sums=zeros((n, len(WINDOWS_H)), dtype=np.int64),
             last_ts=np.full(n, NONE, dtype=np.int64),
             counter=np.full(n, NO_COUNTER, dtype=np.int64),
-            level=np.zeros(n, dtype=np.int8),
+            level=zeros(n, dtype=np.int8),
             episode_ts=np.full(n, NONE, dtype=np.int64),
-            peak=np.zeros(n, dtype=np.int8),
+            peak=zeros(n, dtype=np.int8),
         )
 
     def reset_rows(self, rows: Array) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 from config.models import LEVELS, Config
 from rules.events import WarningEvent
 from rules.kernels import rate_loop
-from rules.rows import by_sensor_time
+from rules.rows import by_sensor_time, zeros
 from rules.threshold import N_RANKS, ThresholdEngine, ThresholdTable, Transition
 
 __all__ = ["EMPTY_TS", "RING", "RateEngine", "RateState", "RateTable"]
@@ -172,8 +172,8 @@ class RateState:
     def empty(cls, n: int) -> RateState:
         return cls(
             ring_ts=np.full((n, RING), EMPTY_TS, dtype=np.int64),
-            ring_v=np.zeros((n, RING), dtype=np.float64),
-            head=np.zeros(n, dtype=np.int8),
+            ring_v=zeros((n, RING), dtype=np.float64),
+            head=zeros(n, dtype=np.int8),
             last_ts=np.full(n, NONE, dtype=np.int64),
         )
 

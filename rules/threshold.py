@@ -33,7 +33,7 @@ import numpy as np
 from config.models import LEVELS, Config
 from rules.events import WarningEvent
 from rules.kernels import threshold_loop
-from rules.rows import RowNames, by_sensor_time
+from rules.rows import RowNames, by_sensor_time, zeros
 
 __all__ = ["ThresholdEngine", "ThresholdState", "ThresholdTable", "Transition"]
 
@@ -131,12 +131,12 @@ class ThresholdState:
     @classmethod
     def empty(cls, n: int) -> ThresholdState:
         return cls(
-            level=np.zeros(n, dtype=np.int8),
+            level=zeros(n, dtype=np.int8),
             since=np.full((n, N_RANKS), NONE, dtype=np.int64),
             last_ts=np.full(n, NONE, dtype=np.int64),
             episode_ts=np.full(n, NONE, dtype=np.int64),
-            peak=np.zeros(n, dtype=np.int8),
-            count=np.zeros((n, N_RANKS), dtype=np.int32),
+            peak=zeros(n, dtype=np.int8),
+            count=zeros((n, N_RANKS), dtype=np.int32),
         )
 
     def export_rows(self, rows: Iterable[int]) -> dict[int, list[int]]:

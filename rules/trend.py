@@ -40,7 +40,7 @@ from config.models import LEVELS, Config
 from rules.events import WarningEvent
 from rules.kernels import trend_loop
 from rules.rate import EMPTY_TS, ring_export, ring_import
-from rules.rows import RowNames, by_sensor_time
+from rules.rows import RowNames, by_sensor_time, zeros
 from rules.threshold import N_RANKS
 
 __all__ = ["RING", "TrendEngine", "TrendState", "TrendTable", "TrendTransition"]
@@ -154,10 +154,10 @@ class TrendState:
     def empty(cls, n: int) -> TrendState:
         return cls(
             ring_ts=np.full((n, RING), EMPTY_TS, dtype=np.int64),
-            ring_v=np.zeros((n, RING), dtype=np.float64),
-            head=np.zeros(n, dtype=np.int8),
+            ring_v=zeros((n, RING), dtype=np.float64),
+            head=zeros(n, dtype=np.int8),
             last_ts=np.full(n, NONE, dtype=np.int64),
-            level=np.zeros(n, dtype=np.int8),
+            level=zeros(n, dtype=np.int8),
             episode_ts=np.full(n, NONE, dtype=np.int64),
         )
 
