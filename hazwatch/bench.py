@@ -40,6 +40,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import numba
 import numpy as np
 import orjson
 import typer
@@ -198,7 +199,7 @@ def array_inventory(engine: object) -> dict[str, dict[str, int]]:
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model (/proc/cpuinfo), cores, Python and numpy versions."""
+    """CPU model (/proc/cpuinfo), cores, Python, numpy and numba versions."""
     model = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -208,7 +209,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "cores_available": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(), "numpy": np.__version__,
+            "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
             "platform": platform.platform()}
 
 
@@ -253,8 +254,9 @@ def bench_rules(sensors: int = 100_000, *, batches: int = 10, repeats: int = 5,
     if one_core:  # "on one core": numpy here is single-threaded anyway; pinning makes it explicit
         os.sched_setaffinity(0, {min(cpus)})
     try:
+        warm = Engine(config)
         t0 = time.perf_counter()
-        Engine(config).warm_up()  # compiling the loops (or loading them from numba's cache) is not timed
+        warm.warm_up()  # compiling the loops (or loading them from numba's cache) is not timed
         warm_up_s = time.perf_counter() - t0
         say(f"engine: {repeats} x {total:,} readings (loops compiled or loaded in {warm_up_s:.2f} s)")
         runs = [_time_engine(config, data, now) for _ in range(repeats)]
@@ -340,7 +342,8 @@ def _table(r: dict[str, Any]) -> Table:
                  f"engine: median of {r['repeats']} runs\n"
                  f"runs: {', '.join(f'{x:,}' for x in r['engine_runs_readings_per_s'])} readings/s\n"
                  f"baseline: {', '.join(r['baseline_stages'])}\n"
-                 f"{m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}")
+                 f"{m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}, "
+                 f"numba {m.get('numba', '?')}; loops compiled or loaded in {r.get('warm_up_s', 0):.2f} s")
     return t
 
 
