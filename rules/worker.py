@@ -11,8 +11,10 @@ Why this order survives a crash (SIGKILL) at any point:
 - killed after the events, before the state write or the offset commit: the readings come again
   and the events are emitted a second time, identically; the alerts outbox recognises their
   idempotency keys, so nobody is notified twice;
-- killed after the state write: readings already reflected in the state (same sensor, timestamp
-  not newer) change nothing.
+- killed after the state write, before the offset commit: each site's state records the
+  partition and offset of the last readings message it reflects, so the messages Kafka delivers
+  again are recognised and skipped -- no event twice, and no already-evaluated reading
+  dead-lettered as "late".
 
 State store: faust's memory store, rebuilt from the changelog topic at start. The table is keyed
 by site id, the same key as ``hazwatch.readings``, so a site's state lives on the partition of its
@@ -80,6 +82,9 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=10.0,
+        # how often consumed offsets are committed (faust's default 2.8 s); messages consumed after
+        # the last commit come again after a crash and are skipped by the offsets in the state
+        broker_commit_interval=float(os.environ.get("HAZWATCH_RULES_COMMIT_INTERVAL_S", "2.8")),
         producer_acks=-1,
         web_enabled=False,
         datadir=datadir or os.environ.get("HAZWATCH_DATA_DIR") or tempfile.mkdtemp(prefix="hazwatch-rules-"),
@@ -111,9 +116,11 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     engine = Engine(config, started_ms=int(time.time() * 1000))
     engine.warm_up()  # compiled before the first batch, not during it
     loaded: set[str] = set()
+    offsets: dict[str, list[int]] = {}  # site -> [partition, offset] of its last message in the state
     lock = asyncio.Lock()
     ready = asyncio.Event()
     n_partitions = PARTITIONS[READINGS]
+    sites_known = {s.id for s in config.sites}
 
     @app.on_rebalance_complete.connect
     async def _recovered(sender: object, *_args: object, **_kw: object) -> None:
@@ -129,8 +136,19 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
         for site in sites:
             engine.set_site_windows(site, windows_table[site])  # no-op when unchanged
             if site not in loaded:
-                engine.import_site(site, state_table[site])
+                saved = state_table[site]
+                engine.import_site(site, saved)
+                offsets.pop(site, None)
+                if saved.get("offset") is not None:
+                    offsets[site] = saved["offset"]
                 loaded.add(site)
+
+    def save(site: str) -> None:
+        """The site's state from the arrays into the table, with the offset it reflects."""
+        state = engine.export_site(site)
+        if site in offsets:
+            state["offset"] = offsets[site]
+        state_table[site] = state
 
     def owned_sites() -> list[str]:
         """The configured sites whose readings partition this worker owns (the producer's
@@ -162,17 +180,17 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
             if out.health or out.warnings or out.released:
                 await _emit(out)
                 for site in {h["site"] for h in out.health} | {w.site for w in out.warnings} | set(out.released):
-                    state_table[site] = engine.export_site(site)
+                    save(site)
 
     @app.agent(readings)
     async def evaluate(stream: faust.Stream) -> None:
-        async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
             try:
-                await _evaluate(values)
+                await _evaluate(events)
             except Exception:  # noqa: BLE001 - an agent that raises loses events (DESIGN.md)
-                log.exception("batch of %d messages failed; dead-lettering it", len(values))
+                log.exception("batch of %d messages failed; dead-lettering it", len(events))
                 loaded.clear()  # the arrays may hold half of it: back to what the table says
-                for raw in values:
+                for raw in (e.value for e in events):
                     await deadletter.send(value=orjson.dumps({"source": "rules", "reason": "evaluation failed",
                                                               "payload": raw.decode("utf-8", "replace")}))
 
@@ -192,20 +210,35 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
                 await deadletter.send(value=orjson.dumps({"source": "rules", "reason": f"bad maintenance record: {exc}",
                                                           "payload": bytes(raw).decode("utf-8", "replace")}))
 
-    async def _evaluate(values: list[bytes]) -> None:
-        batch, sites, rejects = decode(values)
-        for raw, reason in rejects:
-            await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
-                                                      "payload": raw.decode("utf-8", "replace")}))
+    async def _evaluate(events: list[faust.types.EventT]) -> None:
         async with lock:
+            # a readings message is keyed by its site: skip the messages that a site's state
+            # already reflects (consumed again after a crash, before their offsets were committed)
+            keyed = [(e, e.message.key.decode("utf-8", "replace") if e.message.key else None) for e in events]
+            load({site for _, site in keyed if site in sites_known})
+            fresh: list[tuple[faust.types.EventT, str | None]] = []
+            for e, site in keyed:
+                seen = offsets.get(site) if site is not None else None
+                if seen is not None and seen[0] == e.message.partition and e.message.offset <= seen[1]:
+                    continue
+                fresh.append((e, site))
+            if len(fresh) < len(events):
+                log.warning("skipped %d readings message(s) evaluated before a restart", len(events) - len(fresh))
+            batch, sites, rejects = decode([e.value for e, _ in fresh])
+            for raw, reason in rejects:
+                await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
+                                                          "payload": raw.decode("utf-8", "replace")}))
             load(sites)  # the runtime windows of these sites, and their state if not loaded yet
             out = engine.process(batch, now_ms=int(time.time() * 1000))
             for i, reason in out.rejects:
                 await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
                                                           "site": batch.site[i], "sensor": batch.sensor[i]}))
             await _emit(out)
-            for site in sites:
-                state_table[site] = engine.export_site(site)
+            for e, site in fresh:  # in consumption order: a site's partition's offsets only grow
+                if site in sites_known:
+                    offsets[site] = [e.message.partition, e.message.offset]
+            for site in sites | {site for _, site in fresh if site in sites_known}:
+                save(site)
 
     return app
 

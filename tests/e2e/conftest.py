@@ -187,7 +187,14 @@ def sites_edit() -> Callable[[dict], None] | None:
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, settings_patch: dict, sites_edit: Callable[[dict], None] | None) -> Iterator[Pipeline]:
+def service_env() -> dict[str, str]:
+    """Override (or parametrize) to give every service process extra environment variables."""
+    return {}
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, settings_patch: dict, sites_edit: Callable[[dict], None] | None,
+             service_env: dict[str, str]) -> Iterator[Pipeline]:
     """A fresh embedded stack with every service running, for one test."""
     config_dir = config_dir_with(tmp_path, settings_patch)
     if sites_edit is not None:
@@ -196,6 +203,7 @@ def pipeline(tmp_path: Path, settings_patch: dict, sites_edit: Callable[[dict], 
         sites_edit(sites)
         path.write_text(yaml.safe_dump(sites, allow_unicode=True))
     with EmbeddedStack(tmp_path) as stack:
+        stack.extra_env.update(service_env)
         procs = start_services(stack, config_dir)
         p = Pipeline(stack, procs, load_config(config_dir), config_dir)
         try:
