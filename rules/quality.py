@@ -41,6 +41,7 @@ sensors with the spike check on (``spike_window`` 5..32: 40..256 bytes).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,7 +166,7 @@ STATE_BYTES_PER_SENSOR = 1 + 4 + 8 + 8 + 8 + 8 * len(CHECKS) + 8 + 1 + 1 + 1
 
 def _num(x: float) -> float | None:
     """A float for JSON: None for nan and infinities."""
-    return float(x) if np.isfinite(x) else None
+    return float(x) if math.isfinite(x) else None
 
 
 class QualityEngine:

@@ -174,8 +174,8 @@ class RainState:
     def export_row(self, row: int) -> dict[str, Any]:
         """JSON-able: the non-zero bins as ``[age, mm]`` (age 0 = the newest bin), mm to 0.01."""
         head = int(self.last_ts[row]) // BIN_MS if self.last_ts[row] >= 0 else 0
-        slots = (head - np.arange(N_BINS)) % N_BINS
-        ages = np.flatnonzero(self.bins[row, slots])
+        ring = self.bins[row, (head - np.arange(N_BINS)) % N_BINS]  # newest first
+        ages = np.flatnonzero(ring)
         c = int(self.counter[row])
         return {
             "last_ts": int(self.last_ts[row]),
@@ -183,7 +183,7 @@ class RainState:
             "level": int(self.level[row]),
             "episode_ts": int(self.episode_ts[row]),
             "peak": int(self.peak[row]),
-            "bins": [[int(a), int(self.bins[row, slots[a]]) / 100] for a in ages],
+            "bins": [[a, b / 100] for a, b in zip(ages.tolist(), ring[ages].tolist())],
         }
 
     def import_row(self, row: int, saved: dict[str, Any]) -> None:

@@ -54,7 +54,9 @@ def ring_export(ring_ts: Array, ring_v: Array, head: Array, row: int) -> list[li
     """The kept readings of a row, oldest first, as ``[ts, v]``."""
     k = ring_ts.shape[1]
     slots = (int(head[row]) + 1 + np.arange(k)) % k
-    return [[int(ring_ts[row, s]), float(ring_v[row, s])] for s in slots if ring_ts[row, s] != EMPTY_TS]
+    ts = ring_ts[row, slots]
+    kept = ts != EMPTY_TS
+    return [[t, v] for t, v in zip(ts[kept].tolist(), ring_v[row, slots[kept]].tolist())]
 
 
 def ring_import(ring_ts: Array, ring_v: Array, head: Array, row: int, saved: list[list[float]]) -> None:
