@@ -103,10 +103,17 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
                   openapi_url="/api/openapi.json", lifespan=lifespan)
     app.state.console = ctx
 
-    # 4. CSRF on every API write but the log-in, and security headers on every answer
+    # 4. CSRF on every API write but the log-in, and security headers on every answer; a NUL
+    #    character in the path or query is a 422 before any handler (PostgreSQL can neither
+    #    store nor compare one; JSON bodies refuse it in their models)
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
+        bad = [["path"]] if "\x00" in path else []
+        bad += [["query", k] for k, v in request.query_params.multi_items() if "\x00" in k or "\x00" in v]
+        if bad:  # FastAPI's validation-error shape, so the answer is the documented 422
+            return JSONResponse({"detail": [{"loc": loc, "type": "value_error", "msg": "含有 NUL 字符 / contains a "
+                                             "NUL (\\x00) character"} for loc in bad]}, status_code=422)
         if (request.method in _WRITES and path.startswith("/api/") and path != "/api/login"):
             user = await asyncio.to_thread(auth.optional_user, request)
             if user is not None and not auth.check_csrf(request, user.csrf):
