@@ -124,11 +124,13 @@ class QualityCheck:
             self.window.append(v)
         return spike, stats
 
-    def tick(self, now_ms: int) -> list[dict[str, Any]]:
-        """Offline by the wall clock: no reading for more than the offline interval."""
-        if "offline" in self.faults or now_ms - self.last_seen_ms <= self.offline_ms:
+    def tick(self, now_ms: int, started_ms: int) -> list[dict[str, Any]]:
+        """Offline by the wall clock: no reading for more than the offline interval (counted from
+        ``started_ms`` at the earliest)."""
+        if "offline" in self.faults or now_ms - max(self.last_seen_ms, started_ms) <= self.offline_ms:
             return []
-        events = self.transition(self.faults, self.faults | {"offline"}, now_ms, now_ms, None)
+        since = self.last_seen_ms + self.offline_ms  # when the silence passed the limit
+        events = self.transition(self.faults, self.faults | {"offline"}, since, now_ms, None)
         self.faults = self.faults | {"offline"}
         return events
 
@@ -347,5 +349,5 @@ class BaselineEngine:
             sensors = list(self.sensors.values())
         else:
             sensors = [x for s in sites for x in self.sensors.values() if x.site == s]
-        health = [e for s in sensors for e in s.quality.tick(now_ms)]
+        health = [e for s in sensors for e in s.quality.tick(now_ms, self.started_ms or now_ms)]
         return BaselineOutput(warnings=fault_warnings(health, self.config), health=health)

@@ -27,7 +27,11 @@ and are quarantined -- they were judged when they first came):
   reading for more than ``offline_after_periods * period_s`` (strictly more). A sensor never seen
   since this engine started counts from ``started_ms``, as does one whose saved ``last_seen_ms`` is
   older (after a restart the backlog in Kafka may still hold its readings: a grace of one offline
-  interval instead of a flood of false offline faults). The next reading ends the fault.
+  interval instead of a flood of false offline faults). The fault's ``ts`` is the moment the
+  silence passed the limit, ``last_seen_ms + offline_ms``, not the tick that noticed it
+  (``detected_at``): a fault found again after a crash that lost the state write (the event was
+  sent, the state was not saved) has the same ts, so the same equipment-fault episode id, and the
+  alerts store takes it as the same event. The next reading ends the fault.
 
 A sensor in any fault has all its readings quarantined. One health event per change of a check's
 state (``fault``/``ok``) and one per spike; within one reading, new faults come before cleared ones,
@@ -224,11 +228,15 @@ class QualityEngine:
         """
         st, tb = self.state, self.table
         rows = np.arange(len(tb)) if sensors is None else _i64(list(sensors))
-        silent = rows[((st.faults[rows] & OFFLINE) == 0) & (now_ms - st.last_seen_ms[rows] > tb.offline_ms[rows])]
+        seen = np.maximum(st.last_seen_ms[rows], self.started_ms)  # the restart grace
+        silent = rows[((st.faults[rows] & OFFLINE) == 0) & (now_ms - seen > tb.offline_ms[rows])]
         out: list[dict[str, Any]] = []
         for row in map(int, silent):
             b = int(st.faults[row])
-            out.extend(self._transition(row, b, b | OFFLINE, int(now_ms), int(now_ms), None))
+            # stamped when the silence passed the limit, not when it was noticed: found again after
+            # a restart, the fault has the same ts, so the same episode id (module docstring)
+            ts = int(st.last_seen_ms[row] + tb.offline_ms[row])
+            out.extend(self._transition(row, b, b | OFFLINE, ts, int(now_ms), None))
             st.faults[row] = b | OFFLINE
         return out
 
@@ -295,7 +303,8 @@ class QualityEngine:
 
     def import_site(self, site: str, saved: Mapping[str, Sequence[Any]]) -> None:
         """Replace the site's state with ``saved`` (missing sensors start fresh; unknown ones are
-        ignored). ``last_seen_ms`` is raised to ``started_ms`` (the restart grace, module docstring);
+        ignored). ``last_seen_ms`` is kept as saved; offline counts from ``started_ms`` at the earliest
+        (the restart grace, module docstring);
         a window saved under a larger ``spike_window`` keeps its newest values."""
         st, tb = self.state, self.table
         for row in map(int, tb.sensors_of_site.get(site, ())):
@@ -303,7 +312,7 @@ class QualityEngine:
             fa, run, last_ts, seen, last_v, *since, ep, outlier, window = (
                 s if s is not None else [0, 0, NONE, self.started_ms, None, *[NONE] * len(CHECKS), NONE, 0, []])
             st.faults[row], st.run[row], st.last_ts[row] = fa, run, last_ts
-            st.last_seen_ms[row] = max(int(seen), self.started_ms)
+            st.last_seen_ms[row] = seen
             st.last_v[row] = np.nan if last_v is None else last_v
             st.since[row], st.episode_ts[row], st.outlier[row] = since, ep, outlier
             w = int(tb.spike_window[row])

@@ -154,7 +154,9 @@ def test_spike_event_shape():
 def test_offline_never_seen_counts_from_start():
     eng = engine_for(started_ms=1000)
     assert eng.tick(16000) == []  # exactly 3 x period after start
-    assert [(e["check"], e["state"], e["ts"]) for e in eng.tick(16001)] == [("offline", "fault", 16001)]
+    # stamped when the silence passed the limit (start + 15 s), detected a millisecond later
+    assert [(e["check"], e["state"], e["ts"], e["detected_at"]) for e in eng.tick(16001)] == [
+        ("offline", "fault", 16000, 16001)]
 
 
 @pytest.mark.parametrize(("now", "offline"), [(15000 + 1000, False), (15000 + 1001, True), (10**9, True)])
@@ -169,15 +171,15 @@ def test_offline_event_once_recovery_with_next_reading():
     eng.process(np.array([0]), np.array([500]), np.array([7.0]), 1000)
     fault = eng.tick(16001)
     assert fault == [{"site": "X", "subject": "X/G1", "sensor": "G1", "check": "offline", "state": "fault",
-                      "ts": 16001, "detected_at": 16001, "value": None,
-                      "detail": {"active": ["offline"], "episode_ts": 16001, "offline_ms": 15000,
+                      "ts": 16000, "detected_at": 16001, "value": None,
+                      "detail": {"active": ["offline"], "episode_ts": 16000, "offline_ms": 15000,
                                  "last_seen_ms": 1000, "last_ts": 500, "last_value": 7.0}}]
     assert eng.tick(20000) == [] and eng.tick(10**9) == []  # no repeats while it lasts
     mask, events = eng.process(np.array([0]), np.array([60000]), np.array([8.0]), 61000)
     assert mask.tolist() == [False]  # healthy again: this reading is evaluated
     assert events == [{"site": "X", "subject": "X/G1", "sensor": "G1", "check": "offline", "state": "ok",
                        "ts": 60000, "detected_at": 61000, "value": 8.0,
-                       "detail": {"active": [], "episode_ts": 16001, "since": 16001}}]
+                       "detail": {"active": [], "episode_ts": 16000, "since": 16000}}]
     assert eng.tick(61000 + 15000) == []
     assert len(eng.tick(61000 + 15001)) == 1  # a new episode
 
@@ -202,8 +204,8 @@ def test_offline_then_stuck_is_one_equipment_episode():
     assert mask.tolist() == [True, False]
     warnings = fault_warnings(e1 + e2 + e3, cfg)
     assert [(w.kind, w.level, w.ts, w.detail["check"]) for w in warnings] == [
-        ("raised", "yellow", 20001, "offline"), ("cleared", "normal", 35000, "stuck")]
-    assert warnings[0].episode == warnings[1].episode == episode_id("X/G1", "equipment_fault", 20001)
+        ("raised", "yellow", 20000, "offline"), ("cleared", "normal", 35000, "stuck")]
+    assert warnings[0].episode == warnings[1].episode == episode_id("X/G1", "equipment_fault", 20000)
 
 
 def test_fault_warnings_shape():
@@ -283,8 +285,25 @@ def test_import_gives_a_restart_grace_and_resets_missing_sensors():
     del saved["B"]
     b = engine_for(sensor("A"), sensor("B"), started_ms=50000)
     b.import_site("X", saved)
-    assert b.state.last_seen_ms.tolist() == [50000, 50000] and b.state.last_ts.tolist() == [0, -1]
-    assert b.tick(65000) == [] and len(b.tick(65001)) == 2
+    assert b.state.last_seen_ms.tolist() == [1000, 50000] and b.state.last_ts.tolist() == [0, -1]
+    assert b.tick(65000) == []  # a grace of one offline interval from the restart
+    assert [(e["sensor"], e["ts"]) for e in b.tick(65001)] == [("A", 16000), ("B", 65000)]
+
+
+def test_an_offline_fault_found_again_after_a_lost_state_write_is_the_same_episode():
+    """The worker sends the fault, then dies before it saves the state: the next worker, started
+    from the state saved before, finds the same fault with the same ts, so the same episode."""
+    cfg = make_config(sensor())
+    a = engine_for()
+    a.process(np.array([0]), np.array([500]), np.array([7.0]), 1000)
+    saved = orjson.loads(orjson.dumps(a.export_site("X")))
+    first = fault_warnings(a.tick(16001), cfg)
+    b = engine_for(started_ms=40000)
+    b.import_site("X", saved)
+    assert b.tick(55000) == []
+    again = fault_warnings(b.tick(55001), cfg)
+    assert [(w.episode, w.kind, w.ts) for w in again] == [(w.episode, w.kind, w.ts) for w in first]
+    assert again[0].ts == 16000 and again[0].emitted_at == 55001
 
 
 def test_import_with_a_smaller_window_keeps_the_newest_values():
