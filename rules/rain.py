@@ -171,20 +171,21 @@ class RainState:
         self.episode_ts[rows] = NONE
         self.peak[rows] = 0
 
-    def export_row(self, row: int) -> dict[str, Any]:
-        """JSON-able: the non-zero bins as ``[age, mm]`` (age 0 = the newest bin), mm to 0.01."""
-        head = int(self.last_ts[row]) // BIN_MS if self.last_ts[row] >= 0 else 0
-        ring = self.bins[row, (head - np.arange(N_BINS)) % N_BINS]  # newest first
-        ages = np.flatnonzero(ring)
-        c = int(self.counter[row])
-        return {
-            "last_ts": int(self.last_ts[row]),
-            "counter": None if c == NO_COUNTER else c / 100,
-            "level": int(self.level[row]),
-            "episode_ts": int(self.episode_ts[row]),
-            "peak": int(self.peak[row]),
-            "bins": [[a, b / 100] for a, b in zip(ages.tolist(), ring[ages].tolist())],
-        }
+    def export_rows(self, rows: Array) -> list[dict[str, Any]]:
+        """JSON-able, one dict per row: the non-zero bins as ``[age, mm]`` (age 0 = the newest
+        bin), mm to 0.01 (all rows at once)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        last = self.last_ts[rows]
+        head = np.where(last >= 0, last // BIN_MS, 0)
+        ring = self.bins[rows[:, None], (head[:, None] - np.arange(N_BINS)) % N_BINS]  # newest first
+        r_i, ages = np.nonzero(ring)
+        bounds = np.searchsorted(r_i, np.arange(len(rows) + 1)).tolist()
+        pairs = [[a, b / 100] for a, b in zip(ages.tolist(), ring[r_i, ages].tolist())]
+        cols = zip(last.tolist(), self.counter[rows].tolist(), self.level[rows].tolist(),
+                   self.episode_ts[rows].tolist(), self.peak[rows].tolist(), bounds[:-1], bounds[1:])
+        return [{"last_ts": last_ts, "counter": None if c == NO_COUNTER else c / 100, "level": level,
+                 "episode_ts": episode_ts, "peak": peak, "bins": pairs[a:b]}
+                for last_ts, c, level, episode_ts, peak, a, b in cols]
 
     def import_row(self, row: int, saved: dict[str, Any]) -> None:
         self.reset_rows(np.array([row]))
@@ -270,7 +271,8 @@ class RainEngine:
     # -- state ----------------------------------------------------------------------------------
     def export_site(self, site: str) -> dict[str, Any]:
         """The site's rain state, JSON-able, keyed ``sensor|rule``."""
-        return {self.table.key(int(r)): self.state.export_row(int(r)) for r in self._rows(site)}
+        rows = self._rows(site)
+        return {self.table.key(r): data for r, data in zip(rows.tolist(), self.state.export_rows(rows))}
 
     def import_site(self, site: str, saved: dict[str, Any]) -> None:
         """Replace the site's rain state with ``saved`` (rows missing from it start fresh)."""

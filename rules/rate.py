@@ -50,13 +50,16 @@ NONE = np.int64(-1)
 Array = np.ndarray
 
 
-def ring_export(ring_ts: Array, ring_v: Array, head: Array, row: int) -> list[list[float]]:
-    """The kept readings of a row, oldest first, as ``[ts, v]``."""
+def ring_export(ring_ts: Array, ring_v: Array, head: Array, rows: Array) -> list[list[list[float]]]:
+    """The kept readings of each row, oldest first, as ``[ts, v]`` lists (all rows at once)."""
+    rows = np.asarray(rows, dtype=np.int64)
     k = ring_ts.shape[1]
-    slots = (int(head[row]) + 1 + np.arange(k)) % k
-    ts = ring_ts[row, slots]
-    kept = ts != EMPTY_TS
-    return [[t, v] for t, v in zip(ts[kept].tolist(), ring_v[row, slots[kept]].tolist())]
+    slots = (head[rows].astype(np.int64)[:, None] + 1 + np.arange(k)) % k  # (m, k) oldest first
+    ts, v = ring_ts[rows[:, None], slots], ring_v[rows[:, None], slots]
+    r_i, c_i = np.nonzero(ts != EMPTY_TS)  # row by row, oldest first
+    bounds = np.searchsorted(r_i, np.arange(len(rows) + 1)).tolist()
+    pairs = [[t, x] for t, x in zip(ts[r_i, c_i].tolist(), v[r_i, c_i].tolist())]
+    return [pairs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def ring_import(ring_ts: Array, ring_v: Array, head: Array, row: int, saved: list[list[float]]) -> None:
@@ -237,15 +240,12 @@ class RateEngine:
     def export_site(self, site: str) -> dict[str, Any]:
         """The site's rate state, JSON-able, keyed ``sensor|rule``: ring (oldest first), last_ts and
         the ladder state (ThresholdState.export_rows layout)."""
-        st = self.state
-        ladder = self.levels.state.export_rows(self._rows(site))
+        st, rows = self.state, self._rows(site)
+        ladder = self.levels.state.export_rows(rows)
+        rings = ring_export(st.ring_ts, st.ring_v, st.head, rows)
         return {
-            self.table.key(int(r)): {
-                "last_ts": int(st.last_ts[r]),
-                "ring": ring_export(st.ring_ts, st.ring_v, st.head, int(r)),
-                "ladder": ladder[int(r)],
-            }
-            for r in self._rows(site)
+            self.table.key(r): {"last_ts": last_ts, "ring": ring, "ladder": ladder[r]}
+            for r, last_ts, ring in zip(rows.tolist(), st.last_ts[rows].tolist(), rings)
         }
 
     def import_site(self, site: str, saved: dict[str, Any]) -> None:

@@ -238,16 +238,11 @@ class TrendEngine:
     # -- state ----------------------------------------------------------------------------------
     def export_site(self, site: str) -> dict[str, Any]:
         """The site's trend state, JSON-able, keyed ``sensor|rule``."""
-        st = self.state
-        return {
-            self.table.key(int(r)): {
-                "last_ts": int(st.last_ts[r]),
-                "level": int(st.level[r]),
-                "episode_ts": int(st.episode_ts[r]),
-                "ring": ring_export(st.ring_ts, st.ring_v, st.head, int(r)),
-            }
-            for r in self._rows(site)
-        }
+        st, rows = self.state, self._rows(site)
+        cols = zip(rows.tolist(), st.last_ts[rows].tolist(), st.level[rows].tolist(), st.episode_ts[rows].tolist(),
+                   ring_export(st.ring_ts, st.ring_v, st.head, rows))
+        return {self.table.key(r): {"last_ts": last_ts, "level": level, "episode_ts": episode_ts, "ring": ring}
+                for r, last_ts, level, episode_ts, ring in cols}
 
     def import_site(self, site: str, saved: dict[str, Any]) -> None:
         """Replace the site's trend state with ``saved`` (rows missing from it start fresh)."""
