@@ -223,6 +223,20 @@ def _time_engine(config: Config, batches: list[Batch], now: list[int]) -> tuple[
     return time.perf_counter() - t0, events
 
 
+def _time_worker(config: Config, batches: list[Batch], now: list[int]) -> float:
+    """Seconds for what the rules worker does per batch besides Kafka: evaluate, then export the
+    state of every site the batch touched (``Engine.export_site``, the table's JSON-able value)."""
+    engine = Engine(config)
+    engine.warm_up()
+    touched = [sorted(set(b.site)) for b in batches]  # decode() finds them; not timed
+    t0 = time.perf_counter()
+    for batch, now_ms, sites in zip(batches, now, touched):
+        engine.process(batch, now_ms)
+        for site in sites:
+            engine.export_site(site)
+    return time.perf_counter() - t0
+
+
 def _time_baseline(config: Config, batches: list[Batch], now: list[int]) -> tuple[float, int]:
     baseline = BaselineEngine(config)
     t0 = time.perf_counter()
@@ -262,6 +276,8 @@ def bench_rules(sensors: int = 100_000, *, batches: int = 10, repeats: int = 5,
         runs = [_time_engine(config, data, now) for _ in range(repeats)]
         say(f"baseline: {baseline_repeats} x {sub_total:,} readings")
         base_runs = [_time_baseline(config, sub, now) for _ in range(baseline_repeats)]
+        say(f"worker (engine + state export): 3 x {total:,} readings")
+        worker_runs = [_time_worker(config, data, now) for _ in range(3)]
         hot = _profile(config, data, now) if profile else None
     finally:
         os.sched_setaffinity(0, cpus)
@@ -285,6 +301,9 @@ def bench_rules(sensors: int = 100_000, *, batches: int = 10, repeats: int = 5,
         "window_buffer_bytes_per_sensor": round(sum(inv["window_buffers"].values()) / sensors, 1),
         "table_bytes_per_sensor": round(sum(inv["tables"].values()) / sensors, 1),
         "engine_memory_bytes_per_sensor": round(engine_bytes / sensors, 1),
+        "worker_readings_per_s": round(statistics.median(total / s for s in worker_runs)),
+        "export_ms_per_site": round(1000 * (statistics.median(worker_runs) - statistics.median(s for s, _ in runs))
+                                    / sum(len(set(b.site)) for b in data), 3),
         "arrays": {cat: dict(sorted(paths.items())) for cat, paths in inv.items()},
         "sensors": sensors, "sites": len(config.sites), "threshold_rules": n_rules,
         "batches": batches, "readings": total, "readings_per_batch": round(total / batches),
@@ -335,6 +354,8 @@ def _table(r: dict[str, Any]) -> Table:
     t.add_row("window buffer bytes/sensor", f"{r['window_buffer_bytes_per_sensor']:,}", "", "")
     t.add_row("compiled rule tables bytes/sensor", f"{r['table_bytes_per_sensor']:,}", "", "")
     t.add_row("all engine memory bytes/sensor", f"{r['engine_memory_bytes_per_sensor']:,}", "", "")
+    t.add_row("with the state export of the touched sites (worker)", f"{r['worker_readings_per_s']:,}", "", "")
+    t.add_row("state export ms/site", f"{r['export_ms_per_site']:,}", "", "")
     t.add_row("warnings (engine run / baseline subset)",
               f"{r['engine_warnings']:,} / {r['baseline_warnings']:,}", "", "")
     m = r["machine"]
