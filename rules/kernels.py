@@ -14,7 +14,9 @@ pairwise order (:func:`pairwise_sum`), the median sorts the window, no ``fastmat
 and the baseline agree to the bit, and a replay is identical whatever the batch size.
 
 Compilation happens on the first call of a process (about a second per loop; ``cache=True``
-keeps the machine code in ``__pycache__`` for the next process).
+keeps the machine code in ``__pycache__``, ``~/.cache/numba`` or ``NUMBA_CACHE_DIR`` for the next
+process). Where numba finds no writable cache location the loops are compiled in memory instead
+(:func:`_jit`): every start then pays the compilation, but nothing fails.
 """
 
 from __future__ import annotations
@@ -32,8 +34,19 @@ RAIN_ABSENT = 1 << 62  # rules.rain: a rung that is not configured
 INT64_MAX = np.iinfo(np.int64).max
 
 
+def _jit(**options):  # noqa: ANN202 - a decorator factory
+    """``numba.njit(cache=True, **options)``, or without the disk cache where numba has no
+    writable place for it (it refuses at decoration time: "no locator available")."""
+    def wrap(func):  # noqa: ANN001, ANN202
+        try:
+            return njit(cache=True, **options)(func)
+        except RuntimeError:
+            return njit(**options)(func)
+    return wrap
+
+
 # -- threshold ladders --------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@_jit(nogil=True)
 def threshold_loop(sensor, ts, val, row_start, row_count, sign, enter, stay, min_dur, max_gap,
                    min_samples, use_counts, level, since, last_ts, episode_ts, peak, count):
     """Step the ladders of each reading's rule rows (``row_start[s] .. + row_count[s]``).
@@ -99,7 +112,7 @@ def threshold_loop(sensor, ts, val, row_start, row_count, sign, enter, stay, min
 
 
 # -- rings of recent readings (rate, trend) -----------------------------------------------------
-@njit(cache=True, inline="always")
+@_jit(inline="always")
 def _ring_push(ring_ts, ring_v, head, r, t, v, spacing):
     """rules.rate.ring_push for one reading: overwrite the newest slot, or take a new one when the
     newest slot lies ``>= spacing`` after the one before it."""
@@ -113,7 +126,7 @@ def _ring_push(ring_ts, ring_v, head, r, t, v, spacing):
     head[r] = h
 
 
-@njit(cache=True, inline="always")
+@_jit(inline="always")
 def _ring_gap(ring_ts, head, last, t, max_gap, r):
     """A gap longer than ``max_gap`` since the row's last reading empties the ring."""
     if last >= 0 and t - last > max_gap:
@@ -122,7 +135,7 @@ def _ring_gap(ring_ts, head, last, t, max_gap, r):
         head[r] = 0
 
 
-@njit(cache=True, nogil=True)
+@_jit(nogil=True)
 def rate_loop(sensor, ts, val, row_start, row_count, window_ms, spacing_ms, min_span_ms, per_s, max_gap,
               ring_ts, ring_v, head, last_ts):
     """Keep each reading in its rate rows' rings and take the rate over the window.
@@ -170,7 +183,7 @@ def rate_loop(sensor, ts, val, row_start, row_count, window_ms, spacing_ms, min_
     return stale, invalid, o_row[:n_out], o_ts[:n_out], o_rate[:n_out]
 
 
-@njit(cache=True, inline="always")
+@_jit(inline="always")
 def pairwise_sum(a):
     """Sum in numpy's order for up to 128 float64 (eight interleaved partial sums, combined
     pairwise, then the rest): ``hazwatch.bench_baseline_stages.numpy_sum``."""
@@ -199,7 +212,7 @@ def pairwise_sum(a):
     return total
 
 
-@njit(cache=True, nogil=True)
+@_jit(nogil=True)
 def trend_loop(sensor, ts, val, row_of_sensor, sign, rungs, window_ms, spacing_ms, horizon_s, clear_s,
                min_points, fc_level, max_gap, ring_ts, ring_v, head, last_ts, level, episode_ts):
     """Keep each reading in its trend row's ring, fit a line over the window and raise or clear
@@ -297,7 +310,7 @@ def trend_loop(sensor, ts, val, row_of_sensor, sign, rungs, window_ms, spacing_m
 
 
 # -- rainfall windows ---------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@_jit(nogil=True)
 def rain_loop(sensor, ts, val, row_of_sensor, is_counter, rungs_cmm, deadband_cmm, window_bins, bin_ms,
               max_cmm, bin_cap, bins, sums, last_ts, counter, level, episode_ts, peak):
     """Add each reading's rain to its row's 5-minute bins, update the window sums and step the
@@ -411,7 +424,7 @@ def rain_loop(sensor, ts, val, row_of_sensor, is_counter, rungs_cmm, deadband_cm
 
 
 # -- data quality -------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@_jit(inline="always")
 def _median_sorted(buf, w):
     """Sort ``buf[:w]`` in place (insertion sort: w <= 32) and return its median."""
     for a in range(1, w):
@@ -424,7 +437,7 @@ def _median_sorted(buf, w):
     return 0.5 * (buf[(w - 1) // 2] + buf[w // 2])
 
 
-@njit(cache=True, nogil=True)
+@_jit(nogil=True)
 def quality_loop(sensor, ts, val, now, lo, hi, stuck_samples, spike_row, spike_window, spike_mad, mad_floor,
                  faults, run, last_ts, last_seen, last_v, outlier, win_count, win_head, window, quarantined):
     """Out of range, stuck and spike checks per reading (rules.quality). Sets ``quarantined[i]``

@@ -4,6 +4,11 @@ on readings that are not in time order."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,9 +21,11 @@ from rules.engine import Engine
 from rules.rows import by_sensor_time
 from rules.threshold import ThresholdEngine, ThresholdTable
 
+ROOT = Path(__file__).resolve().parents[2]
 floats = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
 
 
+@settings(deadline=None)  # the first example may compile the function
 @given(st.lists(floats, max_size=128))
 def test_pairwise_sum_is_numpys_sum_to_the_bit(values: list[float]) -> None:
     a = np.asarray(values, dtype=np.float64)
@@ -56,3 +63,18 @@ def test_any_arrival_order_is_evaluated_per_sensor_in_time_order(rows: list[tupl
     order = np.lexsort((ts, idx))
     ordered = ThresholdEngine(table).process(idx[order], ts[order], v[order], ordered=True)
     assert shuffled == ordered
+
+
+def test_without_a_writable_cache_the_loops_compile_in_memory(tmp_path) -> None:  # noqa: ANN001
+    """numba refuses ``cache=True`` at import where it has no writable cache location (simulated
+    here by allowing only the zip-file locator): the engine must still start and evaluate."""
+    code = ("import numpy as np; from rules.kernels import threshold_loop; from rules.engine import Engine; "
+            "from hazwatch.bench import synthetic_config, synthetic_batches; c = synthetic_config(200); "
+            "e = Engine(c, started_ms=0); e.warm_up(); b = synthetic_batches(c, 1)[0]; e.process(b, int(b.ts.max())); "
+            "print(type(threshold_loop._cache).__name__, e.stats.evaluated)")
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "ZipCacheLocator", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    cache, evaluated = out.stdout.split()
+    assert cache == "NullCache" and int(evaluated) > 300
