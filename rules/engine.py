@@ -201,6 +201,10 @@ class Engine:
             pos += m
         return out
 
+    def start(self, started_ms: int) -> None:
+        """Set when the engine started (see ``__init__``), if the constructor was not told."""
+        self._quality(started_ms)
+
     def warm_up(self) -> None:
         """Compile the stages' loops (:mod:`rules.kernels`) now rather than on the first batch:
         about 4 s on a machine's first run, then ~0.2 s from numba's disk cache. Runs every stage

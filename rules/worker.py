@@ -113,8 +113,9 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     #    arrays). Its arrays hold the state of the sites in ``loaded``: each is imported from the
     #    table once, after a (re)start or rebalance, and exported after every change, so the table
     #    always says what the arrays say. A failed batch unloads everything: the next use re-imports.
-    engine = Engine(config, started_ms=int(time.time() * 1000))
+    engine = Engine(config)
     engine.warm_up()  # compiled before the first batch, not during it
+    engine.start(int(time.time() * 1000))  # sensors never seen count their silence from now
     loaded: set[str] = set()
     offsets: dict[str, list[int]] = {}  # site -> [partition, offset] of its last message in the state
     lock = asyncio.Lock()
