@@ -196,8 +196,6 @@ class RateEngine:
         self.table = table
         self.state = state if state is not None else RateState.empty(len(table))
         self.levels = ThresholdEngine(table.levels)
-        gap = table.levels.max_gap_ms
-        self._max_gap = gap if gap is not None else np.full(len(table), np.iinfo(np.int64).max)
         self.ignored_stale = 0  # readings not newer than the row's last one
         self.ignored_invalid = 0  # non-finite values
 
@@ -213,7 +211,7 @@ class RateEngine:
         st, tb = self.state, self.table
         stale, invalid, r_rows, r_ts, r_rate = rate_loop(
             idx, ts, val, tb.row_start, tb.row_count, tb.window_ms, tb.spacing_ms, tb.min_span_ms, tb.per_s,
-            self._max_gap, st.ring_ts, st.ring_v, st.head, st.last_ts)
+            self.levels.max_gap, st.ring_ts, st.ring_v, st.head, st.last_ts)
         self.ignored_stale += int(stale)
         self.ignored_invalid += int(invalid)
         # each rate row's rates come in ts order: the ladder needs no ordering

@@ -15,7 +15,7 @@ import numpy as np
 from config.models import LEVELS
 from rules.events import WarningEvent, episode_id, event_kind
 
-__all__ = ["RowNames", "by_sensor_time", "zeros"]
+__all__ = ["RowNames", "by_sensor_time", "gap_limits", "zeros"]
 
 
 def zeros(shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -23,6 +23,11 @@ def zeros(shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
     the first batch would pay the page faults (measured: ~40 ms for the rain bins of 100,000
     sensors in the benchmark's first batch); a worker pays them at start instead."""
     return np.full(shape, 0, dtype=dtype)
+
+
+def gap_limits(max_gap_ms: np.ndarray | None, n: int) -> np.ndarray:
+    """A table's per-row gap limit for the compiled loops: ``max_gap_ms``, or no limit (int64 max)."""
+    return max_gap_ms if max_gap_ms is not None else np.full(n, np.iinfo(np.int64).max)
 
 
 def by_sensor_time(sensor: np.ndarray, ts: np.ndarray) -> np.ndarray | None:

@@ -33,7 +33,7 @@ import numpy as np
 from config.models import LEVELS, Config
 from rules.events import WarningEvent
 from rules.kernels import threshold_loop
-from rules.rows import RowNames, by_sensor_time, zeros
+from rules.rows import RowNames, by_sensor_time, gap_limits, zeros
 
 __all__ = ["ThresholdEngine", "ThresholdState", "ThresholdTable", "Transition"]
 
@@ -196,7 +196,7 @@ class ThresholdEngine:
         self._counts = table.min_samples is not None and bool((table.min_samples > 1).any())
         n = len(table)
         self._min_samples = table.min_samples if table.min_samples is not None else np.ones(n, np.int32)
-        self._max_gap = table.max_gap_ms if table.max_gap_ms is not None else np.full(n, np.iinfo(np.int64).max)
+        self.max_gap = gap_limits(table.max_gap_ms, n)
 
     def process(self, sensor_idx: np.ndarray, ts: np.ndarray, value: np.ndarray, *,
                 ordered: bool = False) -> list[Transition]:
@@ -214,7 +214,7 @@ class ThresholdEngine:
         st, tb = self.state, self.table
         stale, changes = threshold_loop(
             idx, ts, val, tb.row_start, tb.row_count, tb.sign, self._enter, self._stay, tb.min_duration_ms,
-            self._max_gap, self._min_samples, self._counts,
+            self.max_gap, self._min_samples, self._counts,
             st.level, st.since, st.last_ts, st.episode_ts, st.peak, st.count)
         self.ignored_stale += int(stale)
         out = [Transition(row, int(ts[i]), float(val[i]), old, new, episode_ts, peak)

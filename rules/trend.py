@@ -40,7 +40,7 @@ from config.models import LEVELS, Config
 from rules.events import WarningEvent
 from rules.kernels import trend_loop
 from rules.rate import EMPTY_TS, ring_export, ring_import
-from rules.rows import RowNames, by_sensor_time, zeros
+from rules.rows import RowNames, by_sensor_time, gap_limits, zeros
 from rules.threshold import N_RANKS
 
 __all__ = ["RING", "TrendEngine", "TrendState", "TrendTable", "TrendTransition"]
@@ -194,8 +194,7 @@ class TrendEngine:
         self.state = state if state is not None else TrendState.empty(len(table))
         self.ignored_stale = 0  # readings not newer than the row's last one
         self.ignored_invalid = 0  # non-finite values
-        gap = table.max_gap_ms
-        self._max_gap = gap if gap is not None else np.full(len(table), np.iinfo(np.int64).max)
+        self._max_gap = gap_limits(table.max_gap_ms, len(table))
 
     def process(self, sensor_idx: Array, ts: Array, value: Array, *, ordered: bool = False) -> list[TrendTransition]:
         """Evaluate readings (dense sensor index, epoch ms, value); return forecasts raised and

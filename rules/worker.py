@@ -216,7 +216,8 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
             # a readings message is keyed by its site: skip the messages that a site's state
             # already reflects (consumed again after a crash, before their offsets were committed)
             keyed = [(e, e.message.key.decode("utf-8", "replace") if e.message.key else None) for e in events]
-            load({site for _, site in keyed if site in sites_known})
+            keyed_sites = {site for _, site in keyed if site in sites_known}
+            load(keyed_sites)  # the runtime windows of these sites, and their state if not loaded yet
             fresh: list[tuple[faust.types.EventT, str | None]] = []
             for e, site in keyed:
                 seen = offsets.get(site) if site is not None else None
@@ -229,7 +230,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
             for raw, reason in rejects:
                 await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
                                                           "payload": raw.decode("utf-8", "replace")}))
-            load(sites)  # the runtime windows of these sites, and their state if not loaded yet
+            load(sites - keyed_sites)  # a message whose key is not its site (not from ingest)
             out = engine.process(batch, now_ms=int(time.time() * 1000))
             for i, reason in out.rejects:
                 await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
