@@ -1,7 +1,8 @@
 """The alerts HTTP API (alerts/http.py): Twilio status callbacks and the CAP Atom feed.
 
-STANDARDS.md "Warning dissemination": statuses arrive by status callback signed with
-``X-Twilio-Signature``; every CAP message is valid against ``shared/standards/CAP-v1.2.xsd``.
+docs/STANDARDS.md §5 "Warning dissemination": statuses arrive by status callback signed with
+``X-Twilio-Signature``; every CAP message is valid against the packaged OASIS CAP 1.2 schema
+``alerts/standards/CAP-v1.2.xsd``.
 Component tests use FastAPI's TestClient; one test sends a real message through the fake Twilio
 server to a real ``serve_in_thread`` instance. Every test runs on SQLite and PostgreSQL (the
 ``store`` fixture of ``tests/alerts/db.py``).
@@ -14,7 +15,6 @@ import itertools
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -43,8 +43,7 @@ from rules.events import WarningEvent
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 
 T = TypeVar("T")
-SHARED_XSD = Path(__file__).parents[3] / "shared" / "standards" / "CAP-v1.2.xsd"
-XSD = SHARED_XSD if SHARED_XSD.exists() else CAP_XSD
+XSD = CAP_XSD  # the OASIS CAP 1.2 schema (its checksum is pinned in tests/alerts/test_cap.py)
 NS = {"a": ATOM_NS, "cap": CAP_NS}
 TOKEN = "test-auth-token"
 NOW = dt.datetime(2025, 11, 23, 6, 30, tzinfo=dt.UTC)  # 14:30 Beijing time
@@ -420,7 +419,7 @@ def _feed(client: TestClient) -> etree._Element:
 
 
 def _cap_of(entry: etree._Element) -> etree._Element:
-    """The CAP alert embedded in an entry, validated against the shared XSD."""
+    """The CAP alert embedded in an entry, validated against the CAP 1.2 XSD."""
     [content] = entry.findall("a:content", NS)
     assert content.get("type") == "application/cap+xml"
     assert not (content.text or "").strip()  # inline XML, not escaped text
