@@ -31,7 +31,7 @@ from tests.config.fixtures import (
 
 CASES = case_names()
 
-#: The kinds of error the fixtures must cover (STYLE.md 5: one fixture per kind).
+#: The kinds of error the fixtures must cover (one fixture per kind).
 REQUIRED_KINDS = {
     # any file
     "yaml_syntax_error",

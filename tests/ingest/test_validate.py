@@ -1,7 +1,7 @@
-"""ingest.validate: every payload ends as valid output or as a reject with a reason (STYLE.md 7).
+"""ingest.validate: every payload ends as valid output or as a reject with a reason.
 
-Table-driven over the MQTT contract (DESIGN.md "MQTT contract"), plus a hypothesis property:
-arbitrary topics and payloads never raise and are never silently lost.
+Table-driven over the MQTT contract (docs/ARCHITECTURE.md §14.2 and §4), plus a hypothesis
+property: arbitrary topics and payloads never raise and are never silently lost.
 """
 
 from __future__ import annotations
