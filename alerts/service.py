@@ -157,7 +157,8 @@ class AlertsService:
         self.http_port = served.port
         callback = status_callback_url(self.config, served.url)
         # 2. outputs: deliveries feed, CAP over MQTT, SMS
-        self.producer = KafkaProducer(bootstrap_servers=s.kafka.bootstrap, acks="all", linger_ms=5)
+        self.producer = KafkaProducer(bootstrap_servers=s.kafka.bootstrap, acks="all", enable_idempotence=True,
+                                      linger_ms=5)
         cap = CapPublisher(s.mqtt.url)
         dispatcher = Dispatcher(self.store, self.config, self.sms, publish_cap=cap.publish, clock=self.clock,
                                 on_result=self._on_result, status_callback=callback, rng=self.rng,

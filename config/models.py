@@ -23,6 +23,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -38,6 +39,7 @@ from config.models_base import (
 )
 from config.notify import NotifySettings, Recipient, Routing, Zone
 from config.rules import QualitySpec, RainRule, RateRule, TrendRule
+from config.topics import MAINTENANCE, PARTITIONS, READINGS
 from config.site_rules import MaintenanceWindow, SiteRule, member_list
 
 #: DCS/SCADA tag limits (STANDARDS: "DCS/SCADA tags carry LL, L, H, HH limits").
@@ -276,6 +278,32 @@ class MqttSettings(_Model):
 
 class KafkaSettings(_Model):
     bootstrap: str = "127.0.0.1:9092"
+    replication_factor: Annotated[int, Field(ge=1)] = 1
+    """Copies of each hazwatch topic. Production runs 3, with ``min_insync_replicas`` 2."""
+    min_insync_replicas: Annotated[int, Field(ge=1)] = 1
+    """Copies an ``acks=all`` write must reach before it counts (the topics' ``min.insync.replicas``)."""
+    partitions: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: dict(PARTITIONS))
+    """Partitions per topic: a consumer group of N workers needs at least N. Topics left out keep
+    their defaults (config/topics.py)."""
+
+    @field_validator("partitions")
+    @classmethod
+    def _known_topics(cls, partitions: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(partitions) - set(PARTITIONS))
+        if unknown:
+            raise ValueError(f"unknown topic(s) {unknown}; known: {sorted(PARTITIONS)}")
+        counts = {**PARTITIONS, **partitions}
+        if counts[MAINTENANCE] != counts[READINGS]:
+            raise ValueError(f"{MAINTENANCE} must have as many partitions as {READINGS} "
+                             "(a site's windows live with its readings)")
+        return counts
+
+    @model_validator(mode="after")
+    def _writable(self) -> KafkaSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(f"min_insync_replicas ({self.min_insync_replicas}) exceeds "
+                             f"replication_factor ({self.replication_factor}): no write could succeed")
+        return self
 
 
 class DatabaseSettings(_Model):

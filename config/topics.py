@@ -1,7 +1,8 @@
 """Kafka topic names and partition counts (DESIGN.md "Kafka topics").
 
 Partition counts bound how many workers of a consumer group share the load: a site's readings,
-state and warnings live on one partition (keyed by site id), so 4 partitions allow 4 workers.
+state and warnings live on one partition (keyed by site id), so 12 partitions allow up to 12
+workers. These are the defaults; ``kafka.partitions`` in hazwatch.yaml changes them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ DELIVERIES = "hazwatch.deliveries"
 MAINTENANCE = "hazwatch.maintenance"
 
 PARTITIONS: dict[str, int] = {
-    READINGS: 4,
-    WARNINGS: 4,
-    HEALTH: 4,
+    READINGS: 12,
+    WARNINGS: 12,
+    HEALTH: 12,
     DEADLETTER: 1,  # low volume; one partition keeps rejects in arrival order
-    NOTIFICATIONS: 4,
-    DELIVERIES: 4,
+    NOTIFICATIONS: 12,
+    DELIVERIES: 12,
 }
 # Runtime maintenance windows, keyed by site id like the readings and with as many partitions: the
 # worker that owns a site's readings owns its windows (faust assigns co-partitioned topics together).

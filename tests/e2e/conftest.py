@@ -19,17 +19,15 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from alerts.store import Store
 from config import Config, example_dir, load_config
-from config.topics import PARTITIONS
 from hazwatch.demo import start_services
-from hazwatch.runtime import EmbeddedStack, Process
+from hazwatch.runtime import EmbeddedStack, Process, all_partitions
 from sensors.simulator import PlannedMessage
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED_XSD = ROOT.parent / "shared" / "standards" / "CAP-v1.2.xsd"
 PACKAGED_XSD = ROOT / "alerts" / "standards" / "CAP-v1.2.xsd"
 
 
@@ -67,7 +65,7 @@ class TopicReader:
         self.topic = topic
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                       auto_offset_reset="earliest")
-        self.consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS[topic])])
+        self.consumer.assign(all_partitions(self.consumer, [topic]))
         self.records: list[dict] = []
 
     def poll(self) -> list[dict]:
@@ -77,6 +75,18 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Partition -> the offset that consumer group ``group`` committed on ``topic`` (none: absent)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="e2e-offsets")
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
 class MqttRecorder:
@@ -139,14 +149,21 @@ class Pipeline:
             assert info.is_published(), f"no PUBACK for {topic}"
 
     def restart(self, name: str) -> Process:
+        """SIGKILL the service ``name`` and start it again; return once the new one is ready."""
         self.procs[name].kill()
+        return self.start(name, name.split("-")[0], log_name=f"{name}-restarted")
+
+    def start(self, name: str, service: str, *args: str, env: dict[str, str] | None = None,
+              log_name: str | None = None, wait: bool = True) -> Process:
+        """Start one more ``hazwatch <service>`` process as ``name``; by default wait until ready."""
         ready = self.stack.workdir / f"{name}.ready"
         ready.unlink(missing_ok=True)
-        proc = self.stack.hazwatch(f"{name}-restarted", name, "--config", str(self.config_dir),
-                                   env={"HAZWATCH_READY_FILE": str(ready)})
+        proc = self.stack.hazwatch(log_name or name, service, "--config", str(self.config_dir), *args,
+                                   env={**(env or {}), "HAZWATCH_READY_FILE": str(ready)})
         self.procs[name] = proc
-        wait_until(lambda: ready.exists() or not proc.alive(), 60, f"{name} ready after restart")
-        assert proc.alive(), proc.log_tail()
+        if wait:
+            wait_until(lambda: ready.exists() or not proc.alive(), 120, f"{name} ready")
+            assert proc.alive(), proc.log_tail()
         return proc
 
     def close(self) -> None:
@@ -193,8 +210,24 @@ def service_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def postgres_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Services on a fresh PostgreSQL database; use it as ``service_env`` where several alerts
+    processes share one outbox."""
+    from tests.alerts.db import fresh_database
+
+    for url in fresh_database("postgresql", tmp_path):
+        yield {"HAZWATCH_DATABASE_URL": url}
+
+
+@pytest.fixture
+def kafka_nodes() -> int | None:
+    """Override in a test module for a three-node Apache Kafka cluster (default: one node)."""
+    return None
+
+
+@pytest.fixture
 def pipeline(tmp_path: Path, settings_patch: dict, sites_edit: Callable[[dict], None] | None,
-             service_env: dict[str, str]) -> Iterator[Pipeline]:
+             service_env: dict[str, str], kafka_nodes: int | None) -> Iterator[Pipeline]:
     """A fresh embedded stack with every service running, for one test."""
     config_dir = config_dir_with(tmp_path, settings_patch)
     if sites_edit is not None:
@@ -202,7 +235,7 @@ def pipeline(tmp_path: Path, settings_patch: dict, sites_edit: Callable[[dict], 
         sites = yaml.safe_load(path.read_text())
         sites_edit(sites)
         path.write_text(yaml.safe_dump(sites, allow_unicode=True))
-    with EmbeddedStack(tmp_path) as stack:
+    with EmbeddedStack(tmp_path, kafka_nodes=kafka_nodes) as stack:
         stack.extra_env.update(service_env)
         procs = start_services(stack, config_dir)
         p = Pipeline(stack, procs, load_config(config_dir), config_dir)

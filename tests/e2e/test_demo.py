@@ -20,6 +20,7 @@ def test_demo_runs_the_chemical_scenario_end_to_end_with_its_console(tmp_path: P
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "hazwatch", "demo", "--json", "--scenario", "chemical", "--console-port", str(port),
+         "--kafka", "tansu",  # the embedded default stays honest: every other end-to-end test runs on Apache Kafka
          "--workdir", str(tmp_path / "demo")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[dict] = []

@@ -11,11 +11,12 @@ import time
 import orjson
 import pytest
 import typer
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from typer.testing import CliRunner
 
-from config.topics import HEALTH, PARTITIONS, READINGS, WARNINGS
+from config.topics import HEALTH, WARNINGS
 from hazwatch.cli_episodes import silences_app
+from hazwatch.runtime import all_partitions
 from tests.e2e.conftest import Pipeline, TopicReader, wait_until
 
 SUBJECT = "CH-001/GT-101"
@@ -44,7 +45,7 @@ def test_a_runtime_maintenance_window_holds_the_engine_and_its_end_releases_it(
     warnings = TopicReader(pipeline.stack.kafka_bootstrap, WARNINGS)
     table = KafkaConsumer(bootstrap_servers=pipeline.stack.kafka_bootstrap, enable_auto_commit=False,
                           auto_offset_reset="earliest")
-    table.assign([TopicPartition(CHANGELOG, p) for p in range(PARTITIONS[READINGS])])
+    table.assign(all_partitions(table, [CHANGELOG]))
     kept: list[list[dict]] = []
 
     def worker_keeps(check) -> bool:  # the worker's table, as its changelog shows it
