@@ -99,16 +99,21 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     health = app.topic(HEALTH, key_serializer="raw", value_serializer="raw")
     maintenance = app.topic(MAINTENANCE, key_type=bytes, value_type=bytes, key_serializer="raw",
                             value_serializer="raw")
-    # 3. durable state: site id -> {"threshold": {"sensor|rule": [...]}, "quality": {...}}
+    # 3. durable state: site id -> {"threshold": {"sensor|rule": [...]}, "quality": {...}}.
+    #    Keys are the site id's raw bytes, as in the readings topic, so that the producer's
+    #    partitioner puts a site's changelog records on its readings partition: faust serialises
+    #    a changelog key by the table's key_type (json for str: '"CH-001"' hashes elsewhere), and
+    #    after a rebalance it drops the keys whose changelog partition this worker does not own.
+    site_key = faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
     state_table = app.Table(
         "threshold-state", default=dict, partitions=kafka.partitions[READINGS], use_partitioner=True,
-        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+        key_type=bytes, schema=site_key,
     )
     #    and site id -> runtime maintenance windows (hazwatch.maintenance records), written per
     #    event from that topic, whose partitions are the readings' ones
     windows_table = app.Table(
         "maintenance-windows", default=list, partitions=kafka.partitions[MAINTENANCE],
-        schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+        key_type=bytes, schema=site_key,
     )
     # a window that ended before the oldest reading ingest accepts can no longer matter
     retain_ms = int(config.settings.ingest.max_age_s * 1000) + 86_400_000
@@ -151,9 +156,9 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     def load(sites: Iterable[str]) -> None:
         """The runtime windows of ``sites``, and their state from the table if not loaded yet."""
         for site in sites:
-            engine.set_site_windows(site, windows_table[site])  # no-op when unchanged
+            engine.set_site_windows(site, windows_table[site.encode()])  # no-op when unchanged
             if site not in loaded:
-                saved = state_table[site]
+                saved = state_table[site.encode()]
                 engine.import_site(site, saved)
                 offsets.pop(site, None)
                 if saved.get("offset") is not None:
@@ -165,7 +170,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
         state = engine.export_site(site)
         if site in offsets:
             state["offset"] = offsets[site]
-        state_table[site] = state
+        state_table[site.encode()] = state
 
     def owned_sites() -> list[str]:
         """The configured sites whose readings partition this worker owns (the producer's
@@ -219,8 +224,9 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
             try:
                 record = orjson.loads(raw)
                 window = RuntimeWindow.from_record(record)
-                windows_table[window.site] = upsert_window(windows_table[window.site], record,
-                                                           now_ms=int(time.time() * 1000), retain_ms=retain_ms)
+                key = window.site.encode()
+                windows_table[key] = upsert_window(windows_table[key], record, now_ms=int(time.time() * 1000),
+                                                   retain_ms=retain_ms)
                 log.info("maintenance window %s of %s %s: [%d, %d) %s", window.id, window.site,
                          list(window.sensors) or "(whole site)", window.start_ms, window.end_ms,
                          "ended" if window.ended else window.reason)

@@ -20,6 +20,7 @@ from sensors.simulator import PlannedMessage
 from tests.e2e.conftest import ROOT, Pipeline, TopicReader, committed_offsets, expected_sequences, wait_until
 
 SCENARIO_FILE = ROOT / "sensors" / "scenarios" / "all.yaml"
+STATE_CHANGELOG = "hazwatch-rules-threshold-state-changelog"  # faust: <app id>-<table>-changelog
 
 
 def audiences(config: Config, site_id: str) -> dict[str, set[str]]:
@@ -99,6 +100,44 @@ def readings_in_kafka(bootstrap: str) -> tuple[Counter, dict[int, int]]:
         consumer.close()
 
 
+def changelog_partitions(bootstrap: str, topic: str) -> dict[bytes, set[int]]:
+    """Key -> the partitions of ``topic`` (a faust table's changelog) that hold it."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                             client_id="e2e-changelog")
+    try:
+        tps = all_partitions(consumer, [topic])
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        out: dict[bytes, set[int]] = defaultdict(set)
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=500).values():
+                for rec in records:
+                    out[rec.key].add(rec.partition)
+        return dict(out)
+    finally:
+        consumer.close()
+
+
+def assert_state_beside_readings(bootstrap: str) -> None:
+    """Each site's rule state lives on the partition of its readings, so that the worker that owns
+    a site's readings also owns (and keeps, across rebalances) its state."""
+    from kafka.partitioner.default import murmur2
+
+    kept = changelog_partitions(bootstrap, STATE_CHANGELOG)
+    assert kept, "no rule state in the changelog"
+    n = len(all_partitions_of(bootstrap, READINGS))
+    for key, partitions in kept.items():
+        assert partitions == {(murmur2(key) & 0x7FFFFFFF) % n}, f"state of {key!r} on partitions {partitions}"
+
+
+def all_partitions_of(bootstrap: str, topic: str) -> list:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="e2e-partitions")
+    try:
+        return all_partitions(consumer, [topic])
+    finally:
+        consumer.close()
+
+
 def rules_caught_up(bootstrap: str, ends: dict[int, int]) -> bool:
     """The rules workers' group has committed every readings offset up to ``ends``."""
     done = committed_offsets(bootstrap, "hazwatch-rules", READINGS)
@@ -143,7 +182,9 @@ def assert_nothing_lost_or_twice(pipeline: Pipeline, messages: list[PlannedMessa
     n_events = sum(len(v) for v in expected.values())
     wait_until(lambda: sum(map(len, sequences_from(warnings.poll()).values())) >= n_events, 180,
                f"{n_events} distinct warning events")
-    assert sequences_from(warnings.records) == expected, "a warning was lost, raised twice or out of order"
+    got = sequences_from(warnings.records)
+    wrong = {s: (got.get(s), expected.get(s)) for s in set(got) | set(expected) if got.get(s) != expected.get(s)}
+    assert not wrong, f"a warning was lost, raised twice or out of order (subject: (got, expected)): {wrong}"
 
     wait_until(lambda: settled(pipeline, len(expected)), 180, "the outbox to settle")
     sms = assert_sms_once(pipeline)
@@ -159,3 +200,4 @@ def assert_nothing_lost_or_twice(pipeline: Pipeline, messages: list[PlannedMessa
     wait_until(lambda: rules_caught_up(pipeline.stack.kafka_bootstrap, ends), 120,
                "the rules workers to commit every readings offset")
     assert deadletter.poll() == [], deadletter.records[:3]
+    assert_state_beside_readings(pipeline.stack.kafka_bootstrap)
