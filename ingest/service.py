@@ -20,11 +20,13 @@ from dataclasses import dataclass
 import orjson
 import paho.mqtt.client as mqtt
 from kafka import KafkaProducer
+from kafka.producer.future import FutureRecordMetadata
 from prometheus_client import Counter
 
 from config.models import Config
 from config.topics import DEADLETTER, HEALTH, READINGS
 from config.urls import mqtt_host_port
+from ingest.delivery import Record, deliver
 from ingest.validate import Batch, Reject, Status, validate_message
 
 __all__ = ["IngestService", "SUBSCRIPTIONS", "deadletter_record"]
@@ -81,6 +83,10 @@ class IngestService:
             max_in_flight_requests_per_connection=1,  # keep per-site order across retries
             linger_ms=5,
             max_block_ms=5000,
+            # how long the producer retries a record by itself before giving it back as failed:
+            # long, since a record given back is sent again (ingest.delivery)
+            delivery_timeout_ms=600_000,
+            request_timeout_ms=30_000,
             client_id=self.client_id,
         )
 
@@ -113,14 +119,14 @@ class IngestService:
         self.inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, int(time.time() * 1000)))
 
     # -- processing ---------------------------------------------------------------------------
-    def handle(self, inbound: _Inbound) -> list[tuple[str, bytes | None, bytes]]:
+    def handle(self, inbound: _Inbound) -> list[Record]:
         """Validate one message -> the Kafka records (topic, key, value) it becomes. Never raises."""
         try:
             valid, rejects = validate_message(self.config, inbound.topic, inbound.payload, inbound.received_ms)
         except Exception as exc:  # noqa: BLE001 - a validator bug must not stop ingest
             log.exception("validator failed on %s", inbound.topic)
             valid, rejects = None, [Reject(f"internal validation error: {exc!r}")]
-        out: list[tuple[str, bytes | None, bytes]] = []
+        out: list[Record] = []
         if isinstance(valid, Batch):
             out.append((READINGS, valid.site.encode(), valid.to_json()))
             READINGS_TOTAL.inc(len(valid))
@@ -137,23 +143,16 @@ class IngestService:
             log.warning("dead-letter %s: %s", inbound.topic, rej.reason)
         return out
 
-    def _produce(self, records: list[tuple[str, bytes | None, bytes]]) -> None:
-        """Produce and wait for Kafka's acknowledgement; retry (never drop) until it succeeds."""
-        delay = 0.5
-        while not self.stopping.is_set():
-            try:
-                if self._producer is None:
-                    self._producer = self._connect_kafka()
-                futures = [self._producer.send(t, key=k, value=v) for t, k, v in records]
-                self._producer.flush(timeout=30)
-                for f in futures:
-                    f.get(timeout=30)
-                return
-            except Exception as exc:  # noqa: BLE001 - Kafka outage: wait and try again
-                log.warning("Kafka unavailable (%s); retrying in %.1f s", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        raise InterruptedError("stopping before Kafka acknowledged")
+    def _produce(self, records: list[Record]) -> None:
+        """Wait until Kafka has acknowledged every record once (ingest.delivery); never drop."""
+
+        def send(record: Record) -> FutureRecordMetadata:
+            if self._producer is None:
+                self._producer = self._connect_kafka()
+            topic, key, value = record
+            return self._producer.send(topic, key=key, value=value)
+
+        deliver(send, records, stopping=self.stopping.is_set)
 
     def run(self) -> None:
         """Run until :meth:`stop`. Drains the inbox in micro-batches of up to 500 messages."""
