@@ -11,10 +11,10 @@ Standards followed (``STANDARDS.md`` "Warning dissemination"):
 - GB/T 35965.1-2018 (China's CAP profile): identifier ``ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N`` —
   6-digit administrative code (GB/T 2260), 3-digit agency type, 3-digit unit, 2-digit extension,
   the send time in Beijing time, one sequence digit.
-- Severity from configuration (DESIGN.md: red Extreme, orange Severe, yellow Moderate, blue Minor).
+- Severity from configuration (docs/ARCHITECTURE.md §14.4: red Extreme, orange Severe, yellow Moderate, blue Minor).
 
 The builder takes the send time as an argument and does no I/O; :func:`validate_cap` reads the
-XSD packaged next to this module (a byte-identical copy of ``shared/standards/CAP-v1.2.xsd``).
+XSD packaged next to this module (the official OASIS CAP 1.2 schema; its SHA-256 is pinned in tests/alerts/test_cap.py).
 
 Errors::
 

@@ -1,8 +1,8 @@
 """Noise control decisions: silences, inhibition, per-recipient rate limits, group wait. Pure.
 
-Each decision is a small function over plain data, with the current time passed in (STYLE.md
-items 1 and 3: the pipeline suppress -> group -> dedup -> rate-limit -> send -> record calls these;
-the database, the clock and the channels stay in the shell).
+Each decision is a small function over plain data, with the current time passed in (the pipeline
+suppress -> group -> dedup -> rate-limit -> send -> record calls these; the database, the clock and
+the channels stay in the shell).
 
 Decisions taken here, and why:
 

@@ -1,4 +1,4 @@
-"""The notification pipeline, assembled in one readable place (STYLE.md item 3):
+"""The notification pipeline, assembled in one readable place:
 
     intake:   lifecycle -> plan -> suppress (silence, inhibition) -> record (outbox, unique key)
     timers:   叫应 steps due by the clock -> plan -> record

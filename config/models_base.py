@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 __all__ = ["ID_PATTERN", "LEVELS", "Id", "LadderStep", "Level", "WarningLevel", "level_rank"]
 
-#: Ids of sites, sensors and zones; the same pattern the MQTT contract uses (DESIGN.md).
+#: Ids of sites, sensors and zones; the same pattern the MQTT contract uses (docs/ARCHITECTURE.md §14.2).
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
-#: Levels in order of severity (DESIGN.md: normal < blue < yellow < orange < red).
+#: Levels in order of severity (docs/ARCHITECTURE.md §14.4: normal < blue < yellow < orange < red).
 LEVELS: tuple[str, ...] = ("normal", "blue", "yellow", "orange", "red")
 Level = Literal["normal", "blue", "yellow", "orange", "red"]
 WarningLevel = Literal["blue", "yellow", "orange", "red"]

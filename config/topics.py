@@ -1,4 +1,4 @@
-"""Kafka topic names and partition counts (DESIGN.md "Kafka topics").
+"""Kafka topic names and partition counts (docs/ARCHITECTURE.md §14.3).
 
 Partition counts bound how many workers of a consumer group share the load: a site's readings,
 state and warnings live on one partition (keyed by site id), so 12 partitions allow up to 12

@@ -1,4 +1,4 @@
-"""The ``hazwatch`` command line (DESIGN.md "Command line")."""
+"""The ``hazwatch`` command line (docs/ARCHITECTURE.md §14.5)."""
 
 from __future__ import annotations
 

@@ -201,7 +201,7 @@ def all_partitions(consumer: KafkaConsumer, topics: Iterable[str], timeout_s: fl
 
 def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS, replication_factor: int = 1,
                   min_insync_replicas: int | None = None) -> None:
-    """Create the hazwatch topics if missing (before any worker subscribes: DESIGN.md)."""
+    """Create the hazwatch topics if missing (before any worker subscribes: docs/ARCHITECTURE.md §15)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError

@@ -1,4 +1,4 @@
-"""The warning event: one per level change, the contract between rules and alerts (DESIGN.md)."""
+"""The warning event: one per level change, the contract between rules and alerts (docs/ARCHITECTURE.md §14.4)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ __all__ = ["FileBatch", "Malformed", "ReplayError", "ReplayResult", "default_tic
 
 @dataclass
 class ReplayResult:
-    """Events and counts of one replay; all but ``elapsed_s`` deterministic. ``warnings``: DESIGN.md
+    """Events and counts of one replay; all but ``elapsed_s`` deterministic. ``warnings``: docs/ARCHITECTURE.md §14.4
     warning events (``emitted_at`` = ``ts``); ``malformed``, ``rejected`` (unknown sensor): the first
     :data:`MAX_LISTED` lines; ``counts``: exact; ``by_level``: warning events entering each level
     (raised, escalated or de-escalated to it); ``by_site``: the same per site, plus its episodes."""

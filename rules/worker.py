@@ -19,7 +19,7 @@ Why this order survives a crash (SIGKILL) at any point:
 State store: faust's memory store, rebuilt from the changelog topic at start. The table is keyed
 by site id, the same key as ``hazwatch.readings``, so a site's state lives on the partition of its
 readings and moves with it on a rebalance. ``use_partitioner=True`` is what lets a table be written
-from a ``take()`` batch (DESIGN.md, measured facts).
+from a ``take()`` batch (docs/ARCHITECTURE.md §15, measured facts).
 
 Runtime maintenance windows (``hazwatch.maintenance``, published by ``alerts.maintenance_feed``
 when an operator creates or ends a maintenance silence): a second agent keeps them, per event, in
@@ -73,7 +73,7 @@ def decode(values: Iterable[bytes]) -> tuple[Batch, set[str], list[tuple[bytes, 
 
 def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | None = None) -> faust.App:
     """Composition root of the rules worker."""
-    # 1. the faust app, tuned for fast group joins on the embedded broker (DESIGN.md facts)
+    # 1. the faust app, tuned for fast group joins on the embedded broker (docs/ARCHITECTURE.md §15)
     kafka = config.settings.kafka
     app = faust.App(
         app_id,
@@ -209,7 +209,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
             try:
                 await _evaluate(events)
-            except Exception:  # noqa: BLE001 - an agent that raises loses events (DESIGN.md)
+            except Exception:  # noqa: BLE001 - an agent that raises loses events (docs/ARCHITECTURE.md §15)
                 log.exception("batch of %d messages failed; dead-lettering it", len(events))
                 loaded.clear()  # the arrays may hold half of it: back to what the table says
                 for raw in (e.value for e in events):
@@ -230,7 +230,7 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
                 log.info("maintenance window %s of %s %s: [%d, %d) %s", window.id, window.site,
                          list(window.sensors) or "(whole site)", window.start_ms, window.end_ms,
                          "ended" if window.ended else window.reason)
-            except Exception as exc:  # noqa: BLE001 - an agent that raises loses events (DESIGN.md)
+            except Exception as exc:  # noqa: BLE001 - an agent that raises loses events (docs/ARCHITECTURE.md §15)
                 await deadletter.send(value=orjson.dumps({"source": "rules", "reason": f"bad maintenance record: {exc}",
                                                           "payload": bytes(raw).decode("utf-8", "replace")}))
 
