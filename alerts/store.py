@@ -7,7 +7,8 @@ Tables::
     episodes        one warning of one subject under one rule, raised -> cleared -> closed
     level_changes   every warning event of an episode (unique per episode, kind, level, ts)
     actions         acknowledge, dispose, close, false alarm, silence create/end: who, when, what
-    notifications   the outbox: one row per (recipient, channel, reason), unique idempotency key
+    notifications   the outbox: one row per (recipient, channel, reason), unique idempotency key,
+                    leased by the alerts process working on it (alerts/claims.py)
     deliveries      delivery statuses reported by the provider (status callbacks)
     silences        silences and maintenance windows: matcher, start, end, creator, reason
     faults          subjects whose sensor is in fault (their threshold warnings are inhibited)
@@ -179,6 +180,10 @@ class Notification(Base):
     not_before: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     """Grouping wait, quiet hours and retry backoff all move this."""
     sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The alerts process working on the row (``host:pid:random``), see :mod:`alerts.claims`."""
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """End of that lease; a row left ``sending`` past it is reconciled by another process."""
 
 
 class Delivery(Base):

@@ -12,11 +12,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, select, text
 
 import alerts.store
 import console.users  # noqa: F401  (the console's users and sessions share the store: migration 0002)
-from alerts.store import Base, Store
+from alerts.claims import Claims
+from alerts.store import Base, Notification, Store, utcnow
 from tests.alerts.db import BACKENDS, fresh_database
 
 MIGRATIONS = Path(alerts.store.__file__).with_name("migrations")
@@ -89,3 +90,24 @@ def test_offline_sql_renders(empty_url: str, capsys: pytest.CaptureFixture[str])
     command.upgrade(cfg, "head", sql=True)
     sql = capsys.readouterr().out
     assert "CREATE TABLE episodes" in sql and "uq_notifications_key" in sql
+
+
+def test_outbox_rows_from_before_leases_keep_their_data_and_have_no_lease(empty_url: str) -> None:
+    """0003 adds the lease columns to a live outbox; a row an older version left ``sending`` has
+    no lease, so the next start reconciles it at once (alerts/claims.py)."""
+    store = Store(empty_url, migrate=False)
+    try:
+        store.upgrade("0002")
+        with store.engine.begin() as conn:
+            conn.execute(insert(Notification).values(
+                key="k1", channel="sms", episode="ep-1", site="TD-001", kind="raised", level="red",
+                recipient="+8613700000201", role="resident", language="zh-CN", event="{}", status="sending",
+                body="【hazwatch】…", attempts=1))
+        store.upgrade()
+        with store.session() as s:
+            row = s.scalars(select(Notification)).one()
+        assert (row.key, row.status, row.body, row.claimed_by, row.claimed_until) == (
+            "k1", "sending", "【hazwatch】…", None, None)
+        assert Claims(store, "a", 40).expire(utcnow()) == 1
+    finally:
+        store.engine.dispose()
