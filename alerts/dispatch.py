@@ -5,6 +5,10 @@ provider is called. After a crash such rows are ``unknown``: they are reconciled
 provider's record of sent messages (``SmsChannel.find_sent``) and only sent when the provider has
 no such message, so a crash or a timeout never causes a second SMS. Only this module retries,
 and only what the channel calls retryable (STYLE.md item 3).
+
+Several processes may dispatch from one database: each works only on the rows it has claimed
+(:mod:`alerts.claims`), and a process that dies mid-send leaves ``sending`` rows whose lease runs
+out; whichever process comes next turns them ``unknown`` and reconciles them as above.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from alerts.audience import members
 from alerts.audio import espeak_available, synthesize
 from alerts.cap import build_cap, cap_identifier, validate_cap
 from alerts.channels.sms import SmsChannel, SmsChannelError
+from alerts.claims import WAITING, Claims, lease_s, owner_id
 from alerts.escalation import Step, render_escalation
 from alerts.grouping import render_group
 from alerts.http import apply_recorded_deliveries
@@ -39,6 +44,7 @@ __all__ = ["Dispatcher", "backoff_s"]
 log = logging.getLogger("hazwatch.alerts")
 RECONCILE_AFTER_S = 5.0
 STEP_KINDS = ("escalation", "reminder")
+PASS_LIMIT = 500  # rows looked at per pass, so that intake and timers are not starved
 
 
 def backoff_s(attempts: int, rng: random.Random, base_s: float = 1.0, cap_s: float = 60.0) -> float:
@@ -69,8 +75,9 @@ class Dispatcher:
                  clock: Callable[[], dt.datetime], on_result: Callable[[dict[str, Any]], None] = lambda _r: None,
                  status_callback: str | None = None, rng: random.Random | None = None,
                  audio_dir: Path | None = None,
-                 publish_audio: Callable[[str, bytes], None] | None = None) -> None:
+                 publish_audio: Callable[[str, bytes], None] | None = None, claims: Claims | None = None) -> None:
         self.store, self.config, self.sms = store, config, sms
+        self.claims = claims or Claims(store, owner_id(), lease_s(config.settings.notify.sms_timeout_s))
         self.publish_cap, self.clock, self.on_result = publish_cap, clock, on_result
         self.status_callback = status_callback
         self.rng = rng or random.Random()
@@ -78,19 +85,16 @@ class Dispatcher:
         self.publish_audio = publish_audio
 
     # -- bookkeeping ----------------------------------------------------------------------------
-    def _update(self, ids: list[int], **values: Any) -> None:
-        with self.store.session.begin() as s:
-            s.execute(update(Notification).where(Notification.id.in_(ids)).values(**values))
-
     def recover(self) -> int:
-        """After a crash: rows left ``sending`` may or may not have gone out -> reconcile them."""
-        with self.store.session.begin() as s:
-            return s.execute(update(Notification).where(Notification.status == "sending")
-                             .values(status="unknown", not_before=self.clock())).rowcount or 0
+        """After a crash: rows left ``sending`` may or may not have gone out -> reconcile them,
+        once their lease has run out (another process may still be sending them)."""
+        return self.claims.expire(self.clock())
 
     def _finish(self, rows: list[Notification], status: str, **values: Any) -> None:
-        self._update([r.id for r in rows], status=status, **values)
+        written = self.claims.write([r.id for r in rows], status=status, **values)
         for r in rows:
+            if r.id not in written:
+                continue  # taken over by another process, which records the result
             record = {"type": "sms" if r.channel == "sms" else "broadcast", "key": r.key, "episode": r.episode,
                       "site": r.site, "kind": r.kind, "level": r.level, "status": status, "reason": r.reason,
                       "provider_id": values.get("provider_id"), "error": values.get("error"),
@@ -105,29 +109,41 @@ class Dispatcher:
     # -- the loop -------------------------------------------------------------------------------
     def run_once(self) -> int:
         now = self.clock()
-        with self.store.session() as s:
-            due = s.scalars(select(Notification).where(
-                Notification.status.in_(("pending", "unknown")), Notification.not_before <= now)
-                .order_by(Notification.id).limit(500)).all()
+        if self.recover():  # sends of a process that died are reconciled once its lease ran out
+            log.warning("alerts: sends left unfinished by a stopped process are reconciled with the provider")
         done: set[str] = set()
-        sent = 0
-        for row in due:
-            if row.group_key in done:
-                continue
-            done.add(row.group_key)
+        sent = after = 0
+        for _ in range(PASS_LIMIT):
+            # one row at a time: a process holds only what it is sending, so one that hangs or
+            # dies keeps nothing else waiting, and other processes share a backlog
+            due = self.claims.claim_due(self.clock(), after=after, limit=1)
+            if not due:
+                break
+            row, after = due[0], due[0].id
             try:
-                if row.channel == "cap":
-                    self._cap(row)
-                elif row.status == "unknown":
-                    self._reconcile(row)
-                else:
-                    self._sms_group(row, now)
-                sent += 1
-            except Exception as exc:  # noqa: BLE001 - keep the rows, try again later
-                log.exception("dispatch of %s failed", row.key)
-                self._update([row.id], status="pending", error=repr(exc),
-                             not_before=now + dt.timedelta(seconds=backoff_s(row.attempts + 1, self.rng)))
+                if row.group_key not in done:
+                    done.add(row.group_key)
+                    sent += self._dispatch(row, now)
+            finally:
+                self.claims.release()
         return sent
+
+    def _dispatch(self, row: Notification, now: dt.datetime) -> int:
+        try:
+            if row.channel == "cap":
+                self._cap(row)
+            elif row.status == "unknown":
+                self._reconcile(row)
+            else:
+                self._sms_group(row, now)
+            return 1
+        except Exception as exc:  # noqa: BLE001 - keep the rows, try again later
+            log.exception("dispatch of %s failed", row.key)
+            retry = now + dt.timedelta(seconds=backoff_s(row.attempts + 1, self.rng))
+            # what may have gone out is reconciled before it is sent again, never resent blind
+            self.claims.write(None, only=("sending",), status="unknown", error=repr(exc), not_before=retry)
+            self.claims.write([row.id], only=WAITING, error=repr(exc), not_before=retry)
+            return 0
 
     # -- SMS ------------------------------------------------------------------------------------
     def _group(self, first: Notification, now: dt.datetime) -> list[Notification]:
@@ -142,7 +158,11 @@ class Dispatcher:
                 Notification.status.in_(("pending", "sending", "unknown"))).order_by(Notification.id)))
         if any(r.status != "pending" and r.id < first.id for r in rows):
             return []  # wait until the earlier send is reconciled
-        return [r for r in rows if r.status == "pending" and (r.id <= first.id or r.not_before <= horizon)]
+        wanted = [r.id for r in rows if r.status == "pending" and (r.id <= first.id or r.not_before <= horizon)]
+        held = self.claims.take(wanted, self.clock(), "pending")
+        if len([r for r in held if r.id < first.id]) < len([i for i in wanted if i < first.id]):
+            return []  # another process holds an earlier row: it goes first
+        return held
 
     def _sms_group(self, first: Notification, now: dt.datetime) -> None:
         rows = self._group(first, now) if first.kind not in STEP_KINDS else [first]
@@ -163,8 +183,10 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - a template bug must not keep a warning from going out
             log.exception("rendering %s failed; sending the plain text", first.key)
             body = _plain(rows, self.config)
-        self._update([r.id for r in rows], status="sending", body=body, segments=segments(body),
-                     attempts=rows[0].attempts + 1, delivery_status=None)
+        if not self.claims.begin_send([r.id for r in rows], self.clock(), body=body, segments=segments(body),
+                                      attempts=rows[0].attempts + 1, delivery_status=None):
+            log.warning("SMS to %s: taken over by another process before sending", first.recipient)
+            return
         result = self.sms.send(first.recipient, body, status_callback=self.status_callback)
         now = self.clock()
         if result.outcome == "sent":
@@ -177,30 +199,31 @@ class Dispatcher:
         elif result.outcome == "retry":
             delay = backoff_s(rows[0].attempts + 1, self.rng)
             log.warning("SMS to %s: retry in %.1f s (%s %s)", first.recipient, delay, result.error_code, result.error)
-            self._update([r.id for r in rows], status="pending", error_code=result.error_code, error=result.error,
-                         not_before=now + dt.timedelta(seconds=delay))
+            self.claims.write([r.id for r in rows], status="pending", error_code=result.error_code,
+                              error=result.error, not_before=now + dt.timedelta(seconds=delay))
         else:  # unknown: it may have gone out; never resend without asking the provider
-            self._update([r.id for r in rows], status="unknown", error=result.error,
-                         not_before=now + dt.timedelta(seconds=RECONCILE_AFTER_S))
+            self.claims.write([r.id for r in rows], status="unknown", error=result.error,
+                              not_before=now + dt.timedelta(seconds=RECONCILE_AFTER_S))
 
     def _reconcile(self, row: Notification) -> None:
         with self.store.session() as s:
-            rows = list(s.scalars(select(Notification).where(
+            ids = list(s.scalars(select(Notification.id).where(
                 Notification.group_key == row.group_key, Notification.status == "unknown",
                 Notification.body == row.body)))
+        rows = self.claims.take(ids, self.clock(), "unknown")  # row is ours; the others if free
         if row.body is None:  # never rendered, so never sent
-            self._update([r.id for r in rows], status="pending")
+            self.claims.write([r.id for r in rows], status="pending")
             return
         try:
             sid = self.sms.find_sent(row.recipient, row.body, row.created_at - dt.timedelta(minutes=1))
         except SmsChannelError as exc:
-            self._update([r.id for r in rows], not_before=self.clock() + dt.timedelta(seconds=RECONCILE_AFTER_S),
-                         error=str(exc))
+            self.claims.write([r.id for r in rows], error=str(exc),
+                              not_before=self.clock() + dt.timedelta(seconds=RECONCILE_AFTER_S))
             return
         if sid:
             self._finish(rows, "sent", provider_id=sid, sent_at=self.clock())
         else:
-            self._update([r.id for r in rows], status="pending")
+            self.claims.write([r.id for r in rows], status="pending")
 
     def _drop_answered(self, rows: list[Notification]) -> list[Notification]:
         """叫应 steps planned before an acknowledgement are not sent after it."""
@@ -302,7 +325,7 @@ class Dispatcher:
                 Episode, Episode.id == Notification.episode).where(
                 Notification.suppressed_reason.in_(reasons), Episode.state.in_(("active", "acknowledged"))))
         if still_red:
-            self._update([row.id], not_before=self.clock() + dt.timedelta(seconds=1))
+            self.claims.write([row.id], not_before=self.clock() + dt.timedelta(seconds=1))
             return None
         return [(a.provider_id, a.sent_at) for a in own]
 
@@ -352,8 +375,9 @@ class Dispatcher:
             sent, seq = self._free_identifier(site.region, self.clock().replace(microsecond=0))
             ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Alert", sent=sent, seq=seq, tz=tz)
         validate_cap(xml)
-        self._update([row.id], status="sending", attempts=row.attempts + 1, body=xml.decode(), provider_id=ident,
-                     sent_at=sent)
+        if not self.claims.begin_send([row.id], self.clock(), attempts=row.attempts + 1, body=xml.decode(),
+                                      provider_id=ident, sent_at=sent):
+            return
         self.publish_cap(row.recipient, xml)  # QoS 1; a duplicate CAP is harmless (same identifier)
         self._finish([row], "sent", provider_id=ident, sent_at=sent, body=xml.decode())
         self._speak(row, event, ident)

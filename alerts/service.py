@@ -163,6 +163,7 @@ class AlertsService:
         dispatcher = Dispatcher(self.store, self.config, self.sms, publish_cap=cap.publish, clock=self.clock,
                                 on_result=self._on_result, status_callback=callback, rng=self.rng,
                                 audio_dir=self.data_dir, publish_audio=cap.publish_audio)
+        log.info("alerts: claiming outbox rows as %s", dispatcher.claims.owner)
         log.info("alerts: %d notification(s) to reconcile after restart", dispatcher.recover())
         # 3. inputs
         consumer = KafkaConsumer(
