@@ -4,7 +4,7 @@ A row (or a group of rows) is marked ``sending`` in its own committed transactio
 provider is called. After a crash such rows are ``unknown``: they are reconciled with the
 provider's record of sent messages (``SmsChannel.find_sent``) and only sent when the provider has
 no such message, so a crash or a timeout never causes a second SMS. Only this module retries,
-and only what the channel calls retryable (STYLE.md item 3).
+and only what the channel calls retryable.
 
 Several processes may dispatch from one database: each works only on the rows it has claimed
 (:mod:`alerts.claims`), and a process that dies mid-send leaves ``sending`` rows whose lease runs
