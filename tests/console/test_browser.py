@@ -34,7 +34,7 @@ from tests.console.browser_fixtures import (  # noqa: F401 - browser, console ar
 )
 
 # the end-to-end fixtures (tests/e2e/conftest.py is not a conftest of this directory)
-from tests.e2e.conftest import TopicReader, pipeline, service_env, settings_patch, sites_edit, wait_until  # noqa: F401
+from tests.e2e.conftest import TopicReader, kafka_nodes, pipeline, service_env, settings_patch, sites_edit, wait_until  # noqa: F401
 
 SITE, SENSOR = "CH-001", "GT-101"  # combustible gas, %LEL: red at 50 held 10 s (sites.yaml)
 OTHER_ENTERPRISE = "夏河矿业有限公司"  # TD-001's

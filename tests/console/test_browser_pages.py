@@ -30,7 +30,7 @@ from tests.console.browser_fixtures import (  # noqa: F401 - browser, console ar
 )
 
 # the end-to-end fixtures (tests/e2e/conftest.py is not a conftest of this directory)
-from tests.e2e.conftest import pipeline, service_env, settings_patch, sites_edit, wait_until  # noqa: F401
+from tests.e2e.conftest import kafka_nodes, pipeline, service_env, settings_patch, sites_edit, wait_until  # noqa: F401
 
 SITE, SENSOR = "CH-001", "GT-101"  # combustible gas, %LEL, every 5 s: red at 50 held 10 s; offline after 15 s
 SENSORS = {"GT-101": "%LEL", "GT-102": "%OEL", "LT-201": "m"}  # CH-001's sensors and units (sites.yaml)

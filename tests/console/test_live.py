@@ -196,6 +196,11 @@ class _FakeConsumer:
     def __init__(self, calls: list, batches: list) -> None:
         self.calls, self.batches = calls, list(batches)
 
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        from config.topics import PARTITIONS
+
+        return set(range(PARTITIONS[topic]))
+
     def assign(self, tps: list) -> None:
         self.calls.append(("assign", len(tps)))
 
