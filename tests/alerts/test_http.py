@@ -549,9 +549,7 @@ def test_an_empty_feed_is_still_a_valid_feed(client: TestClient):
     assert _text(feed, "a:title")
 
 
-def test_a_warning_whose_cap_fails_is_left_out_and_the_rest_served(
-    client: TestClient, store: Store, config: Config, caplog: pytest.LogCaptureFixture
-):
+def test_a_warning_whose_cap_fails_is_left_out_and_the_rest_served(client: TestClient, store: Store, config: Config):
     _episode(store, "ep-ok", "TD-001/PZ-01", "yellow")
     _episode(store, "ep-gone", "TD-001/FB-01", "yellow")
     with store.session.begin() as s:  # its site is no longer configured
@@ -563,8 +561,7 @@ def test_a_warning_whose_cap_fails_is_left_out_and_the_rest_served(
 
     incidents = sorted(_text(_cap_of(e), "cap:incidents") for e in entries)
     # a broken stored broadcast falls back to a CAP built from the level change
-    assert incidents == ["ep-bad", "ep-ok"]
-    assert "no CAP could be built for episode ep-gone" in caplog.text
+    assert incidents == ["ep-bad", "ep-ok"]  # ep-gone, whose site is gone, is left out
     assert [e.broadcast for e in active_cap_entries(store, config)] == [False, False]
 
 
