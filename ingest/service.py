@@ -9,7 +9,6 @@ rejected message goes to ``hazwatch.deadletter`` with its reason and is counted.
 
 from __future__ import annotations
 
-import base64
 import logging
 import queue
 import threading
@@ -26,10 +25,11 @@ from prometheus_client import Counter
 from config.models import Config
 from config.topics import DEADLETTER, HEALTH, READINGS
 from config.urls import mqtt_host_port
+from ingest.deadletter import deadletter_record
 from ingest.delivery import Record, deliver
 from ingest.validate import Batch, Reject, Status, validate_message
 
-__all__ = ["IngestService", "SUBSCRIPTIONS", "deadletter_record"]
+__all__ = ["IngestService", "SUBSCRIPTIONS"]
 
 log = logging.getLogger("hazwatch.ingest")
 
@@ -46,18 +46,6 @@ class _Inbound:
     mid: int
     qos: int
     received_ms: int
-
-
-def deadletter_record(topic: str, payload: bytes, reason: str, received_ms: int, item: object = None) -> bytes:
-    """The dead-letter value: the raw payload (text, or base64 if not UTF-8), topic and reason."""
-    try:
-        raw: dict[str, str] = {"payload": payload.decode("utf-8")}
-    except UnicodeDecodeError:
-        raw = {"payload_b64": base64.b64encode(payload).decode()}
-    rec = {"source": "ingest", "topic": topic, "reason": reason, "received_at": received_ms, **raw}
-    if item is not None:
-        rec["item"] = item
-    return orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS)
 
 
 class IngestService:
@@ -135,12 +123,12 @@ class IngestService:
             event = {"site": valid.site, "kind": "presence", "status": valid.status,
                      "ts": inbound.received_ms, "source": "mqtt"}
             out.append((HEALTH, valid.site.encode(), orjson.dumps(event)))
-        for rej in rejects:
-            out.append((DEADLETTER, None, deadletter_record(inbound.topic, inbound.payload, rej.reason,
-                                                            inbound.received_ms, rej.item)))
-            REJECTED_TOTAL.inc()
-            self.rejected += 1
-            log.warning("dead-letter %s: %s", inbound.topic, rej.reason)
+        if rejects:  # one bounded dead letter per message, however many of its items were bad
+            out.append((DEADLETTER, None, deadletter_record(inbound.topic, inbound.payload, rejects,
+                                                            inbound.received_ms)))
+            REJECTED_TOTAL.inc(len(rejects))
+            self.rejected += len(rejects)
+            log.warning("dead-letter %s: %d rejected, first: %s", inbound.topic, len(rejects), rejects[0].reason)
         return out
 
     def _produce(self, records: list[Record]) -> None:
