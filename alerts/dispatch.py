@@ -27,9 +27,9 @@ from alerts.audio import espeak_available, synthesize
 from alerts.cap import build_cap, cap_identifier, validate_cap
 from alerts.channels.sms import SmsChannel, SmsChannelError
 from alerts.claims import WAITING, Claims, lease_s, owner_id
+from alerts.deliveries import apply_recorded_deliveries
 from alerts.escalation import Step, render_escalation
 from alerts.grouping import render_group
-from alerts.http import apply_recorded_deliveries
 from alerts.noise import rate_decision
 from alerts.pipeline import sent_in_window
 from alerts.plan import notice_key

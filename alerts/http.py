@@ -9,11 +9,8 @@ Routes (``create_alerts_api``)::
 
 Status callbacks (STANDARDS.md "Warning dissemination"): the signature covers the URL Twilio
 requested (``notify.http.public_url`` when set, else the URL this server saw) and the form
-fields; a missing or wrong one gets 403 and nothing is stored. A valid one adds a ``Delivery``
-row and moves ``Notification.delivery_status`` forward only, in one conditional UPDATE:
-callbacks arrive out of order, and a final status (delivered, undelivered, failed, canceled)
-never goes back. A callback may overtake the sender recording the sid:
-``apply_recorded_deliveries`` replays the stored statuses once it has.
+fields; a missing or wrong one gets 403 and nothing is stored. A valid one is recorded by
+:func:`alerts.deliveries.record_status`.
 
 The CAP feed carries CAP messages, one per active warning (episode active or acknowledged, not
 a false alarm): an episode with sent broadcast alerts (``cap-alert`` rows) shows the latest per
@@ -34,29 +31,28 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, cast
+from typing import NamedTuple, cast
 from urllib.parse import parse_qsl, quote
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from lxml import etree
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from alerts.cap import CAP_NS, build_cap, cap_identifier, cap_time, validate_cap
-from alerts.channels.sms import delivery_outcome, verify_signature
-from alerts.store import Delivery, Episode, LevelChange, Notification, Store, utcnow
+from alerts.channels.sms import verify_signature
+from alerts.deliveries import record_status, sid_status
+from alerts.store import Episode, LevelChange, Notification, Store, utcnow
 from config.models import Config
 from rules.events import EventKind, WarningEvent
 
 __all__ = [
     "ATOM_NS", "CAP_MEDIA_TYPE", "STATUS_PATH", "CapEntry", "Served", "active_cap_entries",
-    "apply_recorded_deliveries", "atom_feed", "create_alerts_api", "record_status",
-    "serve_in_thread", "status_callback_url",
+    "atom_feed", "create_alerts_api", "serve_in_thread", "status_callback_url",
 ]
 
 log = logging.getLogger("hazwatch.alerts.http")
@@ -65,82 +61,6 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 CAP_MEDIA_TYPE = "application/cap+xml"
 STATUS_PATH = "/twilio/status"
 MAX_CALLBACK_BYTES = 64 * 1024  # a Twilio status callback is well under 2 KiB
-
-# Twilio message statuses in lifecycle order; the last rung is final (read follows delivered).
-_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4,
-         "undelivered": 4, "failed": 4, "canceled": 4, "read": 5}
-_FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
-
-StatusOutcome = Literal["updated", "kept", "unknown"]
-
-
-def _replaceable(status: str) -> tuple[str, ...]:
-    """The stored statuses ``status`` may overwrite (NULL always): earlier ones, or a peer that
-    is not final (accepted -> scheduled). An unknown status only fills an empty field."""
-    rank = _RANK.get(status)
-    if rank is None:
-        return ()
-    return tuple(s for s, r in _RANK.items()
-                 if s != status and (r < rank or (r == rank and s not in _FINAL)))
-
-
-def _sid_status(params: Mapping[str, str]) -> tuple[str, str]:
-    # statuses we do not know may be longer than the String(32) columns; the payload keeps it all
-    return (params.get("MessageSid") or params.get("SmsSid") or "",
-            (params.get("MessageStatus") or params.get("SmsStatus") or "")[:32])
-
-
-def _advance(s: Session, sid: str, status: str, error_code: int | None) -> int:
-    values: dict[str, object] = {"delivery_status": status}
-    if error_code is not None:
-        values["error_code"] = error_code
-    stmt = (update(Notification)
-            .where(Notification.channel == "sms", Notification.provider_id == sid,
-                   or_(Notification.delivery_status.is_(None),
-                       Notification.delivery_status.in_(_replaceable(status))))
-            .values(**values)
-            .execution_options(synchronize_session=False))
-    return int(s.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
-
-
-RETRY_AFTER_FAILED_DELIVERY_S = 30.0
-
-
-def record_status(store: Store, params: Mapping[str, str], now: dt.datetime) -> StatusOutcome:
-    """Store one (already verified) status callback; move the notification's status forward.
-
-    ``updated``: a notification took the new status; ``kept``: it already had this or a later
-    one; ``unknown``: no SMS notification has this sid (yet) -- the Delivery is stored anyway.
-    """
-    sid, status = _sid_status(params)
-    raw = params.get("ErrorCode", "")
-    code = int(raw) if raw.isdigit() and len(raw) < 10 else None  # Twilio codes: 5 digits
-    with store.session.begin() as s:
-        s.add(Delivery(provider_id=sid, status=status, error_code=code, received_at=now,
-                       payload=dict(params)))
-        if delivery_outcome(status, code) == "retry":
-            # e.g. 30001 queue overflow: the provider took the message but dropped it, so it was
-            # not delivered and may be sent again (with backoff); the old sid stays in deliveries
-            s.execute(update(Notification).where(
-                Notification.channel == "sms", Notification.provider_id == sid, Notification.status == "sent",
-            ).values(status="pending", error_code=code, error=f"provider reported {status} {code}",
-                     not_before=now + dt.timedelta(seconds=RETRY_AFTER_FAILED_DELIVERY_S)))
-        if _advance(s, sid, status, code):
-            return "updated"
-        known = s.scalar(select(Notification.id).where(Notification.channel == "sms",
-                                                       Notification.provider_id == sid).limit(1))
-    return "kept" if known is not None else "unknown"
-
-
-def apply_recorded_deliveries(store: Store, provider_id: str) -> None:
-    """Replay the stored callbacks of ``provider_id`` onto its notification, in arrival order:
-    for the SMS sender right after it records the sid, as a fast provider may call back first."""
-    with store.session.begin() as s:
-        rows = s.execute(select(Delivery.status, Delivery.error_code)
-                         .where(Delivery.provider_id == provider_id).order_by(Delivery.id)).all()
-        for status, code in rows:
-            _advance(s, provider_id, status, code)
-
 
 def status_callback_url(config: Config, base_url: str | None = None) -> str:
     """The StatusCallback URL to give Twilio: ``notify.http.public_url`` (which the signature
@@ -330,7 +250,7 @@ def create_alerts_api(store: Store, config: Config, *,
             log.warning("status callback for %s rejected: bad signature for %s",
                         params.get("MessageSid"), url)
             return Response(status_code=403)
-        sid, status = _sid_status(params)
+        sid, status = sid_status(params)
         if not sid or not status or len(sid) > 128:  # provider_id is String(128)
             return Response(status_code=400)
         outcome = await run_in_threadpool(record_status, store, params, clock())
