@@ -9,7 +9,8 @@ Tables::
     actions         acknowledge, dispose, close, false alarm, silence create/end: who, when, what
     notifications   the outbox: one row per (recipient, channel, reason), unique idempotency key,
                     leased by the alerts process working on it (alerts/claims.py)
-    deliveries      delivery statuses reported by the provider (status callbacks)
+    deliveries      delivery statuses reported by the provider (status callbacks), one row per
+                    (sid, status, error code)
     silences        silences and maintenance windows: matcher, start, end, creator, reason
     faults          subjects whose sensor is in fault (their threshold warnings are inhibited)
 """
@@ -190,6 +191,9 @@ class Delivery(Base):
     __tablename__ = "deliveries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True, index=True)
+    """``sid:status:error code`` (:func:`alerts.deliveries.callback_key`): unique, so a repeated
+    callback is stored once. NULL only on repeats stored before migration 0004."""
     provider_id: Mapped[str] = mapped_column(String(128), index=True)
     status: Mapped[str] = mapped_column(String(32))
     """Twilio's status words run up to 19 characters (partially_delivered)."""

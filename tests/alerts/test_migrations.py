@@ -17,7 +17,8 @@ from sqlalchemy import insert, inspect, select, text
 import alerts.store
 import console.users  # noqa: F401  (the console's users and sessions share the store: migration 0002)
 from alerts.claims import Claims
-from alerts.store import Base, Notification, Store, utcnow
+from alerts.deliveries import callback_key, record_status
+from alerts.store import Base, Delivery, Notification, Store, utcnow
 from tests.alerts.db import BACKENDS, fresh_database
 
 MIGRATIONS = Path(alerts.store.__file__).with_name("migrations")
@@ -109,5 +110,30 @@ def test_outbox_rows_from_before_leases_keep_their_data_and_have_no_lease(empty_
         assert (row.key, row.status, row.body, row.claimed_by, row.claimed_until) == (
             "k1", "sending", "【hazwatch】…", None, None)
         assert Claims(store, "a", 40).expire(utcnow()) == 1
+    finally:
+        store.engine.dispose()
+
+
+def test_deliveries_from_before_keys_keep_their_rows_and_repeats_are_not_stored_again(empty_url: str) -> None:
+    """0004 keys the stored callbacks as alerts/deliveries.py does; of a callback stored twice
+    only the first row gets the key, no row is lost, and the callback is not stored a third time."""
+    store = Store(empty_url, migrate=False)
+    sid = "SM" + "d" * 32
+    stored = [("sent", None), ("sent", None), ("failed", 30001), ("failed", 30003)]
+    try:
+        store.upgrade("0003")
+        with store.engine.begin() as conn:
+            for status, code in stored:
+                conn.execute(insert(Delivery).values(provider_id=sid, status=status, error_code=code,
+                                                     received_at=utcnow(), payload={"MessageSid": sid}))
+        store.upgrade()
+        with store.session() as s:
+            rows = s.execute(select(Delivery.status, Delivery.error_code, Delivery.key).order_by(Delivery.id)).all()
+        assert rows == [("sent", None, callback_key(sid, "sent", None)), ("sent", None, None),
+                        ("failed", 30001, callback_key(sid, "failed", 30001)),
+                        ("failed", 30003, callback_key(sid, "failed", 30003))]
+        params = {"MessageSid": sid, "MessageStatus": "sent"}
+        assert record_status(store, params, utcnow()) == "replayed"
+        assert record_status(store, {**params, "MessageStatus": "delivered"}, utcnow()) == "unknown"
     finally:
         store.engine.dispose()
