@@ -39,6 +39,7 @@ __all__ = [
     "SilenceService",
     "UnknownSilence",
     "is_active",
+    "matcher_site",
     "validate_matcher",
 ]
 
@@ -80,6 +81,17 @@ def validate_matcher(matcher: Mapping[str, Any]) -> dict[str, str]:
         raise InvalidSilence(f"max_level must be one of {', '.join(LEVELS[1:])}, "
                              f"got {clean['max_level']!r}")
     return clean
+
+
+def matcher_site(matcher: Mapping[str, Any]) -> str | None:
+    """The one site a matcher names: ``site``, or the site part of a ``subject`` that fixes it
+    (``SITE/SENSOR``, ``SITE/*``). None when it names none -- a rule alone, ``*``, or a prefix
+    such as ``TD-00*`` that may reach several sites (even of several enterprises)."""
+    if matcher.get("site"):
+        return str(matcher["site"])
+    subject = str(matcher.get("subject") or "")
+    site, slash, _ = subject.removesuffix("*").partition("/")
+    return site if slash and site else None
 
 
 def is_active(silence: Silence, now: dt.datetime) -> bool:

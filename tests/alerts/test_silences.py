@@ -18,6 +18,7 @@ from alerts.silences import (
     SilenceService,
     UnknownSilence,
     is_active,
+    matcher_site,
     validate_matcher,
 )
 from alerts.store import Action, Store
@@ -52,6 +53,24 @@ def test_good_matcher_is_cleaned_and_accepted_by_the_pipeline() -> None:
                               "max_level": "red"})
     assert clean == {"site": "TD-001", "subject": "TD-001/*", "max_level": "red"}
     SilenceRule(1, clean, at(0), at(1))  # the notification pipeline's reading of it
+
+
+@pytest.mark.parametrize(("matcher", "site"), [
+    ({"site": "CH-001"}, "CH-001"),
+    ({"site": "CH-001", "subject": "CH-001/GT-101"}, "CH-001"),
+    ({"site": "CH-001", "subject": "TD-001/*"}, "CH-001"),  # matches nothing beyond CH-001
+    ({"subject": "TD-001/PZ-01"}, "TD-001"),
+    ({"subject": "TD-001/*"}, "TD-001"),
+    ({"subject": "TD-001/P*"}, "TD-001"),
+    ({"subject": "TD-001*"}, None),  # would reach TD-0010 too
+    ({"subject": "TD-001"}, None),  # no subject has no sensor
+    ({"subject": "*"}, None),
+    ({"subject": "/PZ-01"}, None),
+    ({"rule": "rain_1h"}, None),
+    ({"rule": "rain_1h", "max_level": "red"}, None),
+])
+def test_the_site_a_matcher_names(matcher: dict[str, str], site: str | None) -> None:
+    assert matcher_site(matcher) == site
 
 
 @pytest.mark.parametrize(("kwargs", "error"), [

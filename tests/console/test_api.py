@@ -175,6 +175,44 @@ def test_silences_create_list_end_audited(client: TestClient, users, console_sto
     assert sorted(rows) == [("silence_create", "op"), ("silence_end", "op")]
 
 
+#: matcher -> the reason it is created with; the reason says who may read it
+SILENCES = [
+    ({"site": "CH-001"}, "ch: 气体探测器更换"),
+    ({"subject": "CH-001/*", "max_level": "red"}, "ch: 全厂检修"),
+    ({"site": "TD-001", "rule": "phreatic_depth"}, "td: 浸润线传感器校准"),
+    ({"subject": "TD-001/PZ-01"}, "td: 测压管清淤"),
+    ({"rule": "combustible_gas"}, "no site: 全市可燃气体规则复核"),
+    ({"subject": "*", "rule": "rain_1h"}, "no site: 雨量计统一标定"),
+    ({"subject": "CH-00*"}, "no site: a prefix that may reach other enterprises' sites"),
+]
+
+
+@pytest.mark.parametrize(("user", "seen"), [
+    ("op", "ch td no site"), ("admin", "ch td no site"), ("officer_ch", "ch"), ("officer_td", "td")])
+@pytest.mark.parametrize("include_ended", [False, True])
+def test_officers_see_only_silences_naming_their_own_sites(client: TestClient, users, user: str, seen: str,
+                                                           include_ended: bool) -> None:
+    login(client, "op")
+    for matcher, reason in SILENCES:
+        r = client.post("/api/silences", json={"matcher": matcher, "ends_at": "2026-12-01T06:00:00Z",
+                                               "reason": reason})
+        assert r.status_code == 201, r.text
+    if include_ended:  # an ended one is hidden the same way
+        for s in client.get("/api/silences").json():
+            assert client.post(f"/api/silences/{s['id']}/end").status_code == 200
+    client.post("/api/logout")
+    client.cookies.clear()
+    login(client, user)
+
+    r = client.get(f"/api/silences?include_ended={str(include_ended).lower()}")
+
+    assert r.status_code == 200
+    expected = [reason for _, reason in SILENCES if reason.startswith(tuple(seen.split(" ")))]
+    assert [s["reason"] for s in r.json()] == expected
+    hidden = [reason for _, reason in SILENCES if reason not in expected]
+    assert not [h for h in hidden if h in r.text], "nothing of a hidden silence, its reason least of all"
+
+
 def test_notifications_newest_first_and_failed_filter(client: TestClient, users, warnings_,
                                                       console_store) -> None:
     with console_store.session.begin() as s:
