@@ -41,7 +41,8 @@ from sqlalchemy import ColumnElement, or_, select, update
 
 from alerts.store import Notification, Store
 
-__all__ = ["CAP_PUBLISH_TIMEOUT_S", "FINAL", "LEASE_MARGIN_S", "WAITING", "Claims", "lease_s", "owner_id"]
+__all__ = ["CAP_PUBLISH_TIMEOUT_S", "FINAL", "LEASE_MARGIN_S", "WAITING", "Claims", "died_here", "lease_s",
+           "owner_id"]
 
 FINAL = ("sent", "failed", "suppressed")
 WAITING = ("pending", "unknown")
@@ -58,9 +59,42 @@ def lease_s(sms_timeout_s: float) -> float:
     return 2 * max(sms_timeout_s, CAP_PUBLISH_TIMEOUT_S) + LEASE_MARGIN_S
 
 
+def _pid_namespace() -> str:
+    """The inode of this process's PID namespace (a container has its own), or ''."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return ""
+
+
 def owner_id() -> str:
-    """``host:pid:random``: unique per dispatcher, and says where a claim came from."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    """``host:pid:random:pidns``: unique per dispatcher, and says where a claim came from."""
+    return f"{socket.gethostname()[:24]}:{os.getpid()}:{secrets.token_hex(4)}:{_pid_namespace()}"
+
+
+def died_here(owner: str) -> bool:
+    """True when ``owner`` was a process of this host and PID namespace that runs no more.
+
+    Its leases need not run out: a restarted process takes over what its predecessor held at
+    once. Anything unsure (another host or namespace, a reused pid, no permission) is False, and
+    the lease is waited for as usual.
+    """
+    parts = owner.split(":")
+    if len(parts) != 4 or not parts[3] or parts[3] != _pid_namespace() or parts[0] != socket.gethostname()[:24]:
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class _Lost(Exception):
@@ -139,6 +173,18 @@ class Claims:
             return set(s.scalars(update(Notification).where(*where).values(**values)
                                  .returning(Notification.id).execution_options(synchronize_session=False)))
 
+    def _free_dead(self, now: dt.datetime) -> None:
+        """End at once the leases of holders that died on this host (:func:`died_here`)."""
+        with self.store.session() as s:
+            holders = set(s.scalars(select(Notification.claimed_by).distinct().where(
+                Notification.claimed_until >= now, Notification.claimed_by != self.owner)))
+        dead = [h for h in holders if h and died_here(h)]
+        if dead:
+            with self.store.session.begin() as s:
+                s.execute(update(Notification).where(Notification.claimed_by.in_(dead))
+                          .values(claimed_until=now - dt.timedelta(seconds=1))
+                          .execution_options(synchronize_session=False))
+
     def release(self) -> int:
         """Let go of the rows we hold that are still waiting (a pass is over)."""
         with self.store.session() as s:
@@ -149,8 +195,10 @@ class Claims:
         return len(self.write(None, only=WAITING, claimed_by=None, claimed_until=None))
 
     def expire(self, now: dt.datetime) -> int:
-        """``sending`` rows whose lease ran out (or that have none: written before leases existed)
-        become ``unknown``, due now: the dispatcher reconciles them. How many."""
+        """``sending`` rows whose lease ran out (or that have none: written before leases existed,
+        or whose holder died on this host: :func:`died_here`) become ``unknown``, due now: the
+        dispatcher reconciles them. How many."""
+        self._free_dead(now)
         lapsed = [Notification.status == "sending",
                   or_(Notification.claimed_until.is_(None), Notification.claimed_until < now)]
         with self.store.session() as s:

@@ -6,13 +6,16 @@ each simulated process has a Store (an engine and connection pool) of its own.""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, update
 
-from alerts.claims import Claims, lease_s
+from alerts.claims import Claims, died_here, lease_s, owner_id
 from alerts.store import Notification, Store
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 
@@ -235,3 +238,40 @@ def test_lease_outlasts_the_longest_provider_call() -> None:
 def test_an_owner_must_fit_the_column(store: Store) -> None:
     with pytest.raises(ValueError, match="longer than 64"):
         Claims(store, "x" * 65, LEASE_S)
+
+
+def _owner_like(pid: int, *, host: str | None = None) -> str:
+    """A claim owner of process ``pid`` in this PID namespace (on ``host``, default this one)."""
+    mine = owner_id().split(":")
+    return ":".join([host or mine[0], str(pid), "0000abcd", mine[3]])
+
+
+def test_a_sending_row_of_a_process_that_died_here_is_reconciled_at_once(store: Store, other: Store) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # exited and reaped: its pid names no process
+    sending, waiting = rows(store, 2)
+    a = Claims(store, _owner_like(dead.pid), LEASE_S)
+    assert [r.id for r in a.claim_due(NOW, limit=2)] == [sending, waiting]
+    assert a.begin_send([sending], NOW, body="x")
+    b = Claims(other, owner_id(), LEASE_S)
+    soon = NOW + dt.timedelta(seconds=1)  # long before the lease runs out
+    assert b.expire(soon) == 1
+    assert get(store, sending).status == "unknown"
+    assert [r.id for r in b.claim_due(soon, limit=2)] == [sending, waiting]
+
+
+@pytest.mark.parametrize("holder", ["live process", "other host", "no namespace"])
+def test_a_lease_of_a_live_or_unknown_process_is_waited_for(store: Store, other: Store, holder: str) -> None:
+    if holder == "live process":
+        owner = _owner_like(os.getppid())
+    elif holder == "other host":
+        owner = _owner_like(2**22 + 7, host="another-host")
+    else:
+        owner = f"{owner_id().split(':')[0]}:{2**22 + 7}:0000abcd"
+    assert not died_here(owner)
+    [row] = rows(store, 1)
+    a = Claims(store, owner, LEASE_S)
+    assert [r.id for r in a.claim_due(NOW)] == [row] and a.begin_send([row], NOW, body="x")
+    b = Claims(other, owner_id(), LEASE_S)
+    assert b.expire(NOW + dt.timedelta(seconds=1)) == 0
+    assert get(store, row).status == "sending" and get(store, row).claimed_by == owner
