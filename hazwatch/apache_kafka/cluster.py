@@ -16,13 +16,14 @@ import base64
 import os
 import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hazwatch.apache_kafka.jars import KAFKA_VERSION, ensure_jars
+from hazwatch.apache_kafka.jars import KAFKA_VERSION, cache_root, ensure_jars
 
 if TYPE_CHECKING:
     from hazwatch.runtime import Process
@@ -91,10 +92,9 @@ class ApacheKafka:
         if self._java is None:
             raise FileNotFoundError("java is not installed: Apache Kafka needs Java 17 (Debian: openjdk-17-jre-headless)")
         self._classpath = str(ensure_jars() / "*")
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         for node in self.nodes:
             self._write_config(node)
-            self._format(node, cluster_id)
+        self._formatted_storage()
         for node in self.nodes:
             self._start(node)
         first = self.nodes[0].process
@@ -135,6 +135,27 @@ replica.lag.time.max.ms=10000
         assert self._java is not None
         return [self._java, *_JVM_OPTS, f"-Dlog4j2.configurationFile={node.home / 'log4j2.properties'}",
                 "-cp", self._classpath, main, *args]
+
+    def _formatted_storage(self) -> None:
+        """Give every node formatted storage: a copy of a cluster formatted once and kept in the
+        cache (its files name the node and the cluster id, not the ports or paths), since the
+        storage tool costs a JVM start (2-4 s) per node and stack."""
+        template = cache_root() / "formatted" / f"kafka-{KAFKA_VERSION}-{len(self.nodes)}-nodes"
+        if not template.exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            for node in self.nodes:
+                self._format(node, cluster_id)
+            staging = Path(tempfile.mkdtemp(prefix="formatting-", dir=template.parent.parent))
+            for node in self.nodes:
+                shutil.copytree(node.home / "data", staging / f"node-{node.node_id}")
+            template.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                staging.rename(template)
+            except OSError:  # another run made it meanwhile: theirs is as good
+                shutil.rmtree(staging, ignore_errors=True)
+            return
+        for node in self.nodes:
+            shutil.copytree(template / f"node-{node.node_id}", node.home / "data")
 
     def _format(self, node: KafkaNode, cluster_id: str) -> None:
         proc = self._spawn(f"kafka-{node.node_id}-format", self._argv(
