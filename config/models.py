@@ -269,7 +269,10 @@ class IngestSettings(_Model):
     """Readings stamped further ahead of the wall clock are rejected."""
     max_age_s: Annotated[float, Field(gt=0)] = 7 * 24 * 3600.0
     """Readings older than this are rejected (data loggers may back-fill up to a week)."""
-    shared_group: Id = "hazwatch-ingest"
+    shared_group: Id | None = None
+    """None: one ingest process with a plain persistent subscription, which Mosquitto keeps across a
+    broker restart. A group: several ingest processes share ``$share/<group>/...``; Mosquitto 2.0.11
+    forgets a shared subscription when it restarts (docs/ARCHITECTURE.md §12)."""
 
 
 class MqttSettings(_Model):

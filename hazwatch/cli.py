@@ -54,13 +54,12 @@ def check_config(directory: Annotated[Path, typer.Argument(help="Configuration d
 
 
 @app.command()
-def ingest(config: ConfigDir = None, client_id: str = "hazwatch-ingest-1",
-           shared: Annotated[bool, typer.Option(help="Use an MQTT shared subscription")] = True) -> None:
+def ingest(config: ConfigDir = None, client_id: str = "hazwatch-ingest-1") -> None:
     """MQTT -> validate -> Kafka hazwatch.readings (invalid input -> hazwatch.deadletter)."""
     from ingest.service import IngestService
 
     _logging()
-    service = IngestService(_config(config), client_id=client_id, shared=shared)
+    service = IngestService(_config(config), client_id=client_id)
     _stop_on_signals(service.stopping)
     service.on_subscribed = _mark_ready
     service.run()

@@ -1,10 +1,17 @@
-"""The ingest service: MQTT (paho, shared subscription) -> validate -> Kafka (kafka-python).
+"""The ingest service: MQTT (paho) -> validate -> Kafka (kafka-python).
 
 Delivery: messages are received at QoS 1 with manual acknowledgement, and a message is
 acknowledged to the MQTT broker only after Kafka has acknowledged everything it produced (valid
 readings and dead letters). A Kafka outage therefore stalls ingest and the broker keeps the
 messages (persistent session); nothing is dropped. No input can crash the service: every
 rejected message goes to ``hazwatch.deadletter`` with its reason and is counted.
+
+Broker restarts (docs/ARCHITECTURE.md §4, §5): ingest's session is persistent
+(``clean_session=False``) and by default subscribes without ``$share/``, because Mosquitto keeps a
+plain subscription across a restart and queues for it while ingest is away, but forgets a shared
+one. A message is acknowledged only on the connection it came on; one that comes again (the broker
+restarted from its last save, a device resent it) is recognised by :mod:`ingest.dedup` and not
+sent to Kafka twice. Ingest reconnects within 0.25-2 s.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ import orjson
 import paho.mqtt.client as mqtt
 from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
+from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Counter
 
 from config.models import Config
 from config.topics import DEADLETTER, HEALTH, READINGS
 from config.urls import mqtt_host_port
 from ingest.deadletter import deadletter_record
+from ingest.dedup import RecentMessages, message_key
 from ingest.delivery import Record, deliver
 from ingest.validate import Batch, Reject, Status, validate_message
 
@@ -37,6 +46,14 @@ SUBSCRIPTIONS = ("hw/v1/+/+/reading", "hw/v1/+/batch", "hw/v1/+/status")
 
 READINGS_TOTAL = Counter("hazwatch_ingest_readings_total", "Valid readings produced to Kafka")
 REJECTED_TOTAL = Counter("hazwatch_ingest_rejected_total", "Rejected inputs sent to the dead-letter topic")
+REDELIVERED_TOTAL = Counter("hazwatch_ingest_redelivered_total",
+                            "Reading and batch messages received again and not sent to Kafka again")
+
+RECONNECT_MIN_S = 0.25
+RECONNECT_MAX_S = 2.0
+"""Ingest's reconnect back-off, doubling from the minimum (seconds): short, so that after a broker
+restart ingest is back as soon as the devices are (paho's default is 1 to 120 s)."""
+_DEDUPLICATED = ("reading", "batch")  # status messages repeat legitimately (online, offline, online)
 
 
 @dataclass(frozen=True)
@@ -46,13 +63,17 @@ class _Inbound:
     mid: int
     qos: int
     received_ms: int
+    connection: int
+    """Which MQTT connection brought it: a PUBACK is only valid on that one."""
 
 
 class IngestService:
-    def __init__(self, config: Config, *, client_id: str = "hazwatch-ingest-1", shared: bool = True) -> None:
+    def __init__(self, config: Config, *, client_id: str = "hazwatch-ingest-1") -> None:
         self.config = config
         self.client_id = client_id
-        self.shared = shared
+        self.recent = RecentMessages()
+        self.redelivered = 0
+        self._connection = 0
         self.inbox: queue.Queue[_Inbound] = queue.Queue()
         self.stopping = threading.Event()
         self.produced = 0
@@ -86,16 +107,24 @@ class IngestService:
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        # paho annotates the delays as int; it computes with floats
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
         host, port = mqtt_host_port(self.config.settings.mqtt.url)
         client.connect_async(host, port, keepalive=30)
         return client
 
-    def _on_connect(self, client: mqtt.Client, _ud: object, _flags: object, rc: object, _props: object) -> None:
+    def _on_connect(self, client: mqtt.Client, _ud: object, flags: mqtt.ConnectFlags, rc: ReasonCode,
+                    _props: object) -> None:
+        if rc.is_failure:
+            log.error("MQTT broker refused the connection: %s", rc)
+            return
+        self._connection += 1
+        # again also when the session is present: a restarted Mosquitto keeps no shared subscription
         group = self.config.settings.ingest.shared_group
-        subs = [(f"$share/{group}/{t}" if self.shared else t, 1) for t in SUBSCRIPTIONS]
+        subs = [(f"$share/{group}/{t}" if group else t, 1) for t in SUBSCRIPTIONS]
         client.subscribe(subs)
-        log.info("connected to MQTT (%s), subscribed %s", rc, [s for s, _ in subs])
+        log.info("connected to MQTT (session present: %s), subscribed %s", flags.session_present,
+                 [s for s, _ in subs])
 
     def _on_subscribe(self, _c: mqtt.Client, _ud: object, _mid: int, codes: list, _props: object) -> None:
         if any(getattr(c, "is_failure", False) for c in codes):
@@ -104,11 +133,19 @@ class IngestService:
             self.on_subscribed()
 
     def _on_message(self, _client: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, int(time.time() * 1000)))
+        self.inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, int(time.time() * 1000),
+                                self._connection))
 
     # -- processing ---------------------------------------------------------------------------
     def handle(self, inbound: _Inbound) -> list[Record]:
-        """Validate one message -> the Kafka records (topic, key, value) it becomes. Never raises."""
+        """Validate one message -> the Kafka records (topic, key, value) it becomes. Never raises.
+
+        A reading or batch message handled before (:mod:`ingest.dedup`) becomes nothing."""
+        if inbound.topic.rsplit("/", 1)[-1] in _DEDUPLICATED and self.recent.seen_before(
+                message_key(inbound.topic, inbound.payload)):
+            REDELIVERED_TOTAL.inc()
+            self.redelivered += 1
+            return []
         try:
             valid, rejects = validate_message(self.config, inbound.topic, inbound.payload, inbound.received_ms)
         except Exception as exc:  # noqa: BLE001 - a validator bug must not stop ingest
@@ -164,7 +201,9 @@ class IngestService:
                 except InterruptedError:
                     break
                 for m in pending:  # only now may the broker forget them
-                    if m.qos > 0:
+                    # on a later connection the mid may name another message (the broker restarted);
+                    # a message left unacknowledged comes again if the broker still has it
+                    if m.qos > 0 and m.connection == self._connection:
                         self._mqtt.ack(m.mid, m.qos)
         finally:
             self._mqtt.loop_stop()
