@@ -11,18 +11,20 @@ and every reading lies in the past. The demo replays the scenario accelerated by
 ``speed``: ``wall_s = (ts - site_start) / speed / 1000``. Ingest rejects readings more than 5 min in
 the future, which is why the plan never starts at now.
 
-:func:`run` publishes a plan over MQTT (paho-mqtt 2.x, QoS 1) with one client per site, as a
-device or gateway would: its last will sets ``hw/v1/{site}/status`` to ``offline`` (retained), and
-it publishes ``online`` (retained) on every (re)connect. At a clean end the clients disconnect
-without touching the status, which stays ``online``: a device that has finished its script is
-still a device in the field, and the health monitor notices the silence by itself; the will covers
-crashes and lost links.
+:func:`run` publishes a plan over MQTT (paho-mqtt 2.x, QoS 1) with one
+:class:`~sensors.device.Device` per site, as a device or gateway would: it keeps every reading
+until the broker acknowledges it and sends it again after a lost link or a broker restart, its
+last will sets ``hw/v1/{site}/status`` to ``offline`` (retained), and it publishes ``online``
+(retained) on every (re)connect. At a clean end the devices disconnect without touching the
+status, which stays ``online``: a device that has finished its script is still a device in the
+field, and the health monitor notices the silence by itself; the will covers crashes and lost
+links.
 
 Errors::
 
     SensorsError                 (sensors.scenario)
      +-- ScenarioError           the scenario does not fit the configuration
-     +-- PublishError            the broker refused or dropped the simulator
+     +-- PublishError            the broker refused or dropped the simulator (sensors.device)
 """
 
 from __future__ import annotations
@@ -30,27 +32,21 @@ from __future__ import annotations
 import math
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import orjson
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
 
 from config import Config
 from config.models import Sensor
-from config.urls import mqtt_host_port
+from sensors.device import CONNECT_TIMEOUT_S, Device, PublishError, status_topic
 from sensors.scenario import (
     DERIVED_QUANTITIES,
     Scenario,
     ScenarioError,
     ScenarioSite,
-    SensorsError,
     check_scenario,
 )
 from sensors.signals import HOUR_MS, analog, daily_drift, rain_gauge
@@ -83,14 +79,9 @@ DECIMALS: dict[str, int] = {
     "rain_1h": 1,  # mm
 }
 
-CONNECT_TIMEOUT_S = 10.0
-"""How long to wait for the broker's CONNACK (and, in fast mode, for each PUBACK), seconds."""
 DRAIN_TIMEOUT_S = 10.0
-"""How long a timed run waits at its end for outstanding PUBACKs, seconds."""
-
-
-class PublishError(SensorsError):
-    """The broker could not be reached, refused the connection or did not acknowledge."""
+"""How long a timed run waits at its end for outstanding PUBACKs, seconds (a fast run waits
+``CONNECT_TIMEOUT_S`` for each PUBACK)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +103,6 @@ def reading_topic(site: str, sensor: str) -> str:
 
 def batch_topic(site: str) -> str:
     return f"hw/v1/{site}/batch"
-
-
-def status_topic(site: str) -> str:
-    return f"hw/v1/{site}/status"
 
 
 # ------------------------------------------------------------------------------ the pure planner
@@ -246,49 +233,6 @@ def plan(
 # ------------------------------------------------------------------------------ the MQTT shell
 
 
-def _connect(site: str, mqtt_url: str) -> mqtt.Client:
-    """A connected, looping client for one site's device, with its will and ``online`` status."""
-    try:
-        host, port = mqtt_host_port(mqtt_url)
-    except ValueError as exc:
-        raise PublishError(str(exc)) from exc
-    url = urlsplit(mqtt_url if "://" in mqtt_url else f"mqtt://{mqtt_url}")
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"hazwatch-sim-{site}-{uuid.uuid4().hex[:8]}",
-    )
-    if url.username:
-        client.username_pw_set(
-            unquote(url.username), unquote(url.password) if url.password else None
-        )
-    client.will_set(status_topic(site), b"offline", qos=1, retain=True)
-    connected = threading.Event()
-    refused: list[str] = []
-
-    def on_connect(
-        c: mqtt.Client, _ud: object, _flags: object, reason: ReasonCode, _props: object
-    ) -> None:
-        if reason.is_failure:
-            refused.append(str(reason))
-        else:  # also after an automatic reconnect: the will may have fired meanwhile
-            c.publish(status_topic(site), b"online", qos=1, retain=True)
-        connected.set()
-
-    client.on_connect = on_connect
-    try:
-        client.connect(host, port, keepalive=30)
-    except OSError as exc:
-        raise PublishError(f"cannot reach the MQTT broker at {host}:{port}: {exc}") from exc
-    client.loop_start()
-    if not connected.wait(CONNECT_TIMEOUT_S) or refused:
-        client.loop_stop()
-        why = refused[0] if refused else f"no CONNACK within {CONNECT_TIMEOUT_S} s"
-        raise PublishError(
-            f"MQTT broker {host}:{port} did not accept the simulator of {site}: {why}"
-        )
-    return client
-
-
 def _site_of(topic: str) -> str:
     return topic.split("/")[2]  # hw/v1/{site}/...
 
@@ -315,49 +259,33 @@ def run(
     """
     messages = plan(config, scenario, start_ms=start_ms, seed=seed)
     stop = stop if stop is not None else threading.Event()
-    clients: dict[str, mqtt.Client] = {}
-    published = 0
+    devices: dict[str, Device] = {}
     try:
         for block in scenario.sites:
-            clients[block.site] = _connect(block.site, mqtt_url)
+            devices[block.site] = Device(block.site, mqtt_url).connect()
         if fast:
             for msg in messages:
                 if stop.is_set():
                     break
-                info = clients[_site_of(msg.topic)].publish(
-                    msg.topic, msg.payload, qos=msg.qos, retain=msg.retain
-                )
-                try:
-                    info.wait_for_publish(CONNECT_TIMEOUT_S)
-                except (RuntimeError, ValueError) as exc:
-                    raise PublishError(f"publishing to {msg.topic} failed: {exc}") from exc
-                if not info.is_published():
+                device = devices[_site_of(msg.topic)]
+                device.publish(msg)
+                if not device.wait_acknowledged(CONNECT_TIMEOUT_S):
                     raise PublishError(f"no PUBACK for {msg.topic} within {CONNECT_TIMEOUT_S} s")
-                published += msg.readings
                 if on_publish is not None:
                     on_publish(msg)
-            return published
-        pending: list[tuple[mqtt.MQTTMessageInfo, int]] = []
-        t0 = time.monotonic()
-        for msg in messages:
-            delay = t0 + msg.wall_s - time.monotonic()
-            if (delay > 0 and stop.wait(delay)) or stop.is_set():
-                break
-            info = clients[_site_of(msg.topic)].publish(
-                msg.topic, msg.payload, qos=msg.qos, retain=msg.retain
-            )
-            pending.append((info, msg.readings))
-            if on_publish is not None:
-                on_publish(msg)
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        for info, n in pending:
-            try:
-                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-                published += n if info.is_published() else 0
-            except (RuntimeError, ValueError):
-                pass  # never acknowledged: not counted
-        return published
+        else:
+            t0 = time.monotonic()
+            for msg in messages:
+                delay = t0 + msg.wall_s - time.monotonic()
+                if (delay > 0 and stop.wait(delay)) or stop.is_set():
+                    break
+                devices[_site_of(msg.topic)].publish(msg)
+                if on_publish is not None:
+                    on_publish(msg)
+            deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            for device in devices.values():  # what is still unacknowledged then is not counted
+                device.wait_acknowledged(max(0.0, deadline - time.monotonic()))
+        return sum(d.acknowledged for d in devices.values())
     finally:
-        for client in clients.values():
-            client.disconnect()
-            client.loop_stop()
+        for device in devices.values():
+            device.close()
