@@ -112,7 +112,10 @@ atexit.register(_stop_all)
 
 @dataclass
 class Process:
-    """A child process whose output goes to a log file."""
+    """A child process whose output goes to a log file.
+
+    :meth:`start` after :meth:`kill` or :meth:`stop` runs the same command again, appending to the
+    same log: a broker comes back on its port with its configuration and data directory."""
 
     name: str
     argv: Sequence[str]
@@ -256,10 +259,20 @@ class EmbeddedStack:
     def _start_mqtt(self) -> None:
         self.mqtt_port = free_port()
         if shutil.which("mosquitto"):
+            import getpass
+
             conf = self.workdir / "mosquitto.conf"
+            data = self.workdir / "mqtt-data"
+            data.mkdir(parents=True, exist_ok=True)
+            (data / "mosquitto.db").unlink(missing_ok=True)  # a new stack, an empty broker
+            # Sessions, persistence and queues as in production (deploy/mosquitto/mosquitto.conf,
+            # docs/ARCHITECTURE.md §9): ingest's session survives a restart of this broker (its
+            # Process killed and started again, on the same port). Run as root, Mosquitto would switch
+            # to the user `mosquitto`, which cannot write the database here: stay this user.
             conf.write_text(
-                f"listener {self.mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                "max_queued_messages 100000\nmax_inflight_messages 100\n"
+                f"listener {self.mqtt_port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+                f"persistence true\npersistence_location {data}/\nautosave_on_changes true\n"
+                "autosave_interval 1\nmax_queued_messages 100000\nmax_inflight_messages 100\n"
             )
             argv = ["mosquitto", "-c", str(conf)]
             self.mqtt_kind = "mosquitto"
