@@ -19,12 +19,18 @@ from hazwatch.runtime import free_port
 from sensors.scenario import load_scenario
 from sensors.simulator import plan
 from tests.e2e.checks import assert_nothing_lost_or_twice, publish_paced, took
-from tests.e2e.conftest import Pipeline, TopicReader, wait_until
+from tests.e2e.conftest import E2E_SETTINGS, Pipeline, TopicReader, wait_until
 
 
 @pytest.fixture
 def service_env(postgres_env: dict[str, str]) -> dict[str, str]:
     return postgres_env  # the alerts processes share one PostgreSQL outbox
+
+
+@pytest.fixture
+def settings_patch() -> dict:
+    """The ingest processes share one MQTT subscription ($share/hazwatch-ingest/...)."""
+    return {**E2E_SETTINGS, "ingest": {"shared_group": "hazwatch-ingest"}}
 
 
 def scale_out(pipeline: Pipeline) -> None:
