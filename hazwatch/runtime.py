@@ -272,7 +272,8 @@ class EmbeddedStack:
             conf.write_text(
                 f"listener {self.mqtt_port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
                 f"persistence true\npersistence_location {data}/\nautosave_on_changes true\n"
-                "autosave_interval 1\nmax_queued_messages 100000\nmax_inflight_messages 100\n"
+                "autosave_interval 1\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
+                "max_queued_messages 100000\n"
             )
             argv = ["mosquitto", "-c", str(conf)]
             self.mqtt_kind = "mosquitto"
