@@ -22,9 +22,10 @@ import hashlib
 __all__ = ["DEFAULT_CAPACITY", "RecentMessages", "message_key"]
 
 DEFAULT_CAPACITY = 110_000
-"""Messages remembered at least: more than Mosquitto can send again after a restart with the shipped
-settings (``max_inflight_messages`` 100 + ``max_queued_messages`` 100 000 in ingest's session) plus
-what the devices resend. 2 x 110 000 digests take about 20 MB (measured: 37 MB for 400 000)."""
+"""Messages remembered at least: more than Mosquitto sends again after a restart with the shipped
+settings (ingest's session holds at most ``max_queued_messages`` 100 000 unacknowledged messages
+plus what arrived while they were sent), plus what the devices resend. 2 x 110 000 digests take
+about 20 MB (measured: 37 MB for 400 000)."""
 
 
 def message_key(topic: str, payload: bytes) -> bytes:

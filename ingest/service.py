@@ -73,6 +73,7 @@ class IngestService:
         self.client_id = client_id
         self.recent = RecentMessages()
         self.redelivered = 0
+        self._quiet_until = 0.0
         self._connection = 0
         self.inbox: queue.Queue[_Inbound] = queue.Queue()
         self.stopping = threading.Event()
@@ -195,7 +196,12 @@ class IngestService:
                         pending.append(self.inbox.get_nowait())
                     except queue.Empty:
                         break
+                before = self.redelivered
                 records = [r for m in pending for r in self.handle(m)]
+                if self.redelivered > before and time.monotonic() >= self._quiet_until:
+                    self._quiet_until = time.monotonic() + 10  # a restart brings thousands: a line per 10 s
+                    log.info("%d message(s) received again since the start, not sent to Kafka again",
+                             self.redelivered)
                 try:
                     self._produce(records)
                 except InterruptedError:
