@@ -35,6 +35,7 @@ from config.topics import DEADLETTER, HEALTH, READINGS
 from config.urls import mqtt_host_port
 from ingest.deadletter import deadletter_record
 from ingest.dedup import RecentMessages, message_key
+from ingest.mqtt_client import DrainingClient
 from ingest.delivery import Record, deliver
 from ingest.validate import Batch, Reject, Status, validate_message
 
@@ -101,7 +102,7 @@ class IngestService:
         )
 
     def _connect_mqtt(self) -> mqtt.Client:
-        client = mqtt.Client(
+        client = DrainingClient(  # keeps what a dying broker had already sent (ingest/mqtt_client.py)
             mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False, manual_ack=True
         )
         client.max_queued_messages_set(0)
