@@ -8,7 +8,7 @@ workers. These are the defaults; ``kafka.partitions`` in hazwatch.yaml changes t
 from __future__ import annotations
 
 __all__ = ["DEADLETTER", "DELIVERIES", "HEALTH", "MAINTENANCE", "NOTIFICATIONS", "PARTITIONS", "READINGS",
-           "WARNINGS"]
+           "RULES_CHANGELOGS", "WARNINGS"]
 
 READINGS = "hazwatch.readings"
 WARNINGS = "hazwatch.warnings"
@@ -29,3 +29,10 @@ PARTITIONS: dict[str, int] = {
 # Runtime maintenance windows, keyed by site id like the readings and with as many partitions: the
 # worker that owns a site's readings owns its windows (faust assigns co-partitioned topics together).
 PARTITIONS[MAINTENANCE] = PARTITIONS[READINGS]
+
+#: The changelog topics of the rules worker's faust tables (``<app id>-<table>-changelog``),
+#: compacted, with the readings' partitions. Created up front with the topics above: faust declares
+#: them itself at start, but a table whose changelog did not exist yet when the group first
+#: assigned partitions was left out of that assignment ("Ignoring missing topic"), and its writes
+#: were not recovered until a later rebalance (seen on Apache Kafka).
+RULES_CHANGELOGS = ("hazwatch-rules-threshold-state-changelog", "hazwatch-rules-maintenance-windows-changelog")

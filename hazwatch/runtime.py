@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from config.topics import PARTITIONS
+from config.topics import PARTITIONS, READINGS, RULES_CHANGELOGS
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, TopicPartition
@@ -215,6 +215,9 @@ def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS, repli
         existing = set(admin.list_topics())
         missing = [NewTopic(t, n, replication_factor, topic_configs=configs)
                    for t, n in partitions.items() if t not in existing]
+        missing += [NewTopic(t, partitions[READINGS], replication_factor,
+                             topic_configs={**configs, "cleanup.policy": "compact"})
+                    for t in RULES_CHANGELOGS if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)

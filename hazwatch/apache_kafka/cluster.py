@@ -117,6 +117,7 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={node.home / "data"}
 num.partitions=1
+auto.create.topics.enable=false
 default.replication.factor={rf}
 min.insync.replicas={isr}
 unclean.leader.election.enable=false
