@@ -19,15 +19,16 @@ DEADLETTER_BOUND = 8192  # bytes a dead letter may take, whatever arrived
 INGEST_PEAK_BOUND = 600 * 1024 * 1024  # bytes of resident memory
 
 
-def bad_messages(now: int) -> list[tuple[str, bytes, str]]:
-    """(topic, payload, a word its dead letter's reason must contain)."""
-    pad = {"ts": now, "v": 1}
+def bad_messages(now: int, n: int) -> list[tuple[str, bytes, str]]:
+    """(topic, payload, a word its dead letter's reason must contain); ``n`` makes each payload
+    differ from the other rounds' (ingest takes a repeated identical message for a redelivery)."""
+    pad = {"ts": now + n, "v": 1}
     return [
         ("hw/v1/CH-001/GT-101/reading", orjson.dumps({**pad, "pad": "A" * 1_048_576}), "oversize"),
         ("hw/v1/CH-001/GT-101/reading", orjson.dumps({**pad, "pad": "A" * 4_500_000}), "oversize"),
-        ("hw/v1/CH-001/batch", orjson.dumps({"readings": [{"sensor": "NOPE-9", "ts": now, "v": i}
+        ("hw/v1/CH-001/batch", orjson.dumps({"readings": [{"sensor": "NOPE-9", "ts": now + n, "v": i}
                                                           for i in range(5000)]}), "unknown sensor"),
-        ("hw/v1/CH-001/GT-101/reading", b"{not json", "not JSON"),
+        ("hw/v1/CH-001/GT-101/reading", b"{not json %d" % n, "not JSON"),
         ("hw/v1/XX-404/GT-101/reading", orjson.dumps(pad), "unknown site"),
     ]
 
@@ -43,18 +44,19 @@ def test_a_flood_of_poison_messages_loses_and_doubles_nothing(pipeline: Pipeline
     deadletter = TopicReader(pipeline.stack.kafka_bootstrap, DEADLETTER)
     try:
         now = int(time.time() * 1000)
-        bad = bad_messages(now)
         valid: set[tuple[str, str, int]] = set()
         messages: list[tuple[str, bytes]] = []
+        words: Counter[str] = Counter()
         for i in range(400):  # normal gas readings, every 5th message a bad one, three rounds
             ts = now - 400_000 + i * 1000
             sensor = ("GT-101", "GT-102")[i % 2]
             messages.append((f"hw/v1/CH-001/{sensor}/reading", orjson.dumps({"ts": ts, "v": 2.0})))
             valid.add(("CH-001", sensor, ts))
             if i % 5 == 4:
-                topic, payload, _ = bad[(i // 5) % len(bad)]
+                kinds = bad_messages(now, i)
+                topic, payload, word = kinds[(i // 5) % len(kinds)]
                 messages.append((topic, payload))
-        words = Counter(w for t, p, w in bad for m in messages if m == (t, p))
+                words[word] += 1
         n_bad = sum(words.values())
         pipeline.publish(messages)
 
