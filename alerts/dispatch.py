@@ -20,11 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from alerts.audience import members
-from alerts.audio import espeak_available, synthesize
-from alerts.cap import build_cap, cap_identifier, validate_cap
+from alerts.cap_dispatch import CapDispatch
+from alerts.channel_alarm import ALARM_KINDS, FALLBACK, ChannelAlarms
 from alerts.channels.sms import SmsChannel, SmsChannelError
 from alerts.claims import WAITING, Claims, lease_s, owner_id
 from alerts.deliveries import apply_recorded_deliveries
@@ -33,7 +33,6 @@ from alerts.grouping import render_group
 from alerts.noise import rate_decision
 from alerts.pipeline import sent_in_window
 from alerts.plan import notice_key
-from alerts.render import render_sms
 from alerts.segments import segments
 from alerts.store import Episode, Notification, Store
 from config.models import LEVELS, Config
@@ -44,6 +43,7 @@ __all__ = ["Dispatcher", "backoff_s"]
 log = logging.getLogger("hazwatch.alerts")
 RECONCILE_AFTER_S = 5.0
 STEP_KINDS = ("escalation", "reminder")
+PREWRITTEN = ("over-cap", *ALARM_KINDS)
 PASS_LIMIT = 500  # rows looked at per pass, so that intake and timers are not starved
 
 
@@ -70,13 +70,15 @@ def _plain(rows: list[Notification], config: Config) -> str:
     return f"【hazwatch】{site.name}预警：{items}。请立即核实。"
 
 
-class Dispatcher:
+class Dispatcher(CapDispatch):
     def __init__(self, store: Store, config: Config, sms: SmsChannel, *, publish_cap: Callable[[str, bytes], None],
                  clock: Callable[[], dt.datetime], on_result: Callable[[dict[str, Any]], None] = lambda _r: None,
                  status_callback: str | None = None, rng: random.Random | None = None,
                  audio_dir: Path | None = None,
-                 publish_audio: Callable[[str, bytes], None] | None = None, claims: Claims | None = None) -> None:
-        self.store, self.config, self.sms = store, config, sms
+                 publish_audio: Callable[[str, bytes], None] | None = None, claims: Claims | None = None,
+                 fallback: SmsChannel | None = None) -> None:
+        self.store, self.config, self.sms, self.fallback = store, config, sms, fallback
+        self.alarms = ChannelAlarms(store, config, clock)
         self.claims = claims or Claims(store, owner_id(), lease_s(config.settings.notify.sms_timeout_s))
         self.publish_cap, self.clock, self.on_result = publish_cap, clock, on_result
         self.status_callback = status_callback
@@ -95,13 +97,13 @@ class Dispatcher:
         for r in rows:
             if r.id not in written:
                 continue  # taken over by another process, which records the result
-            record = {"type": "sms" if r.channel == "sms" else "broadcast", "key": r.key, "episode": r.episode,
+            record = {"type": "broadcast" if r.channel == "cap" else "sms", "key": r.key, "episode": r.episode,
                       "site": r.site, "kind": r.kind, "level": r.level, "status": status, "reason": r.reason,
                       "provider_id": values.get("provider_id"), "error": values.get("error"),
                       "suppressed_reason": values.get("suppressed_reason")}
             body = values.get("body", r.body)
-            if r.channel == "sms":
-                record.update(to=r.recipient, role=r.role, body=body, segments=segments(body or ""))
+            if r.channel != "cap":
+                record.update(channel=r.channel, to=r.recipient, role=r.role, body=body, segments=segments(body or ""))
             else:
                 record.update(zone=r.recipient, cap=body)
             self.on_result(record)
@@ -111,6 +113,7 @@ class Dispatcher:
         now = self.clock()
         if self.recover():  # sends of a process that died are reconciled once its lease ran out
             log.warning("alerts: sends left unfinished by a stopped process are reconciled with the provider")
+        self.alarms.check()  # a channel failing for after_min minutes, whatever its attempt count
         done: set[str] = set()
         sent = after = 0
         for _ in range(PASS_LIMIT):
@@ -146,6 +149,10 @@ class Dispatcher:
             return 0
 
     # -- SMS ------------------------------------------------------------------------------------
+    def _provider(self, row: Notification) -> SmsChannel:
+        """The second account for its own notices when configured, else the first."""
+        return self.fallback if row.channel == FALLBACK and self.fallback is not None else self.sms
+
     def _group(self, first: Notification, now: dt.datetime) -> list[Notification]:
         """The pending rows that go out with ``first``: same site, recipient and channel. Earlier
         rows always come along (a recipient never reads the all-clear before the warning, even
@@ -187,8 +194,12 @@ class Dispatcher:
                                       attempts=rows[0].attempts + 1, delivery_status=None):
             log.warning("SMS to %s: taken over by another process before sending", first.recipient)
             return
-        result = self.sms.send(first.recipient, body, status_callback=self.status_callback)
+        result = self._provider(first).send(first.recipient, body, status_callback=self.status_callback)
         now = self.clock()
+        if result.outcome == "sent":
+            self.alarms.succeeded(first.channel)
+        elif result.outcome != "failed":  # a refusal of this one message says nothing of the channel
+            self.alarms.failed(first.channel, f"{result.error_code or ''} {result.error or ''}".strip())
         if result.outcome == "sent":
             self._finish(rows, "sent", provider_id=result.sid, sent_at=now, body=body)
             apply_recorded_deliveries(self.store, result.sid)  # a fast provider may call back first
@@ -215,8 +226,9 @@ class Dispatcher:
             self.claims.write([r.id for r in rows], status="pending")
             return
         try:
-            sid = self.sms.find_sent(row.recipient, row.body, row.created_at - dt.timedelta(minutes=1))
+            sid = self._provider(row).find_sent(row.recipient, row.body, row.created_at - dt.timedelta(minutes=1))
         except SmsChannelError as exc:
+            self.alarms.failed(row.channel, str(exc))
             self.claims.write([r.id for r in rows], error=str(exc),
                               not_before=self.clock() + dt.timedelta(seconds=RECONCILE_AFTER_S))
             return
@@ -240,8 +252,8 @@ class Dispatcher:
 
     def _render(self, rows: list[Notification]) -> str:
         first = rows[0]
-        if first.kind == "over-cap" and first.body:
-            return first.body  # written when the cap was passed
+        if first.kind in PREWRITTEN and first.body:
+            return first.body  # written when the cap was passed or the channel alarm raised
         event = WarningEvent.from_json(first.event)
         site = self.config.site(event.site)
         tz = self.config.settings.timezone
@@ -290,110 +302,3 @@ class Dispatcher:
             for r in rows:
                 if s.scalar(select(Notification.id).where(Notification.key == r.key)) is None:
                     s.add(r)
-
-    # -- CAP ------------------------------------------------------------------------------------
-    def _open_alert(self, row: Notification) -> str | None:
-        """The identifier of a CAP Alert sent for this site and zone that has no all-clear yet."""
-        with self.store.session() as s:
-            alerts = s.execute(select(Notification.episode, Notification.provider_id).where(
-                Notification.channel == "cap", Notification.kind == "cap-alert", Notification.status == "sent",
-                Notification.site == row.site, Notification.recipient == row.recipient)).all()
-            cleared = {e for (e,) in s.execute(select(Notification.episode).where(
-                Notification.channel == "cap", Notification.kind == "cap-allclear", Notification.status == "sent",
-                Notification.site == row.site, Notification.recipient == row.recipient))}
-        return next((ident for ep, ident in alerts if ep not in cleared and ep != row.episode), None)
-
-    def _allclear_refs(self, row: Notification) -> list[tuple[str, dt.datetime]] | None:
-        """What an all-clear references, or None when it must wait or has nothing to clear.
-
-        It waits for its own Alert to be sent, and for every red episode of the site that the
-        Alert covers to clear: the loudspeakers stop only when the whole site is safe."""
-        with self.store.session() as s:
-            alerts = list(s.scalars(select(Notification).where(
-                Notification.episode == row.episode, Notification.channel == "cap",
-                Notification.recipient == row.recipient, Notification.kind == "cap-alert")))
-            if any(a.status in ("pending", "sending", "unknown") for a in alerts):
-                return None  # the Alert goes first; try again on the next pass
-            own = [a for a in alerts if a.status == "sent"]
-            if not own:
-                covered = next((a.suppressed_reason for a in alerts
-                                if (a.suppressed_reason or "").startswith("covered by CAP")), None)
-                self._finish([row], "suppressed", suppressed_reason=covered or "no broadcast alert to clear")
-                return None
-            reasons = [f"covered by CAP {a.provider_id}" for a in own]
-            still_red = s.scalar(select(func.count()).select_from(Notification).join(
-                Episode, Episode.id == Notification.episode).where(
-                Notification.suppressed_reason.in_(reasons), Episode.state.in_(("active", "acknowledged"))))
-        if still_red:
-            self.claims.write([row.id], not_before=self.clock() + dt.timedelta(seconds=1))
-            return None
-        return [(a.provider_id, a.sent_at) for a in own]
-
-    def _free_identifier(self, region: str, sent: dt.datetime) -> tuple[dt.datetime, int]:
-        """A (sent second, sequence digit) whose GB/T 35965.1 identifier is not taken yet: the
-        pattern has one digit for messages of one issuer within one second."""
-        while True:
-            prefix = cap_identifier(region, self.config.settings.cap, sent, 0)[:-1]
-            with self.store.session() as s:
-                taken = {p[-1] for (p,) in s.execute(select(Notification.provider_id).where(
-                    Notification.channel == "cap", Notification.provider_id.like(f"{prefix}%")))}
-            free = [d for d in range(10) if str(d) not in taken]
-            if free:
-                return sent, free[0]
-            sent += dt.timedelta(seconds=1)
-
-    def _cap(self, row: Notification) -> None:
-        if row.body and row.provider_id:
-            # built and maybe published before a crash or a PUBACK timeout: publish the very same
-            # document again
-            # (same identifier, so a gateway that has it already recognises the repeat)
-            self.publish_cap(row.recipient, row.body.encode())
-            self._finish([row], "sent", provider_id=row.provider_id, sent_at=row.sent_at or self.clock())
-            return
-        event = WarningEvent.from_json(row.event)
-        site, zone = self.config.site(event.site), self.config.zone(row.recipient)
-        cap_cfg, tz = self.config.settings.cap, self.config.settings.timezone
-        if row.kind in ("cap-allclear", "cap-cancel"):
-            refs = self._allclear_refs(row)
-            if refs is None:
-                return
-            sent, seq = self._free_identifier(site.region, self.clock().replace(microsecond=0))
-            if row.kind == "cap-cancel":  # an operator found it a false alarm: withdraw the Alert
-                ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Cancel", sent=sent, seq=seq,
-                                       references=[(cap_cfg.sender, i, t) for i, t in refs], tz=tz)
-            else:
-                ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Update", sent=sent, seq=seq,
-                                       references=[(cap_cfg.sender, i, t) for i, t in refs],
-                                       response_type="AllClear", tz=tz)
-        else:
-            owner = self._open_alert(row)
-            if owner is not None:
-                # one loudspeaker alert per site and zone: a second red episode of the same site
-                # is covered by the alert already sounding (its SMS still go out)
-                self._finish([row], "suppressed", suppressed_reason=f"covered by CAP {owner}")
-                return
-            sent, seq = self._free_identifier(site.region, self.clock().replace(microsecond=0))
-            ident, xml = build_cap(event, site, zone, cap_cfg, msg_type="Alert", sent=sent, seq=seq, tz=tz)
-        validate_cap(xml)
-        if not self.claims.begin_send([row.id], self.clock(), attempts=row.attempts + 1, body=xml.decode(),
-                                      provider_id=ident, sent_at=sent):
-            return
-        self.publish_cap(row.recipient, xml)  # QoS 1; a duplicate CAP is harmless (same identifier)
-        self._finish([row], "sent", provider_id=ident, sent_at=sent, body=xml.decode())
-        self._speak(row, event, ident)
-
-    def _speak(self, row: Notification, event: WarningEvent, ident: str) -> None:
-        """Loudspeaker audio (optional): a zh-CN WAV of the broadcast, when espeak-ng is installed."""
-        if self.publish_audio is None or self.audio_dir is None or not espeak_available():
-            return
-        site = self.config.site(event.site)
-        if row.kind == "cap-alert":
-            text = f"{render_sms(event, site, self.config.sensor(event.site, event.sensor), role='resident')}"
-        else:
-            text = f"{site.name}预警解除。" if row.kind == "cap-allclear" else f"{site.name}预警取消。"
-        try:
-            wav = synthesize(text.replace("【hazwatch】", ""), self.audio_dir / f"{ident}.wav")
-            if wav is not None:
-                self.publish_audio(row.recipient, wav.read_bytes())
-        except Exception:  # noqa: BLE001 - audio is an extra; the CAP document already went out
-            log.exception("loudspeaker audio for %s failed", ident)

@@ -6,6 +6,7 @@ Routes (``create_alerts_api``)::
     GET  /cap/feed.atom        Atom 1.0 feed of the currently active warnings, CAP 1.2 inline
     GET  /cap/{identifier}.xml one CAP document (a sent broadcast, or a feed entry)
     GET  /healthz              {"ok": true}
+    GET  /metrics              Prometheus text format (prometheus-client's default registry)
 
 Status callbacks (STANDARDS.md "Warning dissemination"): the signature covers the URL Twilio
 requested (``notify.http.public_url`` when set, else the URL this server saw) and the form
@@ -37,6 +38,7 @@ from typing import NamedTuple, cast
 from urllib.parse import parse_qsl, quote
 
 import uvicorn
+from prometheus_client import make_asgi_app
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from lxml import etree
@@ -238,7 +240,9 @@ def create_alerts_api(store: Store, config: Config, *,
                       clock: Callable[[], dt.datetime] = utcnow) -> FastAPI:
     """The alerts HTTP API on ``store``; ``clock`` stamps deliveries and an empty feed."""
     app = FastAPI(title="hazwatch-alerts", openapi_url=None, docs_url=None, redoc_url=None)
-    token, settings = config.settings.sms.auth_token.get_secret_value(), config.settings
+    settings = config.settings
+    # callbacks of the second SMS account (channel alarms) are signed with its own token
+    tokens = [a.auth_token.get_secret_value() for a in (settings.sms, settings.sms_fallback) if a is not None]
 
     @app.post(STATUS_PATH, status_code=204)
     async def twilio_status(request: Request) -> Response:
@@ -246,7 +250,8 @@ def create_alerts_api(store: Store, config: Config, *,
         body = await _read_body(request, MAX_CALLBACK_BYTES)
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         url = _signed_url(config, request)
-        if not verify_signature(token, url, params, request.headers.get("X-Twilio-Signature")):
+        signature = request.headers.get("X-Twilio-Signature")
+        if not any(verify_signature(token, url, params, signature) for token in tokens):
             log.warning("status callback for %s rejected: bad signature for %s",
                         params.get("MessageSid"), url)
             return Response(status_code=403)
@@ -274,6 +279,8 @@ def create_alerts_api(store: Store, config: Config, *,
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:
         return {"ok": True}
+
+    app.mount("/metrics", make_asgi_app())  # this process's counters (alerts.channel_alarm ...)
 
     return app
 

@@ -79,6 +79,9 @@ class AlertsService:
         self.store = store or Store(s.database.url)
         self.sms = sms or SmsChannel(s.sms.account_sid, s.sms.auth_token.get_secret_value(), s.sms.from_number,
                                      base_url=s.sms.base_url, timeout_s=s.notify.sms_timeout_s)
+        fb = s.sms_fallback
+        self.fallback = fb and SmsChannel(fb.account_sid, fb.auth_token.get_secret_value(), fb.from_number,
+                                          base_url=fb.base_url, timeout_s=s.notify.sms_timeout_s)
         self.clock = clock
         self.group_id = group_id
         self.rng = random.Random(seed)
@@ -162,7 +165,7 @@ class AlertsService:
         cap = CapPublisher(s.mqtt.url)
         dispatcher = Dispatcher(self.store, self.config, self.sms, publish_cap=cap.publish, clock=self.clock,
                                 on_result=self._on_result, status_callback=callback, rng=self.rng,
-                                audio_dir=self.data_dir, publish_audio=cap.publish_audio)
+                                audio_dir=self.data_dir, publish_audio=cap.publish_audio, fallback=self.fallback)
         log.info("alerts: claiming outbox rows as %s", dispatcher.claims.owner)
         log.info("alerts: %d notification(s) to reconcile after restart", dispatcher.recover())
         # 3. inputs

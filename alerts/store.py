@@ -13,6 +13,8 @@ Tables::
                     (sid, status, error code)
     silences        silences and maintenance windows: matcher, start, end, creator, reason
     faults          subjects whose sensor is in fault (their threshold warnings are inhibited)
+    channel_alarms  per channel: failed attempts in a row, since when, and whether operators were
+                    alarmed (alerts/channel_alarm.py)
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 __all__ = [
     "Action",
     "Base",
+    "ChannelState",
     "Delivery",
     "Episode",
     "Fault",
@@ -226,6 +229,19 @@ class Fault(Base):
     site: Mapped[str] = mapped_column(String(64))
     check: Mapped[str] = mapped_column(String(32))
     since: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class ChannelState(Base):
+    __tablename__ = "channel_alarms"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Failed send attempts since the last success, by every alerts process together."""
+    failing_since: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    raised_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """Set while the alarm is up; the process whose update set it tells the operators."""
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class Store:

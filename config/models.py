@@ -340,6 +340,8 @@ class Settings(_Model):
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     sms: SmsSettings
+    sms_fallback: SmsSettings | None = None
+    """A second SMS account (another provider or region) that tells operators when ``sms`` fails."""
     ingest: IngestSettings = IngestSettings()
     routing: Routing = Routing()
     notify: NotifySettings = NotifySettings()

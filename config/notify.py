@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 __all__ = [
     "AUDIENCES",
     "MAX_POLYGON_VERTICES",
+    "ChannelAlarm",
     "Circle",
     "Escalation",
     "EscalationStep",
@@ -283,6 +284,14 @@ class HttpSettings(_Model):
     """Base URL Twilio posts status callbacks to (signatures are computed over it)."""
 
 
+class ChannelAlarm(_Model):
+    """When a channel counts as failing: after ``after_failures`` failed attempts in a row or
+    ``after_min`` minutes since the first of them, whichever comes first. One success clears it."""
+
+    after_failures: Annotated[int, Field(ge=1)] = 5
+    after_min: Annotated[float, Field(gt=0)] = 2.0
+
+
 class NotifySettings(_Model):
     group_wait_s: Annotated[float, Field(ge=0)] = 30.0
     """Changes of one site within this window go out as one message per recipient; red never waits."""
@@ -290,4 +299,5 @@ class NotifySettings(_Model):
     escalation: Escalation = Escalation()
     http: HttpSettings = HttpSettings()
     sms_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    channel_alarm: ChannelAlarm = ChannelAlarm()
 

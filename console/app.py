@@ -69,7 +69,7 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
     unless ``reader`` is given); ``reader``: started and stopped with the app; ``clock``: the
     wall clock (UTC, aware) for sessions, ages and actions (tests inject one); ``config_dir``:
     where ``config`` came from, validated again on each ``GET /api/config``."""
-    from console import api, api_config, api_sites, api_warnings, events
+    from console import api, api_channels, api_config, api_sites, api_warnings, events
 
     settings = config.settings.console
     now = clock or utcnow
@@ -133,6 +133,7 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
     app.include_router(api_sites.router)
     app.include_router(api_warnings.router)
     app.include_router(api_config.router)
+    app.include_router(api_channels.router)
     app.include_router(events.router)
     if pages:
         from console.pages import router as pages_router

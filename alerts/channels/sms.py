@@ -8,15 +8,18 @@ whose ``outcome`` tells the retry stage what it may do (STANDARDS.md "Warning di
 | 201 with a sid (status ``queued``)                         | sent    | awaits callbacks   |
 | HTTP 429 / code 20429, code 30001, HTTP 503 (20503)        | retry   | backs off, resends |
 | connection refused, DNS failure, connect timeout, TLS      | retry   | backs off, resends |
+| 401 (20003, bad credentials)                               | retry   | backs off, resends |
 | 21211 invalid number, 21610 unsubscribed, 21614 not mobile | failed  | never resends      |
-| 401 (20003, bad credentials), any other 4xx                |         |                    |
+| any other 4xx                                              |         |                    |
 | read timeout, connection dropped after sending, HTTP       | unknown | ``find_sent``      |
 | 500/502/504, a 2xx body that is not JSON                   |         | before resending   |
 
 HTTP 500/502/504 are "unknown", not "retry": Twilio warns that a create answered with a 500 may
 still have sent the message (twilio.com/docs/errors/20500), and a gateway error hides whether
 the request got through. 503 (20503, "service unavailable") means it was not taken.
-Queue overflow (30001) is normally a delivery error that arrives by status callback, see
+Bad credentials are retried: they stop every message, not this one, so the warnings wait in the
+outbox (the channel alarm tells the operators, ``alerts.channel_alarm``) until someone fixes the
+account, rather than being given up. Queue overflow (30001) is normally a delivery error that arrives by status callback, see
 ``delivery_outcome``.
 
 Errors: ``SmsChannelError`` (raised by ``find_sent`` only, when the provider cannot be asked).
@@ -53,6 +56,7 @@ Outcome = Literal["sent", "retry", "failed", "unknown"]
 DeliveryOutcome = Literal["pending", "delivered", "retry", "failed"]
 
 RETRYABLE_CODES = frozenset({20429, 20503, 30001})  # too many requests, unavailable, queue overflow
+ACCOUNT_CODES = frozenset({20003})  # authentication failed: no message of this account goes out
 PERMANENT_CODES = frozenset({21211, 21610, 21614})  # invalid, unsubscribed, not a mobile number
 
 _PENDING = frozenset({"accepted", "scheduled", "queued", "sending", "sent"})
@@ -76,7 +80,7 @@ class SendResult:
 
 
 def _from_http_error(status: int, code: int | None, message: str) -> SendResult:
-    if code in RETRYABLE_CODES or status in (429, 503):
+    if code in RETRYABLE_CODES or code in ACCOUNT_CODES or status in (401, 429, 503):
         outcome: Outcome = "retry"
     elif code in PERMANENT_CODES or 400 <= status < 500:
         outcome = "failed"

@@ -254,7 +254,7 @@ export function showBanner(w) {
 const MAX_BANNERS = 2;
 function fitBanners() {
   const host = document.getElementById('banners');
-  const all = [...host.querySelectorAll('.banner:not(.banner-more)')];
+  const all = [...host.querySelectorAll('.banner:not(.banner-more):not(.banner-channel)')];
   all.forEach((el, i) => el.classList.toggle('banner-folded', i >= MAX_BANNERS));
   host.querySelector('.banner-more')?.remove();
   if (all.length > MAX_BANNERS) {
@@ -265,7 +265,7 @@ function fitBanners() {
       h('button', {type: 'button', class: 'banner-dismiss',
         onclick: () => { for (const el of all) dismissBanner(el.dataset.episode); }}, t('banner.dismiss_all'))));
   }
-  const any = all.length > 0;
+  const any = host.querySelector('.banner') !== null;
   document.body.classList.toggle('has-banner', any);
   document.body.style.paddingTop = any ? `${host.offsetHeight}px` : '';
 }
@@ -327,6 +327,37 @@ export function setupHeader() {
   });
 }
 
+// ------------------------------------------------------------------------------ channel alarms
+/** A failing notification channel (operators and admins; officers get none): its banner stays
+ * on top of every page until the channel works again, and cannot be dismissed. */
+const CHANNEL_POLL_MS = 15000;
+async function channelAlarms() {
+  let alarms;
+  try {
+    alarms = await api('/api/channels/alarms');
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) console.warn(err);
+    return;
+  }
+  const host = document.getElementById('banners');
+  const up = new Set(alarms.map((a) => a.channel));
+  for (const el of host.querySelectorAll('.banner-channel')) if (!up.has(el.dataset.channel)) el.remove();
+  for (const a of alarms) {
+    const existing = host.querySelector(`.banner-channel[data-channel="${CSS.escape(a.channel)}"]`);
+    const item = h('div', {class: 'banner banner-channel', role: 'alert', 'data-testid': 'channel-banner',
+      dataset: {channel: a.channel}},
+      h('strong', {class: 'banner-level'}, `⚠ ${t('channel.failing', {channel: label('channel.name', a.channel)})}`),
+      h('span', {class: 'banner-text'}, t('channel.detail', {since: fmtTime(a.failing_since ?? a.raised_at),
+        n: a.failures, waiting: a.waiting, error: a.last_error || '—'})));
+    if (existing) existing.replaceWith(item);
+    else {
+      host.prepend(item);
+      beep();
+    }
+  }
+  fitBanners();
+}
+
 /** Called by every page but /login. */
 export function start() {
   setupHeader();
@@ -335,4 +366,6 @@ export function start() {
   connect();
   redOnLoad();
   on('resync', redOnLoad);
+  channelAlarms();
+  setInterval(channelAlarms, CHANNEL_POLL_MS);
 }

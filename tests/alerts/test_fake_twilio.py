@@ -138,12 +138,13 @@ def test_timeout_is_unknown_but_the_message_was_sent_once(fake: FakeTwilioServer
     assert impatient.find_sent(TO, RED_WARNING, since + timedelta(minutes=5)) is None
 
 
-def test_wrong_auth_token_fails(fake: FakeTwilioServer):
+def test_wrong_auth_token_is_retried(fake: FakeTwilioServer):
+    """Bad credentials stop every message of the account: they wait for a fix, not give up."""
     wrong = SmsChannel(fake.account_sid, "not-the-token", FROM_NUMBER, base_url=fake.url)
 
     result = wrong.send(TO, RED_WARNING)
 
-    assert (result.outcome, result.error_code) == ("failed", 20003)
+    assert (result.outcome, result.error_code) == ("retry", 20003)
     assert result.error is not None and "HTTP 401" in result.error
     assert accepted(fake) == []
 

@@ -291,3 +291,30 @@ def test_nul_characters_are_422(client: TestClient, users, warnings_) -> None:
             ("/api/users", {"username": "n\x00", "password": "a good password", "role": "operator"})]:
         assert client.post(path, json=body).status_code == 422, (path, body)
     assert client.get(f"/api/warnings/{eid}").json()["actions"] == []
+
+
+def test_a_failing_channel_shows_to_operators_only(client: TestClient, console_store: Store,
+                                                    console_config, clock: Clock, users) -> None:
+    from alerts.channel_alarm import ChannelAlarms
+
+    alarms = ChannelAlarms(console_store, console_config, clock)
+    login(client, "op")
+    assert client.get("/api/channels/alarms").json() == []
+    for _ in range(console_config.settings.notify.channel_alarm.after_failures):
+        alarms.failed("sms", "20503 HTTP 503: Service Unavailable")
+    with console_store.session.begin() as s:  # a warning SMS waiting for the provider
+        s.add(Notification(key="k1", channel="sms", episode="e1", site="CH-001", kind="raised", level="red",
+                           recipient="+8613800000001", role="operator", language="zh-CN", event="{}",
+                           status="pending", attempts=5))
+
+    [alarm] = client.get("/api/channels/alarms").json()
+    assert alarm["channel"] == "sms" and alarm["failures"] == 5 and "503" in alarm["last_error"]
+    assert alarm["waiting"] == 1
+    client.post("/api/logout")
+    login(client, "officer_ch")
+    assert client.get("/api/channels/alarms").json() == []
+
+    alarms.succeeded("sms")
+    client.post("/api/logout")
+    login(client, "admin")
+    assert client.get("/api/channels/alarms").json() == []
