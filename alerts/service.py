@@ -36,7 +36,7 @@ from alerts.pipeline import Intake
 from alerts.store import Fault, Store, utcnow
 from config.models import Config
 from config.topics import DEADLETTER, DELIVERIES, HEALTH, WARNINGS
-from config.urls import mqtt_host_port
+from config.urls import mqtt_host_port, mqtt_login
 from rules.events import WarningEvent
 
 __all__ = ["AlertsService", "CapPublisher"]
@@ -50,6 +50,8 @@ class CapPublisher:
     def __init__(self, url: str, client_id: str = "hazwatch-alerts-cap") -> None:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         self.client.reconnect_delay_set(1, 10)
+        if login := mqtt_login(url):  # production's account: hazwatch-alerts (deploy/mosquitto/acl)
+            self.client.username_pw_set(*login)
         host, port = mqtt_host_port(url)
         self.client.connect_async(host, port, keepalive=30)
         self.client.loop_start()

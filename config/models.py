@@ -32,6 +32,7 @@ from config.models_base import (
     ID_PATTERN,
     LEVELS,
     Id,
+    SiteId,
     LadderStep,
     WarningLevel,
     _Model,
@@ -210,7 +211,7 @@ class Sensor(_Model):
 
 
 class Site(_Model):
-    id: Id
+    id: SiteId
     name: str
     name_en: str | None = None
     kind: Literal["chemical", "tailings", "rain"]

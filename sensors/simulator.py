@@ -33,7 +33,7 @@ import math
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -247,6 +247,7 @@ def run(
     start_ms: int | None = None,
     stop: threading.Event | None = None,
     on_publish: Callable[[PlannedMessage], None] | None = None,
+    passwords: Mapping[str, str] | None = None,
 ) -> int:
     """Publish the scenario's plan to ``mqtt_url`` (``mqtt://host:port``); return the readings
     the broker acknowledged.
@@ -256,13 +257,16 @@ def run(
     after the start; setting ``stop`` ends the run early. ``on_publish`` is called from this
     thread with each message after it was handed to (fast: acknowledged by) the broker.
     Raise :class:`PublishError` when the broker cannot be reached or stops acknowledging.
+    ``passwords``: each site's device account (the site id is its user name), as the embedded
+    stack creates them; without it the devices log in as ``mqtt_url`` says.
     """
     messages = plan(config, scenario, start_ms=start_ms, seed=seed)
     stop = stop if stop is not None else threading.Event()
     devices: dict[str, Device] = {}
     try:
         for block in scenario.sites:
-            devices[block.site] = Device(block.site, mqtt_url).connect()
+            password = passwords.get(block.site) if passwords is not None else None
+            devices[block.site] = Device(block.site, mqtt_url, password=password).connect()
         if fast:
             for msg in messages:
                 if stop.is_set():

@@ -52,7 +52,8 @@ REQUIRED_ENV = {
 
 #: Values for the variables the compose file requires, as an operator's .env would give them.
 DOTENV = {"SITE_CONFIG_DIR": "/srv/hazwatch/config", "TWILIO_ACCOUNT_SID": "ACtest",
-          "TWILIO_AUTH_TOKEN": "test-token", "POSTGRES_PASSWORD": "pw"}
+          "TWILIO_AUTH_TOKEN": "test-token", "POSTGRES_PASSWORD": "pw", "MQTT_INGEST_PASSWORD": "pw-ingest",
+          "MQTT_ALERTS_PASSWORD": "pw-alerts"}
 
 SECRET_NAME = re.compile(r"TOKEN|PASSWORD|SECRET|_SID$|_KEY$")
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -306,7 +307,8 @@ def _listeners(value: str) -> dict[str, tuple[str, int]]:
 
 
 def test_mqtt_urls_name_the_broker_and_its_listener(services: Services) -> None:
-    from config.urls import mqtt_host_port
+    from config.urls import mqtt_host_port, mqtt_login
+    from hazwatch.embedded_mqtt import SERVICE_ACCOUNTS
 
     for name, s in _hazwatch_services(services).items():
         url = _env(s).get("HAZWATCH_MQTT_URL")
@@ -317,6 +319,8 @@ def test_mqtt_urls_name_the_broker_and_its_listener(services: Services) -> None:
         assert services[host]["image"].startswith("eclipse-mosquitto:2"), name
         assert port in _mosquitto_ports(services[host]), f"{name}: no mosquitto listener on {port}"
         assert host in (s.get("depends_on") or {}), f"{name} does not wait for {host}"
+        # each service logs in with the account the ACL gives its job
+        assert mqtt_login(interpolate(url, DOTENV)) == (SERVICE_ACCOUNTS[name], f"pw-{name}"), name
 
 
 def test_kafka_bootstrap_names_the_broker_and_its_listener(services: Services) -> None:

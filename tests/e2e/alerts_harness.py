@@ -24,6 +24,7 @@ from alerts.store import Notification, Store
 from config import load_config
 from config.models import Config
 from config.topics import WARNINGS
+from config.urls import mqtt_url_as
 from hazwatch.runtime import EmbeddedStack
 from rules.events import WarningEvent, episode_id
 from tests.e2e.conftest import config_dir_with
@@ -52,7 +53,7 @@ class Harness:
     def __init__(self, tmp_path: Path, stack: EmbeddedStack, twilio: FakeTwilioServer,
                  notify: dict | None = None) -> None:
         self.config_dir = config_dir_with(tmp_path, {
-            "kafka": {"bootstrap": stack.kafka_bootstrap}, "mqtt": {"url": stack.mqtt_url},
+            "kafka": {"bootstrap": stack.kafka_bootstrap}, "mqtt": {"url": mqtt_url_as(stack.mqtt_url, *stack.mqtt_login("hazwatch-alerts"))},
             "database": {"url": f"sqlite:///{tmp_path / 'alerts.db'}"},
             "sms": {"base_url": twilio.url, "account_sid": twilio.account_sid, "auth_token": twilio.auth_token},
             "notify": {"group_wait_s": 0, "http": {"port": 0}, **(notify or {})},

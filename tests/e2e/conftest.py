@@ -92,11 +92,13 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 class MqttRecorder:
     """Subscribes to a topic filter at QoS 1 and keeps (topic, payload) in arrival order."""
 
-    def __init__(self, port: int, topic_filter: str) -> None:
+    def __init__(self, port: int, topic_filter: str, login: tuple[str, str] | None = None) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         subscribed = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"e2e-rec-{id(self)}")
+        if login is not None:
+            self.client.username_pw_set(*login)
         self.client.on_connect = lambda c, *_: c.subscribe(topic_filter, qos=1)
         self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.on_message = self._on_message
@@ -119,7 +121,7 @@ class Pipeline:
     procs: dict[str, Process]
     config: Config
     config_dir: Path
-    _publisher: mqtt.Client | None = field(default=None, repr=False)
+    _publishers: dict[str, mqtt.Client] = field(default_factory=dict, repr=False)
 
     @property
     def twilio_url(self) -> str:
@@ -132,19 +134,23 @@ class Pipeline:
         """Every message the fake Twilio server accepted, in order."""
         return httpx.get(f"{self.twilio_url}/_fake/messages").json()["messages"]
 
-    def publisher(self) -> mqtt.Client:
-        if self._publisher is None:
-            self._publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="e2e-publisher")
-            self._publisher.connect("127.0.0.1", self.stack.mqtt_port)
-            self._publisher.loop_start()
-        return self._publisher
+    def publisher(self, site: str) -> mqtt.Client:
+        """The MQTT client of ``site``'s device, logged in with its account (the ACL lets it
+        publish under its own site only)."""
+        if site not in self._publishers:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"e2e-publisher-{site}")
+            client.username_pw_set(*self.stack.mqtt_login(site))
+            client.connect("127.0.0.1", self.stack.mqtt_port)
+            client.loop_start()
+            self._publishers[site] = client
+        return self._publishers[site]
 
     def publish(self, messages: list[PlannedMessage] | list[tuple[str, bytes]]) -> None:
-        """Publish in order at QoS 1, each acknowledged before the next."""
-        client = self.publisher()
+        """Publish in order at QoS 1, each acknowledged before the next, each by the device of
+        the site its topic names."""
         for m in messages:
             topic, payload = (m.topic, m.payload) if isinstance(m, PlannedMessage) else m
-            info = client.publish(topic, payload, qos=1)
+            info = self.publisher(topic.split("/")[2]).publish(topic, payload, qos=1)
             info.wait_for_publish(10)
             assert info.is_published(), f"no PUBACK for {topic}"
 
@@ -167,9 +173,9 @@ class Pipeline:
         return proc
 
     def close(self) -> None:
-        if self._publisher is not None:
-            self._publisher.loop_stop()
-            self._publisher.disconnect()
+        for client in self._publishers.values():
+            client.loop_stop()
+            client.disconnect()
 
 
 def _merge(base: dict, patch: dict) -> dict:
@@ -186,6 +192,9 @@ def config_dir_with(tmp_path: Path, settings_patch: dict) -> Path:
     path.write_text(yaml.safe_dump(_merge(yaml.safe_load(path.read_text()), settings_patch), allow_unicode=True))
     return out
 
+
+UNCONFIGURED_SITE = "XX-404"
+"""A device with an MQTT account whose site the configuration does not have."""
 
 #: End-to-end runs use the example configuration with a short grouping window and no quiet
 #: hours (the tests run at any hour; quiet hours are tested with an injected clock).
@@ -235,7 +244,9 @@ def pipeline(tmp_path: Path, settings_patch: dict, sites_edit: Callable[[dict], 
         sites = yaml.safe_load(path.read_text())
         sites_edit(sites)
         path.write_text(yaml.safe_dump(sites, allow_unicode=True))
-    with EmbeddedStack(tmp_path, kafka_nodes=kafka_nodes) as stack:
+    # every site's device has an account, and so has XX-404: a device whose site is not configured
+    devices = [s.id for s in load_config(config_dir, env={}).sites] + [UNCONFIGURED_SITE]
+    with EmbeddedStack(tmp_path, kafka_nodes=kafka_nodes, devices=devices) as stack:
         stack.extra_env.update(service_env)
         procs = start_services(stack, config_dir)
         p = Pipeline(stack, procs, load_config(config_dir), config_dir)

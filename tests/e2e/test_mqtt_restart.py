@@ -1,6 +1,6 @@
 """Mosquitto SIGKILLed and restarted 10 s later while the devices publish about 500 readings/s:
 no reading is lost and none is stored twice in Kafka, with the broker settings hazwatch ships for
-production (deploy/mosquitto/mosquitto.conf without its authentication, paths and logging) and with
+production (deploy/mosquitto/mosquitto.conf, with the embedded stack's accounts, paths and logging) and with
 the embedded stack's own.
 
 The devices are the simulator's (sensors/device.py): each keeps what the broker has not
@@ -35,7 +35,7 @@ OUTAGE_S = 10.0
 PUBLISH_S = 20.0
 PRODUCTION_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
 #: Production options this test cannot use: the embedded broker's listener, data directory and
-#: user stay; no authentication, ACL, TLS or log settings.
+#: user, accounts and ACL (the production ACL file, with accounts of its own) stay; no TLS or log settings.
 NOT_HERE = {"listener", "allow_anonymous", "password_file", "acl_file", "persistence_location", "user",
             "cafile", "capath", "certfile", "keyfile", "log_dest", "log_type", "connection_messages",
             "log_timestamp_format"}
@@ -119,7 +119,8 @@ def test_a_broker_killed_and_restarted_loses_and_doubles_no_reading(pipeline: Pi
         used = {k: v for k, v in options(Path(broker.argv[-1]).read_text()).items() if k not in NOT_HERE}
     start_ms = time.time_ns() // 1_000_000 - 120_000  # in the past; each sensor's ts increasing
     messages = readings(pipeline, start_ms)
-    devices = {site: Device(site, pipeline.stack.mqtt_url).connect() for site in {key(m)[0] for m in messages}}
+    devices = {site: Device(site, pipeline.stack.mqtt_url, password=pipeline.stack.mqtt_passwords[site]).connect()
+               for site in {key(m)[0] for m in messages}}
     try:
         restarted_at = publish_through_an_outage(messages, devices, broker)
         # Ingest's session hands the barriers over after everything the broker held for it, and

@@ -41,7 +41,7 @@ def test_scenario_end_to_end(pipeline: Pipeline, tmp_path: Path) -> None:
     config = pipeline.config
     expected = expected_sequences(SCENARIO_FILE)
     assert len(expected) == 9
-    cap = MqttRecorder(pipeline.stack.mqtt_port, "hw/v1/broadcast/+/cap")
+    cap = MqttRecorder(pipeline.stack.mqtt_port, "hw/v1/broadcast/+/cap", pipeline.stack.mqtt_login("loudspeaker"))
     warnings = TopicReader(pipeline.stack.kafka_bootstrap, WARNINGS)
     deadletter = TopicReader(pipeline.stack.kafka_bootstrap, DEADLETTER)
     try:

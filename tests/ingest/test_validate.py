@@ -400,7 +400,7 @@ CASES = [
         "topic_broadcast",
         "hw/v1/broadcast/Z-XIAHE-VILLAGE/cap",
         b"<alert/>",
-        rejects=["unknown site 'broadcast'"],
+        rejects=["topic 'hw/v1/broadcast/Z-XIAHE-VILLAGE/cap' is not a reading, batch or status topic"],
     ),
 ]
 
