@@ -38,7 +38,7 @@ from typing import NamedTuple, cast
 from urllib.parse import parse_qsl, quote
 
 import uvicorn
-from prometheus_client import make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from lxml import etree
@@ -280,7 +280,9 @@ def create_alerts_api(store: Store, config: Config, *,
     def healthz() -> dict[str, bool]:
         return {"ok": True}
 
-    app.mount("/metrics", make_asgi_app())  # this process's counters (alerts.channel_alarm ...)
+    @app.get("/metrics")
+    def metrics() -> Response:  # this process's counters (alerts.channel_alarm ...)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

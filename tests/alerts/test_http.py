@@ -294,6 +294,15 @@ def test_healthz(client: TestClient):
     assert (response.status_code, response.json()) == (200, {"ok": True})
 
 
+def test_metrics_show_the_channel_alarm_counters(client: TestClient):
+    from alerts.channel_alarm import ALARMS
+
+    ALARMS.labels("sms")  # a labelled counter shows once it has a child
+    response = client.get("/metrics", follow_redirects=False)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    assert 'hazwatch_channel_alarms_total{channel="sms"}' in response.text
+
+
 # -- the real thing: the twilio client, the fake Twilio server, a real HTTP server -----------------
 def _delivered(store: Store, sid: str) -> list[Delivery]:
     return [d for d in _deliveries(store, sid) if d.status == "delivered"]
