@@ -346,7 +346,7 @@ async function channelAlarms() {
     const existing = host.querySelector(`.banner-channel[data-channel="${CSS.escape(a.channel)}"]`);
     const item = h('div', {class: 'banner banner-channel', role: 'alert', 'data-testid': 'channel-banner',
       dataset: {channel: a.channel}},
-      h('strong', {class: 'banner-level'}, `⚠ ${t('channel.failing', {channel: label('channel.name', a.channel)})}`),
+      h('strong', {class: 'banner-level'}, `⚠ ${t('channel.failing', {channel: label('channel', a.channel)})}`),
       h('span', {class: 'banner-text'}, t('channel.detail', {since: fmtTime(a.failing_since ?? a.raised_at),
         n: a.failures, waiting: a.waiting, error: a.last_error || '—'})));
     if (existing) existing.replaceWith(item);

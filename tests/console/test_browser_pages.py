@@ -81,6 +81,7 @@ def test_site_notifications_silences_quality_language_and_users_pages(browser, c
         login(page, base, "op-wang", PASSWORD)
         episode = _site_page(page, ctx, base, pipe)
         _notifications_page(page, base)
+        _channel_banner(page, base, pipe)
         _silences_page(page, ctx, base)
         _quality_page(page, base, pipe)
         _language(page)
@@ -197,6 +198,29 @@ def _notifications_page(page, base: str) -> None:
     assert failed.count() == n_failed and FAILING_PHONE in failed.first.inner_text()
     assert page.get_by_test_id("notification-count").inner_text() == str(n_failed)
     screenshot(page, "notifications-failed.png", full_page=True)
+
+
+def _channel_banner(page, base: str, pipe) -> None:
+    """A failing SMS channel (as the alerts service records it) shows on every page until it
+    works again, when the banner goes by itself."""
+    from alerts.channel_alarm import ChannelAlarms
+    from alerts.store import utcnow
+
+    store = pipe.store()
+    try:
+        alarms = ChannelAlarms(store, pipe.config, utcnow)
+        for _ in range(pipe.config.settings.notify.channel_alarm.after_failures):
+            alarms.failed("sms", "20503 HTTP 503: Service Unavailable")
+        page.goto(f"{base}/warnings")
+        banner = page.get_by_test_id("channel-banner")
+        banner.wait_for(timeout=10_000)
+        text = banner.inner_text()
+        assert ZH["channel.failing"].format(channel=ZH["channel.sms"]) in text and "503" in text, text
+        screenshot(page, "channel-banner.png")
+        alarms.succeeded("sms")
+        banner.wait_for(state="detached", timeout=30_000)  # the page asks every 15 s
+    finally:
+        store.engine.dispose()
 
 
 # ------------------------------------------------------------------------------ 4. silences
