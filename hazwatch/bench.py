@@ -398,5 +398,8 @@ def bench_command(
             err.print(result["profile"], markup=False, highlight=False)
 
 
+from hazwatch.bench_ingest import ingest_command  # noqa: E402 - registered below, beside "rules"
+
 bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks.")
 bench_app.command("rules")(bench_command)
+bench_app.command("ingest")(ingest_command)
