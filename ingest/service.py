@@ -62,6 +62,9 @@ RECONNECT_MIN_S = 0.25
 RECONNECT_MAX_S = 2.0
 """Ingest's reconnect back-off, doubling from the minimum (seconds): short, so that after a broker
 restart ingest is back as soon as the devices are (paho's default is 1 to 120 s)."""
+MERGE_MAX = 2000
+"""Readings of one site merged into one Kafka record at most (a record stays far below the
+producer's 1 MiB request limit: a gateway batch of 10,000 readings is never merged with another)."""
 _DEDUPLICATED = ("reading", "batch")  # status messages repeat legitimately (online, offline, online)
 
 
@@ -154,12 +157,37 @@ class IngestService:
 
     # -- processing ---------------------------------------------------------------------------
     def handle(self, inbound: _Inbound) -> list[Record]:
-        """Validate one message -> the Kafka records (topic, key, value) it becomes. Never raises.
+        """Validate one message -> the Kafka records (topic, key, value) it becomes. Never raises."""
+        return self.records([inbound])
+
+    def records(self, messages: list[_Inbound]) -> list[Record]:
+        """A micro-batch of messages -> its Kafka records. Never raises.
+
+        The valid readings of one site become one record (in arrival order, up to
+        :data:`MERGE_MAX` readings a record), so that a site's single readings cost one Kafka
+        record per micro-batch rather than one each."""
+        merged: dict[str, list[Batch]] = {}
+        out: list[Record] = []
+        for inbound in messages:
+            valid = self._validate(inbound, out)
+            if valid is None:
+                continue
+            runs = merged.setdefault(valid.site, [valid])
+            if runs[-1] is not valid:
+                if len(runs[-1]) + len(valid) <= MERGE_MAX:
+                    runs[-1].extend(valid)
+                else:
+                    runs.append(valid)
+        readings = [(READINGS, b.site.encode(), b.to_json()) for runs in merged.values() for b in runs]
+        return readings + out
+
+    def _validate(self, inbound: _Inbound, out: list[Record]) -> Batch | None:
+        """One message: its valid readings; its other records (presence, dead letter) go to ``out``.
 
         A reading or batch message handled before (:mod:`ingest.dedup`) becomes nothing, and so
         does a broadcast; a message on a topic outside the contract is counted and dead-lettered."""
         if inbound.topic.startswith(BROADCASTS):
-            return []
+            return None
         if not on_contract(inbound.topic):
             OFF_CONTRACT_TOTAL.inc()
             self.off_contract += 1
@@ -167,15 +195,15 @@ class IngestService:
                 message_key(inbound.topic, inbound.payload)):
             REDELIVERED_TOTAL.inc()
             self.redelivered += 1
-            return []
+            return None
         try:
             valid, rejects = validate_message(self.config, inbound.topic, inbound.payload, inbound.received_ms)
         except Exception as exc:  # noqa: BLE001 - a validator bug must not stop ingest
             log.exception("validator failed on %s", inbound.topic)
             valid, rejects = None, [Reject(f"internal validation error: {exc!r}")]
-        out: list[Record] = []
+        batch = None
         if isinstance(valid, Batch):
-            out.append((READINGS, valid.site.encode(), valid.to_json()))
+            batch = valid
             READINGS_TOTAL.inc(len(valid))
             self.produced += len(valid)
         elif isinstance(valid, Status):
@@ -188,7 +216,7 @@ class IngestService:
             REJECTED_TOTAL.inc(len(rejects))
             self.rejected += len(rejects)
             log.warning("dead-letter %s: %d rejected, first: %s", inbound.topic, len(rejects), rejects[0].reason)
-        return out
+        return batch
 
     def _produce(self, records: list[Record]) -> None:
         """Wait until Kafka has acknowledged every record once (ingest.delivery); never drop."""
@@ -218,7 +246,7 @@ class IngestService:
                     except queue.Empty:
                         break
                 before = self.redelivered
-                records = [r for m in pending for r in self.handle(m)]
+                records = self.records(pending)
                 if self.redelivered > before and time.monotonic() >= self._quiet_until:
                     self._quiet_until = time.monotonic() + 10  # a restart brings thousands: a line per 10 s
                     log.info("%d message(s) received again since the start, not sent to Kafka again",

@@ -43,6 +43,14 @@ class Batch:
     def __len__(self) -> int:
         return len(self.ts)
 
+    def extend(self, other: Batch) -> None:
+        """Append ``other``'s readings (of the same site and configuration)."""
+        self.sensor += other.sensor
+        self.ts += other.ts
+        self.v += other.v
+        self.q += other.q
+        self.i += other.i
+
 
 @dataclass(frozen=True)
 class Reject:
