@@ -227,4 +227,7 @@ def ingest_command(
         table.add_row(key, f"{result[key]:,}" if isinstance(result[key], int) else str(result[key]))
     for name, us in result["cpu_us_per_reading"].items():
         table.add_row(f"CPU µs/reading: {name}", f"{us:,}")
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a file or a pipe: wide enough for the table
+        console = Console(width=120)
+    console.print(table)
