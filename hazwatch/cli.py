@@ -188,6 +188,10 @@ def _mount() -> None:
 
     app.command("console")(console_command)
     app.add_typer(users_app, name="users", help="Console users: add, list.")
+
+    from hazwatch.cli_devices import devices_app
+
+    app.add_typer(devices_app, name="devices", help="MQTT accounts of the sites' devices: add, list.")
     app.add_typer(bench_app, name="bench", help="Benchmarks (hazwatch bench rules).")
     app.add_typer(synth_app, name="synth", help="Synthetic data for replays (hazwatch synth rain).")
 

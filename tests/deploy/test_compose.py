@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import getpass
 import inspect
 import re
@@ -509,14 +510,21 @@ def broker(tmp_path: Path) -> Iterator[int]:
     """deploy/mosquitto as written, on a free local port, with a password file for ACCOUNTS."""
     if not (shutil.which("mosquitto") and shutil.which("mosquitto_passwd")):
         pytest.skip("mosquitto is not on PATH")
-    from hazwatch.runtime import free_port, wait_for
-
-    port = free_port()
     passwd = tmp_path / "passwd"
     passwd.touch(mode=0o600)
     for user in ACCOUNTS:
         subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, f"pw-{user}"],
                        check=True, capture_output=True)
+    with deployed_mosquitto(tmp_path, passwd) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def deployed_mosquitto(tmp_path: Path, passwd: Path) -> Iterator[int]:
+    """deploy/mosquitto as written, with ``passwd``, on a free local port."""
+    from hazwatch.runtime import free_port, wait_for
+
+    port = free_port()
     (tmp_path / "data").mkdir()
     conf = (MOSQUITTO_DIR / "mosquitto.conf").read_text(encoding="utf-8")
     conf = re.sub(r"(?m)^listener 1883$", f"listener {port} 127.0.0.1", conf)
@@ -544,6 +552,8 @@ class Account:
 
     port: int
     user: str | None
+    password: str | None = None
+    """Default: ``pw-<user>``, as the ``broker`` fixture creates the accounts."""
     received: list[tuple[str, bytes]] = field(default_factory=list)
     connack: str | None = None
     client: Any = field(init=False, repr=False)
@@ -559,7 +569,7 @@ class Account:
 
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{self.user}")
         if self.user:
-            self.client.username_pw_set(self.user, f"pw-{self.user}")
+            self.client.username_pw_set(self.user, self.password or f"pw-{self.user}")
         self.client.on_connect = on_connect
         self.client.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
         self.client.connect("127.0.0.1", self.port, keepalive=10)
