@@ -108,6 +108,38 @@ def _load(url_port: int, passwords: dict[str, str], per_site: dict[str, list[tup
              "cpu_s": usage.user + usage.system})
 
 
+def _load_mosquitto_pub(port: int, passwords: dict[str, str], per_site: dict[str, list[tuple[str, bytes]]],
+                        inflight: int, go: Any, out: Any) -> None:
+    """The load process with Mosquitto's own C client: one ``mosquitto_pub -l`` per topic, fed the
+    payloads on stdin (a few µs of CPU per message, where paho needs about a hundred)."""
+    import subprocess
+
+    by_topic: dict[tuple[str, str], list[bytes]] = {}
+    for site, messages in per_site.items():
+        for topic, payload in messages:
+            by_topic.setdefault((site, topic), []).append(payload)
+    go.wait()
+    t0 = time.monotonic()
+    procs = []
+    for (site, topic), payloads in by_topic.items():
+        proc = subprocess.Popen(["mosquitto_pub", "-p", str(port), "-u", site, "-P", passwords[site], "-q", "1",
+                                 "-M", str(inflight), "-t", topic, "-l"],
+                                stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        procs.append((proc, b"\n".join(payloads) + b"\n", len(payloads)))
+    for proc, data, _n in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(data)
+        proc.stdin.close()
+    total = sum(n for _p, _d, n in procs)
+    sent = sum(n for proc, _d, n in procs if proc.wait() == 0)
+    usage = os.times()
+    out.put({"messages": total, "acknowledged": sent, "publish_s": time.monotonic() - t0,
+             "cpu_s": usage.user + usage.system + usage.children_user + usage.children_system})
+
+
+LOADERS = {"paho": _load, "mosquitto_pub": _load_mosquitto_pub}
+
+
 def count_readings(bootstrap: str) -> tuple[int, int]:
     """(readings, distinct (site, sensor, ts)) in ``hazwatch.readings``, read from the start."""
     from kafka import KafkaConsumer, TopicPartition
@@ -145,7 +177,7 @@ def _end_offsets(bootstrap: str) -> Any:
 
 def bench_ingest(*, readings: int = 100_000, shape: str = "single", kafka: str | None = None,
                  inflight: int = 100, workdir: Path | None = None, log: Any = print,
-                 inject_loss: int = 0) -> dict[str, Any]:
+                 inject_loss: int = 0, loader: str = "paho") -> dict[str, Any]:
     """Run the benchmark (module docstring). ``inject_loss``: that many single readings go to a
     topic the broker acknowledges and drops (the ACL denies it), to prove the loss count."""
     config_dir = example_dir()
@@ -161,7 +193,8 @@ def bench_ingest(*, readings: int = 100_000, shape: str = "single", kafka: str |
         first[:inject_loss] = [("hw/v1/broadcast/bench/cap", payload) for _t, payload in first[:inject_loss]]
         ctx = mp.get_context("fork")
         go, out = ctx.Event(), ctx.Queue()
-        load = ctx.Process(target=_load, args=(stack.mqtt_port, stack.mqtt_passwords, per_site, inflight, go, out))
+        load = ctx.Process(target=LOADERS[loader],
+                           args=(stack.mqtt_port, stack.mqtt_passwords, per_site, inflight, go, out))
         load.start()
         consumer, in_kafka = _end_offsets(stack.kafka_bootstrap)
         brokers = {p.name: p.popen.pid for p in stack.processes
@@ -180,6 +213,8 @@ def bench_ingest(*, readings: int = 100_000, shape: str = "single", kafka: str |
                 last, last_change = now_total, time.monotonic()
             if published is None and not out.empty():
                 published = out.get()
+            if published is None and not load.is_alive() and out.empty():
+                raise RuntimeError(f"the load process failed (exit code {load.exitcode})")
             if published is not None and time.monotonic() - last_change > 3:
                 break
         wall = last_change - t0
@@ -190,7 +225,7 @@ def bench_ingest(*, readings: int = 100_000, shape: str = "single", kafka: str |
     acked_readings = published["acknowledged"] * (1 if shape == "single" else BATCH)
     cpu_used = {n: cpu[n] - cpu0[n] for n in cpu} | {"load": published["cpu_s"]}
     return {
-        "shape": shape, "kafka": stack.kafka_kind, "readings": readings,
+        "shape": shape, "kafka": stack.kafka_kind, "loader": loader, "readings": readings,
         "messages": published["messages"], "acknowledged_messages": published["acknowledged"],
         "in_kafka": total, "lost": max(0, min(readings, acked_readings) - distinct),
         "duplicated": total - distinct, "records": last - start_offsets,
@@ -205,6 +240,7 @@ def ingest_command(
     shape: Annotated[str, typer.Option(help="single (one reading per message) or batch (50 per message)")] = "single",
     kafka: Annotated[str | None, typer.Option(help="apache or tansu (default: HAZWATCH_KAFKA, else tansu)")] = None,
     inflight: Annotated[int, typer.Option(help="Unacknowledged QoS 1 messages per device")] = 100,
+    loader: Annotated[str, typer.Option(help="paho (Python devices) or mosquitto_pub (C, one per topic)")] = "paho",
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """MQTT -> ingest -> Kafka throughput, losses and CPU per reading (only ingest runs)."""
@@ -213,13 +249,16 @@ def ingest_command(
     if shape not in ("single", "batch"):
         raise typer.BadParameter("single or batch", param_hint="--shape")
     err = Console(stderr=True)
-    result = bench_ingest(readings=readings, shape=shape, kafka=kafka, inflight=inflight,
+    if loader not in LOADERS:
+        raise typer.BadParameter(" or ".join(LOADERS), param_hint="--loader")
+    result = bench_ingest(readings=readings, shape=shape, kafka=kafka, inflight=inflight, loader=loader,
                           log=lambda msg: err.print(f"[dim]{msg}[/]"))
     result["machine"] = machine_info()
     if json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return
-    table = Table(title=f"hazwatch bench ingest ({result['shape']}, Kafka {result['kafka']})")
+    table = Table(title=f"hazwatch bench ingest ({result['shape']}, Kafka {result['kafka']}, "
+                        f"load {result['loader']})")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key in ("readings", "messages", "acknowledged_messages", "in_kafka", "lost", "duplicated", "records",
