@@ -31,6 +31,7 @@ from rich.table import Table
 
 from config import example_dir, load_config
 from config.topics import READINGS
+from hazwatch.embedded_mqtt import PROBE_ACCOUNT, mqtt_ready
 from hazwatch.runtime import EmbeddedStack, wait_for
 
 __all__ = ["bench_ingest", "count_readings", "ingest_command"]
@@ -177,13 +178,21 @@ def _end_offsets(bootstrap: str) -> Any:
 
 def bench_ingest(*, readings: int = 100_000, shape: str = "single", kafka: str | None = None,
                  inflight: int = 100, workdir: Path | None = None, log: Any = print,
-                 inject_loss: int = 0, loader: str = "paho") -> dict[str, Any]:
+                 inject_loss: int = 0, loader: str = "paho", persistence: str = "shipped") -> dict[str, Any]:
     """Run the benchmark (module docstring). ``inject_loss``: that many single readings go to a
     topic the broker acknowledges and drops (the ACL denies it), to prove the loss count."""
     config_dir = example_dir()
     sites = [s.id for s in load_config(config_dir).sites]
     workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-bench-ingest-"))
     with EmbeddedStack(workdir, kafka=kafka, devices=sites) as stack:
+        if persistence != "shipped":  # the broker again, in another persistence mode (bench mqtt)
+            from hazwatch.bench_mqtt import MODES, configure
+
+            broker = next(p for p in stack.processes if p.name == "mqtt-broker")
+            broker.stop()
+            configure(Path(broker.argv[-1]), MODES[persistence])
+            broker.start()
+            wait_for(lambda: mqtt_ready(stack.mqtt_port, stack.mqtt_login(PROBE_ACCOUNT)), 30, "Mosquitto")
         ready = workdir / "ingest.ready"
         ingest = stack.hazwatch("ingest", "ingest", "--config", str(config_dir),
                                 env={"HAZWATCH_READY_FILE": str(ready)})
@@ -225,7 +234,8 @@ def bench_ingest(*, readings: int = 100_000, shape: str = "single", kafka: str |
     acked_readings = published["acknowledged"] * (1 if shape == "single" else BATCH)
     cpu_used = {n: cpu[n] - cpu0[n] for n in cpu} | {"load": published["cpu_s"]}
     return {
-        "shape": shape, "kafka": stack.kafka_kind, "loader": loader, "readings": readings,
+        "shape": shape, "kafka": stack.kafka_kind, "loader": loader, "mqtt_persistence": persistence,
+        "readings": readings,
         "messages": published["messages"], "acknowledged_messages": published["acknowledged"],
         "in_kafka": total, "lost": max(0, min(readings, acked_readings) - distinct),
         "duplicated": total - distinct, "records": last - start_offsets,
@@ -241,6 +251,7 @@ def ingest_command(
     kafka: Annotated[str | None, typer.Option(help="apache or tansu (default: HAZWATCH_KAFKA, else tansu)")] = None,
     inflight: Annotated[int, typer.Option(help="Unacknowledged QoS 1 messages per device")] = 100,
     loader: Annotated[str, typer.Option(help="paho (Python devices) or mosquitto_pub (C, one per topic)")] = "paho",
+    persistence: Annotated[str, typer.Option(help="Mosquitto's: shipped, timed or memory (see bench mqtt)")] = "shipped",
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """MQTT -> ingest -> Kafka throughput, losses and CPU per reading (only ingest runs)."""
@@ -252,13 +263,14 @@ def ingest_command(
     if loader not in LOADERS:
         raise typer.BadParameter(" or ".join(LOADERS), param_hint="--loader")
     result = bench_ingest(readings=readings, shape=shape, kafka=kafka, inflight=inflight, loader=loader,
+                          persistence=persistence,
                           log=lambda msg: err.print(f"[dim]{msg}[/]"))
     result["machine"] = machine_info()
     if json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return
     table = Table(title=f"hazwatch bench ingest ({result['shape']}, Kafka {result['kafka']}, "
-                        f"load {result['loader']})")
+                        f"load {result['loader']}, Mosquitto {result['mqtt_persistence']})")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key in ("readings", "messages", "acknowledged_messages", "in_kafka", "lost", "duplicated", "records",

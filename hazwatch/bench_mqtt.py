@@ -34,11 +34,11 @@ from rich.console import Console
 from rich.table import Table
 
 from config import example_dir, load_config
-from hazwatch.bench_ingest import _load, _messages, cpu_s
+from hazwatch.bench_ingest import LOADERS, _messages, cpu_s
 from hazwatch.embedded_mqtt import broker_files, mqtt_ready
 from hazwatch.runtime import Process, free_port, wait_for
 
-__all__ = ["MODES", "bench_mqtt", "mqtt_command"]
+__all__ = ["MODES", "bench_mqtt", "configure", "mqtt_command"]
 
 MODES = {
     "shipped": {},
@@ -47,7 +47,7 @@ MODES = {
 }
 
 
-def _configure(conf: Path, changes: dict[str, str]) -> None:
+def configure(conf: Path, changes: dict[str, str]) -> None:
     text = conf.read_text()
     for key, value in changes.items():
         text = re.sub(rf"(?m)^{key} .*$", f"{key} {value}", text)
@@ -79,7 +79,7 @@ class _Subscriber:
         self.client.loop_stop()
 
 
-def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any) -> dict[str, Any]:
+def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any, loader: str) -> dict[str, Any]:
     config_dir = example_dir()
     sites = [s.id for s in load_config(config_dir).sites]
     workdir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any) -> di
     argv, kind, passwords = broker_files(workdir, port, sites)
     if kind != "mosquitto":
         raise RuntimeError("hazwatch bench mqtt needs Mosquitto")
-    _configure(Path(argv[-1]), MODES[mode])
+    configure(Path(argv[-1]), MODES[mode])
     broker = Process("mqtt-broker", argv, workdir / "mosquitto.log", {}).start()
     try:
         wait_for(lambda: mqtt_ready(port, ("hazwatch-probe", passwords["hazwatch-probe"])), 30, "Mosquitto")
@@ -95,7 +95,7 @@ def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any) -> di
         per_site = _messages(config_dir, readings, "single", int(time.time() * 1000) - 3_600_000)
         ctx = mp.get_context("fork")
         go, out = ctx.Event(), ctx.Queue()
-        load = ctx.Process(target=_load, args=(port, passwords, per_site, inflight, go, out))
+        load = ctx.Process(target=LOADERS[loader], args=(port, passwords, per_site, inflight, go, out))
         load.start()
         assert broker.popen is not None
         cpu0 = cpu_s(broker.popen.pid)
@@ -118,15 +118,16 @@ def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any) -> di
 
 
 def bench_mqtt(*, readings: int = 50_000, modes: list[str] | None = None, inflight: int = 100,
-               workdir: Path | None = None, log: Any = print) -> list[dict[str, Any]]:
+               workdir: Path | None = None, log: Any = print, loader: str = "paho") -> list[dict[str, Any]]:
     base = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-bench-mqtt-"))
-    return [_one(mode, readings, inflight, base / mode, log) for mode in (modes or list(MODES))]
+    return [_one(mode, readings, inflight, base / mode, log, loader) for mode in (modes or list(MODES))]
 
 
 def mqtt_command(
     readings: Annotated[int, typer.Option(help="Single readings per mode")] = 50_000,
     mode: Annotated[list[str] | None, typer.Option(help="shipped, timed or memory (repeatable; default all)")] = None,
     inflight: Annotated[int, typer.Option(help="Unacknowledged QoS 1 messages per device")] = 100,
+    loader: Annotated[str, typer.Option(help="paho or mosquitto_pub (see bench ingest)")] = "paho",
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """The MQTT broker alone: Mosquitto -> one QoS 1 subscriber, per persistence mode."""
@@ -136,11 +137,12 @@ def mqtt_command(
         if m not in MODES:
             raise typer.BadParameter(f"one of {', '.join(MODES)}", param_hint="--mode")
     err = Console(stderr=True)
-    rows = bench_mqtt(readings=readings, modes=mode, inflight=inflight, log=lambda msg: err.print(f"[dim]{msg}[/]"))
+    rows = bench_mqtt(readings=readings, modes=mode, inflight=inflight, loader=loader,
+                      log=lambda msg: err.print(f"[dim]{msg}[/]"))
     if json:
-        sys.stdout.write(orjson.dumps({"modes": rows, "machine": machine_info()}).decode() + "\n")
+        sys.stdout.write(orjson.dumps({"loader": loader, "modes": rows, "machine": machine_info()}).decode() + "\n")
         return
-    table = Table(title="hazwatch bench mqtt (Mosquitto -> one QoS 1 subscriber)")
+    table = Table(title=f"hazwatch bench mqtt (Mosquitto -> one QoS 1 subscriber, load {loader})")
     for col in ("mode", "acknowledged", "received", "wall s", "messages/s", "broker CPU µs/msg", "load CPU µs/msg"):
         table.add_column(col, justify="left" if col == "mode" else "right")
     for r in rows:
