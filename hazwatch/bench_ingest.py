@@ -251,7 +251,7 @@ def ingest_command(
     kafka: Annotated[str | None, typer.Option(help="apache or tansu (default: HAZWATCH_KAFKA, else tansu)")] = None,
     inflight: Annotated[int, typer.Option(help="Unacknowledged QoS 1 messages per device")] = 100,
     loader: Annotated[str, typer.Option(help="paho (Python devices) or mosquitto_pub (C, one per topic)")] = "paho",
-    persistence: Annotated[str, typer.Option(help="Mosquitto's: shipped, timed or memory (see bench mqtt)")] = "shipped",
+    persistence: Annotated[str, typer.Option(help="Mosquitto's: shipped, every-change, changes100 or memory (see bench mqtt)")] = "shipped",
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """MQTT -> ingest -> Kafka throughput, losses and CPU per reading (only ingest runs)."""

@@ -5,10 +5,11 @@ subscriber on ``hw/v1/#`` with a persistent session at QoS 1 (as ingest subscrib
 benchmark's load process publishing single readings at QoS 1 through one device per site. Each
 persistence mode is one broker:
 
-- ``shipped``: the configuration hazwatch ships (``autosave_on_changes true``, ``autosave_interval
-  1``: Mosquitto rewrites its whole database whenever something changed, so that a SIGKILL loses
-  nothing it acknowledged);
-- ``timed``: the database rewritten once a second (a crash can lose what arrived since);
+- ``shipped``: the configuration hazwatch ships: the database rewritten once a second
+  (``autosave_interval 1``), so a crash can lose what was queued for an absent subscriber since;
+- ``every-change``: rewritten after every broker loop that changed something
+  (``autosave_on_changes true``), which narrows that window to one loop;
+- ``changes100``: rewritten after 100 changes;
 - ``memory``: no persistence at all.
 
 Reported per mode: messages acknowledged to the publishers, received by the subscriber, the rate
@@ -42,7 +43,8 @@ __all__ = ["MODES", "bench_mqtt", "configure", "mqtt_command"]
 
 MODES = {
     "shipped": {},
-    "timed": {"autosave_on_changes": "false", "autosave_interval": "1"},
+    "every-change": {"autosave_on_changes": "true", "autosave_interval": "1"},
+    "changes100": {"autosave_on_changes": "true", "autosave_interval": "100"},
     "memory": {"persistence": "false"},
 }
 
@@ -125,7 +127,7 @@ def bench_mqtt(*, readings: int = 50_000, modes: list[str] | None = None, inflig
 
 def mqtt_command(
     readings: Annotated[int, typer.Option(help="Single readings per mode")] = 50_000,
-    mode: Annotated[list[str] | None, typer.Option(help="shipped, timed or memory (repeatable; default all)")] = None,
+    mode: Annotated[list[str] | None, typer.Option(help="shipped, every-change, changes100 or memory (repeatable; default all)")] = None,
     inflight: Annotated[int, typer.Option(help="Unacknowledged QoS 1 messages per device")] = 100,
     loader: Annotated[str, typer.Option(help="paho or mosquitto_pub (see bench ingest)")] = "paho",
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
