@@ -56,7 +56,6 @@ from rules.engine import Batch, Engine
 __all__ = [
     "TARGETS",
     "array_inventory",
-    "bench_app",
     "bench_command",
     "bench_rules",
     "machine_info",
@@ -396,14 +395,3 @@ def bench_command(
         console.print(_table(result))
         if profile:
             err.print(result["profile"], markup=False, highlight=False)
-
-
-from hazwatch.bench_ingest import ingest_command  # noqa: E402 - registered below, beside "rules"
-from hazwatch.bench_crash import crash_command  # noqa: E402
-from hazwatch.bench_mqtt import mqtt_command  # noqa: E402
-
-bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmarks.")
-bench_app.command("rules")(bench_command)
-bench_app.command("ingest")(ingest_command)
-bench_app.command("mqtt")(mqtt_command)
-bench_app.command("mqtt-crash")(crash_command)

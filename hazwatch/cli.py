@@ -178,7 +178,7 @@ def _mount() -> None:
     app.add_typer(silences_app, name="silences", help="Silences and maintenance windows.")
     app.command("report")(report_command)
 
-    from hazwatch.bench import bench_app
+    from hazwatch.bench_cli import bench_app
     from hazwatch.synth import synth_app
     from rules.replay import replay_command
 
@@ -192,7 +192,7 @@ def _mount() -> None:
     from hazwatch.cli_devices import devices_app
 
     app.add_typer(devices_app, name="devices", help="MQTT accounts of the sites' devices: add, list.")
-    app.add_typer(bench_app, name="bench", help="Benchmarks (hazwatch bench rules).")
+    app.add_typer(bench_app, name="bench", help="Benchmarks: rules, ingest, mqtt, mqtt-crash.")
     app.add_typer(synth_app, name="synth", help="Synthetic data for replays (hazwatch synth rain).")
 
 

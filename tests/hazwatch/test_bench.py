@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from config import Config, example_dir, load_config
 from config.models import LadderStep
 from config.rules import QualitySpec, RateRule, TrendRule
-from hazwatch.bench import array_inventory, bench_app, synthetic_batches, synthetic_config
+from hazwatch.bench import array_inventory, synthetic_batches, synthetic_config
+from hazwatch.bench_cli import bench_app
 from hazwatch.bench_baseline import BASELINE_STAGES, BaselineEngine, BaselineStats
 from rules.engine import Batch, Engine
 from rules.events import WarningEvent
