@@ -30,6 +30,7 @@ class Stream:
 
     def __init__(self, url: str, cookies: httpx.Cookies) -> None:
         self.events: queue.Queue[tuple[str, object]] = queue.Queue()
+        self.backlog: list[tuple[str, Any]] = []
         self.client = httpx.Client(base_url=url, cookies=cookies, timeout=30, trust_env=False)
         self.opened = threading.Event()
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -52,18 +53,26 @@ class Stream:
             pass
 
     def next(self, name: str, timeout_s: float = 10, where: Any = None) -> Any:
+        """The first event of that name (and matching ``where``) not taken yet. Events of other
+        names stay for later calls: the stream need not send them in the order a test asks for
+        them (a ``site`` event of a tick may go out before the ``warning`` that caused it)."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while True:
+            for i, (got, data) in enumerate(self.backlog):
+                if got == name and (where is None or where(data)):
+                    del self.backlog[i]
+                    return data
+            remaining = deadline - time.monotonic()
             try:
-                got, data = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+                if remaining <= 0:
+                    raise queue.Empty
+                self.backlog.append(self.events.get(timeout=remaining))
             except queue.Empty:
-                break
-            if got == name and (where is None or where(data)):
-                return data
-        raise AssertionError(f"no {name} event within {timeout_s} s")
+                raise AssertionError(f"no {name} event within {timeout_s} s") from None
 
     def names(self) -> list[str]:
-        out = []
+        out = [got for got, _ in self.backlog]
+        self.backlog.clear()
         while not self.events.empty():
             out.append(self.events.get_nowait()[0])
         return out
