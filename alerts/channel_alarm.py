@@ -5,7 +5,7 @@ that leaves the send unknown) counts against its channel; a sent message clears 
 ``notify.channel_alarm.after_failures`` failures in a row, or ``after_min`` minutes since the
 first of them, whichever comes first, the alarm is raised:
 
-- the console shows a banner to operators and admins (``GET /api/channels``), until it clears;
+- the console shows a banner to operators and admins (``GET /api/channels/alarms``), until it clears;
 - every operator gets an SMS through ``sms_fallback``, the second SMS account, when one is
   configured (queued in the outbox like any notice: exactly once, retried, reconciled);
 - ``/metrics`` of the alerts service: ``hazwatch_channel_alarms_total{channel}``,
@@ -78,16 +78,23 @@ class ChannelAlarms:
     def failed(self, channel: str, error: str | None) -> None:
         now = self.clock()
         SEND_FAILURES.labels(channel).inc()
-        values = {"failures": ChannelState.failures + 1, "last_error": (error or "")[:500]}
-        with self.store.session.begin() as s:
-            changed = s.execute(update(ChannelState).where(ChannelState.channel == channel)
-                                .values(**values)).rowcount
-            s.execute(update(ChannelState).where(ChannelState.channel == channel,
-                                                 ChannelState.failing_since.is_(None))
-                      .values(failing_since=now))
-        if not changed:
-            self._insert(channel, now, error)
+        if not self._count(channel, now, error):
+            try:  # the channel's first failure ever
+                with self.store.session.begin() as s:
+                    s.add(ChannelState(channel=channel, failures=1, failing_since=now,
+                                       last_error=(error or "")[:500]))
+            except IntegrityError:  # another process inserted it first: count on its row
+                self._count(channel, now, error)
         self.check(channel)
+
+    def _count(self, channel: str, now: dt.datetime, error: str | None) -> bool:
+        """One more failure on the channel's row; False when it has no row yet."""
+        with self.store.session.begin() as s:
+            changed = s.execute(update(ChannelState).where(ChannelState.channel == channel).values(
+                failures=ChannelState.failures + 1, last_error=(error or "")[:500])).rowcount
+            s.execute(update(ChannelState).where(ChannelState.channel == channel,
+                                                 ChannelState.failing_since.is_(None)).values(failing_since=now))
+        return bool(changed)
 
     def succeeded(self, channel: str) -> None:
         now = self.clock()
@@ -123,18 +130,6 @@ class ChannelAlarms:
                 log.error("channel %s is failing: %d attempts since %s, last error %s",
                           row.channel, row.failures, row.failing_since, row.last_error)
                 self._tell_operators(row.channel, "channel-alarm", now, row)
-
-    def _insert(self, channel: str, now: dt.datetime, error: str | None) -> None:
-        try:
-            with self.store.session.begin() as s:
-                s.add(ChannelState(channel=channel, failures=1, failing_since=now, last_error=(error or "")[:500]))
-        except IntegrityError:  # another process inserted it first: count on its row
-            with self.store.session.begin() as s:
-                s.execute(update(ChannelState).where(ChannelState.channel == channel)
-                          .values(failures=ChannelState.failures + 1))
-                s.execute(update(ChannelState).where(ChannelState.channel == channel,
-                                                     ChannelState.failing_since.is_(None))
-                          .values(failing_since=now))
 
     def _tell_operators(self, channel: str, kind: str, now: dt.datetime, row: ChannelState | None) -> None:
         """One SMS per operator through the second account; none when there is no second account,

@@ -34,7 +34,7 @@ from config.topics import READINGS
 from hazwatch.embedded_mqtt import PROBE_ACCOUNT, mqtt_ready
 from hazwatch.runtime import EmbeddedStack, wait_for
 
-__all__ = ["bench_ingest", "count_readings", "ingest_command"]
+__all__ = ["LOADERS", "bench_ingest", "count_readings", "cpu_s", "ingest_command", "plan_messages"]
 
 BATCH = 50
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -46,7 +46,7 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def _messages(config_dir: Path, readings: int, shape: str, start_ms: int) -> dict[str, list[tuple[str, bytes]]]:
+def plan_messages(config_dir: Path, readings: int, shape: str, start_ms: int) -> dict[str, list[tuple[str, bytes]]]:
     """Per site, the messages carrying ``readings`` readings, the sensors in turn."""
     config = load_config(config_dir)
     sensors = [(s.id, x.id) for s in config.sites for x in s.sensors]
@@ -197,7 +197,7 @@ def bench_ingest(*, readings: int = 100_000, shape: str = "single", kafka: str |
         ingest = stack.hazwatch("ingest", "ingest", "--config", str(config_dir),
                                 env={"HAZWATCH_READY_FILE": str(ready)})
         wait_for(lambda: ready.exists(), 120, "ingest ready")
-        per_site = _messages(config_dir, readings, shape, int(time.time() * 1000) - 3_600_000)
+        per_site = plan_messages(config_dir, readings, shape, int(time.time() * 1000) - 3_600_000)
         first = per_site[sites[0]]
         first[:inject_loss] = [("hw/v1/broadcast/bench/cap", payload) for _t, payload in first[:inject_loss]]
         ctx = mp.get_context("fork")

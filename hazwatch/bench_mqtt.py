@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config import example_dir, load_config
-from hazwatch.bench_ingest import LOADERS, _messages, cpu_s
+from hazwatch.bench_ingest import LOADERS, cpu_s, plan_messages
 from hazwatch.embedded_mqtt import broker_files, mqtt_ready
 from hazwatch.runtime import Process, free_port, wait_for
 
@@ -94,7 +94,7 @@ def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any, loade
     try:
         wait_for(lambda: mqtt_ready(port, ("hazwatch-probe", passwords["hazwatch-probe"])), 30, "Mosquitto")
         sub = _Subscriber(port, ("hazwatch-ingest", passwords["hazwatch-ingest"]))
-        per_site = _messages(config_dir, readings, "single", int(time.time() * 1000) - 3_600_000)
+        per_site = plan_messages(config_dir, readings, "single", int(time.time() * 1000) - 3_600_000)
         ctx = mp.get_context("fork")
         go, out = ctx.Event(), ctx.Queue()
         load = ctx.Process(target=LOADERS[loader], args=(port, passwords, per_site, inflight, go, out))
