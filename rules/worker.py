@@ -1,20 +1,27 @@
 """The rules worker: a thin faust shell around :class:`rules.engine.Engine`.
 
-Per micro-batch (``stream.take``): decode the columnar readings, load the state of the sites in
-the batch from the changelog-backed table, evaluate, send the warning events and wait for Kafka's
-acknowledgement, and only then write the new state back.
+Per micro-batch (``stream.noack_take``): decode the columnar readings, load the state of the sites
+in the batch from the changelog-backed table, evaluate, send the warning events and wait for
+Kafka's acknowledgement. The new state stays in the engine's arrays; a *snapshot* writes the
+state of every site changed since the last one to the table, each with the partition and offset
+of the last readings message it reflects, and only then acknowledges the batches it covers, so
+faust commits no offset beyond what the table holds. A snapshot is taken every ``SNAPSHOT_S``
+(by the batch path or the 1 s timer), after ``SNAPSHOT_MAX_MESSAGES`` unacknowledged messages,
+and before a rebalance hands partitions over (faust waits for the acknowledgements).
 
 Why this order survives a crash (SIGKILL) at any point:
 
-- killed before the events are acknowledged: neither state nor offsets moved; the readings are
-  consumed again and give the same events (episode ids are deterministic);
-- killed after the events, before the state write or the offset commit: the readings come again
-  and the events are emitted a second time, identically; the alerts outbox recognises their
-  idempotency keys, so nobody is notified twice;
-- killed after the state write, before the offset commit: each site's state records the
+- killed before a snapshot: the table and the committed offsets are where the last snapshot left
+  them; the readings since are consumed again and give the same events (episode ids are
+  deterministic); the alerts outbox recognises their idempotency keys, so nobody is notified twice;
+- killed during or after a snapshot, before the offset commit: each site's state records the
   partition and offset of the last readings message it reflects, so the messages Kafka delivers
   again are recognised and skipped -- no event twice, and no already-evaluated reading
-  dead-lettered as "late".
+  dead-lettered as "late"; faust flushes the producer (the table writes) before it commits.
+
+A batch that raises is dead-lettered; the arrays may hold part of it, so the sites are reloaded
+from the table and the batches since the last snapshot are evaluated again, silently (their events
+are out already), before the worker goes on.
 
 State store: faust's memory store, rebuilt from the changelog topic at start. The table is keyed
 by site id, the same key as ``hazwatch.readings``, so a site's state lives on the partition of its
@@ -33,6 +40,7 @@ restart. Before a batch and in each tick the engine gets the windows of the site
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -53,8 +61,10 @@ __all__ = ["build_app", "decode", "run_worker"]
 log = logging.getLogger("hazwatch.rules")
 
 TAKE_MAX = 1000
-TAKE_WITHIN_S = 0.2
+TAKE_WITHIN_S = float(os.environ.get("HAZWATCH_RULES_TAKE_WITHIN_S", "0.02"))
 TICK_S = 1.0
+SNAPSHOT_S = float(os.environ.get("HAZWATCH_RULES_SNAPSHOT_S", "1.0"))
+SNAPSHOT_MAX_MESSAGES = 20_000
 
 
 def decode(values: Iterable[bytes]) -> tuple[Batch, set[str], list[tuple[bytes, str]]]:
@@ -132,13 +142,17 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     retain_ms = int(config.settings.ingest.max_age_s * 1000) + 86_400_000
     # 4. the pure engine, under one lock (the agent and the timer share the event loop, not the
     #    arrays). Its arrays hold the state of the sites in ``loaded``: each is imported from the
-    #    table once, after a (re)start or rebalance, and exported after every change, so the table
-    #    always says what the arrays say. A failed batch unloads everything: the next use re-imports.
+    #    table once, after a (re)start or rebalance; the sites changed since are ``dirty`` and the
+    #    batches not yet covered by a snapshot ``pending`` (module docstring).
     engine = Engine(config)
     engine.warm_up()  # compiled before the first batch, not during it
     engine.start(int(time.time() * 1000))  # sensors never seen count their silence from now
     loaded: set[str] = set()
     offsets: dict[str, list[int]] = {}  # site -> [partition, offset] of its last message in the state
+    dirty: set[str] = set()  # sites whose arrays are ahead of the table
+    pending: list[tuple[list[faust.types.EventT], int]] = []  # unacknowledged batches and their clock
+    last_snapshot = [time.monotonic()]
+    agent_stream: list[faust.Stream] = []  # the readings stream, to acknowledge through
     lock = asyncio.Lock()
     ready = asyncio.Event()
     n_partitions = kafka.partitions[READINGS]
@@ -165,6 +179,8 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
     async def _revoked(sender: object, *_args: object, **_kw: object) -> None:
         ready.clear()  # no offline check on state that is being moved or recovered
         loaded.clear()  # a site that comes back may have been changed by another worker meanwhile
+        dirty.clear()  # faust waited for the acknowledgements: the timer's snapshot took these;
+        pending.clear()  # what is left was consumed too late and comes again to the new owner
 
     def load(sites: Iterable[str]) -> None:
         """The runtime windows of ``sites``, and their state from the table if not loaded yet."""
@@ -184,6 +200,24 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
         if site in offsets:
             state["offset"] = offsets[site]
         state_table[site.encode()] = state
+
+    async def snapshot() -> None:
+        """Write every dirty site to the table, then acknowledge the batches that state covers
+        (faust flushes the table writes before it commits their offsets). Under the lock."""
+        for site in dirty:
+            save(site)
+        dirty.clear()
+        if agent_stream:
+            for events, _now in pending:
+                for event in events:
+                    await agent_stream[0].ack(event)
+        pending.clear()
+        last_snapshot[0] = time.monotonic()
+
+    def snapshot_due() -> bool:
+        return bool(dirty or pending) and (
+            time.monotonic() - last_snapshot[0] >= SNAPSHOT_S
+            or sum(len(events) for events, _ in pending) >= SNAPSHOT_MAX_MESSAGES)
 
     def owned_sites() -> list[str]:
         """The configured sites whose readings partition this worker owns (the producer's
@@ -205,29 +239,49 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
 
     @app.timer(interval=TICK_S)
     async def offline_check() -> None:
-        """Offline detection by the wall clock: a silent sensor is noticed without a new message."""
-        if not ready.is_set():
-            return
+        """Offline detection by the wall clock: a silent sensor is noticed without a new message.
+        Also the snapshot of a worker whose input went quiet (or that faust waits on to rebalance)."""
         async with lock:
+            if snapshot_due():
+                await snapshot()
+            if not ready.is_set():
+                return
             sites = owned_sites()
             load(sites)
             out = engine.tick(int(time.time() * 1000), sites)
             if out.health or out.warnings or out.released:
                 await _emit(out)
-                for site in {h["site"] for h in out.health} | {w.site for w in out.warnings} | set(out.released):
-                    save(site)
+                dirty.update({h["site"] for h in out.health} | {w.site for w in out.warnings} | set(out.released))
 
     @app.agent(readings)
     async def evaluate(stream: faust.Stream) -> None:
-        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):
+        agent_stream[:] = [stream]
+        async for events in stream.noack_take(TAKE_MAX, within=TAKE_WITHIN_S):
+            now_ms = int(time.time() * 1000)
             try:
-                await _evaluate(events)
+                await _evaluate(events, now_ms)
             except Exception:  # noqa: BLE001 - an agent that raises loses events (docs/ARCHITECTURE.md §15)
                 log.exception("batch of %d messages failed; dead-lettering it", len(events))
-                loaded.clear()  # the arrays may hold half of it: back to what the table says
+                async with lock:
+                    await _rebuild()
                 for raw in (e.value for e in events):
                     await deadletter.send(value=orjson.dumps({"source": "rules", "reason": "evaluation failed",
                                                               "payload": raw.decode("utf-8", "replace")}))
+            async with lock:
+                pending.append((events, now_ms))
+                if snapshot_due():
+                    await snapshot()
+
+    async def _rebuild() -> None:
+        """After a failed batch: the arrays as the table says, plus the batches since the last
+        snapshot evaluated again without sending anything (their events are out already)."""
+        loaded.clear()
+        dirty.clear()
+        try:
+            for events, now_ms in pending:
+                await _evaluate(events, now_ms, replay=True, locked=True)
+        except Exception:  # noqa: BLE001 - cannot happen unless the engine is not deterministic
+            log.exception("replaying %d batches after a failed one failed too", len(pending))
 
     @app.agent(maintenance)
     async def maintenance_windows(stream: faust.Stream) -> None:
@@ -247,9 +301,10 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
                 await deadletter.send(value=orjson.dumps({"source": "rules", "reason": f"bad maintenance record: {exc}",
                                                           "payload": bytes(raw).decode("utf-8", "replace")}))
 
-    async def _evaluate(events: list[faust.types.EventT]) -> None:
+    async def _evaluate(events: list[faust.types.EventT], now_ms: int, *, replay: bool = False,
+                        locked: bool = False) -> None:
         await track_changelogs()  # a no-op once tracked
-        async with lock:
+        async with contextlib.nullcontext() if locked else lock:
             # a readings message is keyed by its site: skip the messages that a site's state
             # already reflects (consumed again after a crash, before their offsets were committed)
             keyed = [(e, e.message.key.decode("utf-8", "replace") if e.message.key else None) for e in events]
@@ -261,23 +316,23 @@ def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | 
                 if seen is not None and seen[0] == e.message.partition and e.message.offset <= seen[1]:
                     continue
                 fresh.append((e, site))
-            if len(fresh) < len(events):
+            if len(fresh) < len(events) and not replay:
                 log.warning("skipped %d readings message(s) evaluated before a restart", len(events) - len(fresh))
             batch, sites, rejects = decode([e.value for e, _ in fresh])
-            for raw, reason in rejects:
-                await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
-                                                          "payload": raw.decode("utf-8", "replace")}))
             load(sites - keyed_sites)  # a message whose key is not its site (not from ingest)
-            out = engine.process(batch, now_ms=int(time.time() * 1000))
-            for i, reason in out.rejects:
-                await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
-                                                          "site": batch.site[i], "sensor": batch.sensor[i]}))
-            await _emit(out)
+            out = engine.process(batch, now_ms=now_ms)
+            if not replay:
+                for raw, reason in rejects:
+                    await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
+                                                              "payload": raw.decode("utf-8", "replace")}))
+                for i, reason in out.rejects:
+                    await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
+                                                              "site": batch.site[i], "sensor": batch.sensor[i]}))
+                await _emit(out)
             for e, site in fresh:  # in consumption order: a site's partition's offsets only grow
                 if site in sites_known:
                     offsets[site] = [e.message.partition, e.message.offset]
-            for site in sites | {site for _, site in fresh if site in sites_known}:
-                save(site)
+            dirty.update(sites | {site for _, site in fresh if site in sites_known})
 
     return app
 
