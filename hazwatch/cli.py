@@ -68,7 +68,7 @@ def ingest(config: ConfigDir = None, client_id: str = "hazwatch-ingest-1") -> No
 
 @app.command()
 def rules(config: ConfigDir = None, loglevel: str = "warn") -> None:
-    """The rules worker (faust): hazwatch.readings -> hazwatch.warnings."""
+    """The rules worker: hazwatch.readings -> hazwatch.warnings."""
     from rules.worker import run_worker
 
     run_worker(_config(config), loglevel=loglevel, on_ready=_mark_ready)

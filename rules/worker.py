@@ -1,70 +1,69 @@
-"""The rules worker: a thin faust shell around :class:`rules.engine.Engine`.
+"""The rules worker: a thin Kafka shell (aiokafka) around :class:`rules.engine.Engine`.
 
-Per micro-batch (``stream.noack_take``): decode the columnar readings, load the state of the sites
-in the batch from the changelog-backed table, evaluate, send the warning events and wait for
-Kafka's acknowledgement. The new state stays in the engine's arrays; a *snapshot* writes the
-state of every site changed since the last one to the table, each with the partition and offset
-of the last readings message it reflects, and only then acknowledges the batches it covers, so
-faust commits no offset beyond what the table holds. A snapshot is taken every ``SNAPSHOT_S``
-(by the batch path or the 1 s timer), after ``SNAPSHOT_MAX_MESSAGES`` unacknowledged messages,
-and before a rebalance hands partitions over (faust waits for the acknowledgements).
+One asyncio loop, one consumer of the group ``hazwatch-rules`` on ``hazwatch.readings`` and
+``hazwatch.maintenance`` (the same key and partition count, so the range assignor gives a worker
+partition *i* of both). Per ``getmany`` micro-batch: keep the runtime maintenance records, decode
+the readings messages, load the state of their sites, evaluate, send the warning and health events
+and wait for Kafka's acknowledgement. The new state stays in the engine's arrays; a *snapshot*
+writes the state of every site changed since the last one to the changelog (:mod:`rules.changelog`),
+each with the partition and offset of the last readings message it reflects, waits for those
+writes, and only then commits the consumed offsets. A snapshot is taken every ``SNAPSHOT_S``, after
+``SNAPSHOT_MAX_MESSAGES`` messages, before partitions are handed over in a rebalance, and at a
+clean stop.
 
 Why this order survives a crash (SIGKILL) at any point:
 
-- killed before a snapshot: the table and the committed offsets are where the last snapshot left
-  them; the readings since are consumed again and give the same events (episode ids are
+- killed before a snapshot's commit: the committed offsets are where the last complete snapshot
+  left them; the readings since are consumed again and give the same events (episode ids are
   deterministic); the alerts outbox recognises their idempotency keys, so nobody is notified twice;
-- killed during or after a snapshot, before the offset commit: each site's state records the
-  partition and offset of the last readings message it reflects, so the messages Kafka delivers
-  again are recognised and skipped -- no event twice, and no already-evaluated reading
-  dead-lettered as "late"; faust flushes the producer (the table writes) before it commits.
+- a site whose state was written by a snapshot whose commit did not happen records the partition
+  and offset of its last readings message, so the messages Kafka delivers again are recognised and
+  skipped for it -- no event twice, and no already-evaluated reading dead-lettered as "late".
 
 A batch that raises is dead-lettered; the arrays may hold part of it, so the sites are reloaded
-from the table and the batches since the last snapshot are evaluated again, silently (their events
-are out already), before the worker goes on.
+from the changelog and the batches since the last snapshot are evaluated again, silently (their
+events are out already), before the worker goes on.
 
-State store: faust's memory store, rebuilt from the changelog topic at start. The table is keyed
-by site id, the same key as ``hazwatch.readings``, so a site's state lives on the partition of its
-readings and moves with it on a rebalance. ``use_partitioner=True`` is what lets a table be written
-from a ``take()`` batch (docs/ARCHITECTURE.md §15, measured facts).
-
-Runtime maintenance windows (``hazwatch.maintenance``, published by ``alerts.maintenance_feed``
-when an operator creates or ends a maintenance silence): a second agent keeps them, per event, in
-the table ``maintenance-windows`` (site id -> the last record of each silence id). That topic has
-the readings' key and partition count, so faust assigns its partitions with the readings' ones and
-the worker that owns a site's readings owns its windows; the changelog brings them back after a
-restart. Before a batch and in each tick the engine gets the windows of the sites concerned
-(:meth:`Engine.set_site_windows`).
+Why not faust (it ran this shell until 2026-12): on single-reading messages its per-message
+machinery (fetcher, conductor, channel, stream, acknowledgements) took about 70 % of the worker's
+samples, some 140 µs of CPU a message, where the evaluation needs a few (docs/ARCHITECTURE.md §8.1 and
+docs/BENCHMARKS.md §4). aiokafka is faust's own Kafka client; this shell keeps what faust gave
+(group membership, changelog-backed state, restore on assignment) and hands the engine whole
+fetches.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import tempfile
+import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
-import faust
 import orjson
-from kafka.partitioner.default import murmur2
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.structs import ConsumerRecord
 
 from config.models import Config
-from config.topics import DEADLETTER, HEALTH, MAINTENANCE, READINGS, WARNINGS
+from config.topics import DEADLETTER, HEALTH, MAINTENANCE, READINGS, RULES_CHANGELOGS, WARNINGS
+from rules.changelog import Changelog, partition_of
 from rules.engine import Batch, Engine, Output
 from rules.maintenance import RuntimeWindow, upsert_window
 
-__all__ = ["build_app", "decode", "run_worker"]
+__all__ = ["RulesWorker", "decode", "run_worker"]
 
 log = logging.getLogger("hazwatch.rules")
 
-TAKE_MAX = 1000
-TAKE_WITHIN_S = float(os.environ.get("HAZWATCH_RULES_TAKE_WITHIN_S", "0.02"))
+TAKE_MAX = 5000
+TAKE_WITHIN_MS = int(os.environ.get("HAZWATCH_RULES_TAKE_WITHIN_MS", "20"))
 TICK_S = 1.0
 SNAPSHOT_S = float(os.environ.get("HAZWATCH_RULES_SNAPSHOT_S", "1.0"))
 SNAPSHOT_MAX_MESSAGES = 20_000
+COMMIT_INTERVAL_S = float(os.environ.get("HAZWATCH_RULES_COMMIT_INTERVAL_S", "0"))
+"""Commit the offsets a snapshot covers at most this often (0: with every snapshot). The tests
+raise it to crash between a snapshot and its commit."""
 
 
 def decode(values: Iterable[bytes]) -> tuple[Batch, set[str], list[tuple[bytes, str]]]:
@@ -81,7 +80,7 @@ def decode(values: Iterable[bytes]) -> tuple[Batch, set[str], list[tuple[bytes, 
             rejects.append((raw, f"undecodable readings message: {exc!r}"))
     try:
         return Batch.from_messages(m for _r, m in good), {m["site"] for _r, m in good}, rejects
-    except Exception:  # noqa: BLE001 - some message is malformed: find it, keep the others
+    except Exception:  # noqa: BLE001, S110 - some message is malformed: find it, keep the others
         pass
     kept: list[dict] = []
     for raw, msg in good:
@@ -94,263 +93,279 @@ def decode(values: Iterable[bytes]) -> tuple[Batch, set[str], list[tuple[bytes, 
     return Batch.from_messages(kept), {m["site"] for m in kept}, rejects
 
 
-def build_app(config: Config, *, app_id: str = "hazwatch-rules", datadir: str | None = None) -> faust.App:
-    """Composition root of the rules worker."""
-    # 1. the faust app, tuned for fast group joins on the embedded broker (docs/ARCHITECTURE.md §15)
-    kafka = config.settings.kafka
-    app = faust.App(
-        app_id,
-        broker=[f"kafka://{b.strip()}" for b in kafka.bootstrap.split(",")],
-        store="memory://",
-        topic_partitions=kafka.partitions[READINGS],
-        # the changelog and assignor topics faust creates: as many copies as hazwatch's own
-        topic_replication_factor=kafka.replication_factor,
-        broker_session_timeout=6.0,
-        broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=10.0,
-        # how often consumed offsets are committed (faust's default 2.8 s); messages consumed after
-        # the last commit come again after a crash and are skipped by the offsets in the state
-        broker_commit_interval=float(os.environ.get("HAZWATCH_RULES_COMMIT_INTERVAL_S", "2.8")),
-        producer_acks=-1,
-        web_enabled=False,
-        datadir=datadir or os.environ.get("HAZWATCH_DATA_DIR") or tempfile.mkdtemp(prefix="hazwatch-rules-"),
-    )
-    # 2. topics: raw bytes in and out, orjson does the decoding
-    readings = app.topic(READINGS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    warnings = app.topic(WARNINGS, key_serializer="raw", value_serializer="raw")
-    deadletter = app.topic(DEADLETTER, key_serializer="raw", value_serializer="raw")
-    health = app.topic(HEALTH, key_serializer="raw", value_serializer="raw")
-    maintenance = app.topic(MAINTENANCE, key_type=bytes, value_type=bytes, key_serializer="raw",
-                            value_serializer="raw")
-    # 3. durable state: site id -> {"threshold": {"sensor|rule": [...]}, "quality": {...}}.
-    #    Keys are the site id's raw bytes, as in the readings topic, so that the producer's
-    #    partitioner puts a site's changelog records on its readings partition: faust serialises
-    #    a changelog key by the table's key_type (json for str: '"CH-001"' hashes elsewhere), and
-    #    after a rebalance it drops the keys whose changelog partition this worker does not own.
-    site_key = faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
-    state_table = app.Table(
-        "threshold-state", default=dict, partitions=kafka.partitions[READINGS], use_partitioner=True,
-        key_type=bytes, schema=site_key,
-    )
-    #    and site id -> runtime maintenance windows (hazwatch.maintenance records), written per
-    #    event from that topic, whose partitions are the readings' ones
-    windows_table = app.Table(
-        "maintenance-windows", default=list, partitions=kafka.partitions[MAINTENANCE],
-        key_type=bytes, schema=site_key,
-    )
-    # a window that ended before the oldest reading ingest accepts can no longer matter
-    retain_ms = int(config.settings.ingest.max_age_s * 1000) + 86_400_000
-    # 4. the pure engine, under one lock (the agent and the timer share the event loop, not the
-    #    arrays). Its arrays hold the state of the sites in ``loaded``: each is imported from the
-    #    table once, after a (re)start or rebalance; the sites changed since are ``dirty`` and the
-    #    batches not yet covered by a snapshot ``pending`` (module docstring).
-    engine = Engine(config)
-    engine.warm_up()  # compiled before the first batch, not during it
-    engine.start(int(time.time() * 1000))  # sensors never seen count their silence from now
-    loaded: set[str] = set()
-    offsets: dict[str, list[int]] = {}  # site -> [partition, offset] of its last message in the state
-    dirty: set[str] = set()  # sites whose arrays are ahead of the table
-    pending: list[tuple[list[faust.types.EventT], int]] = []  # unacknowledged batches and their clock
-    last_snapshot = [time.monotonic()]
-    agent_stream: list[faust.Stream] = []  # the readings stream, to acknowledge through
-    lock = asyncio.Lock()
-    ready = asyncio.Event()
-    n_partitions = kafka.partitions[READINGS]
-    sites_known = {s.id for s in config.sites}
+def _dead(payload: dict) -> bytes:
+    return orjson.dumps({"source": "rules", **payload})
 
-    async def track_changelogs() -> None:
-        """Make the producer track the tables' changelog topics before any table write.
 
-        faust's table writes (``use_partitioner=True``) ask aiokafka's producer for a changelog's
-        partitions without waiting for its metadata; a producer that does not track the topic yet
-        answers None, and the write crashes the worker ("'NoneType' object is not iterable" in
-        ``key_partition``, seen on Apache Kafka). Waiting once makes the producer track it for good.
-        """
-        client = app.producer._ensure_producer().client  # noqa: SLF001 - no public way to ask
-        for table in (state_table, windows_table):
-            await client._wait_on_metadata(table.changelog_topic.get_topic_name())  # noqa: SLF001
+class RulesWorker(ConsumerRebalanceListener):
+    """The shell's state and steps; :meth:`run` is the loop. Also the consumer's rebalance listener."""
 
-    @app.on_rebalance_complete.connect
-    async def _recovered(sender: object, *_args: object, **_kw: object) -> None:
-        await track_changelogs()
-        ready.set()
+    def __init__(self, config: Config, *, group: str = "hazwatch-rules",
+                 on_ready: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.group = group
+        self.on_ready = on_ready
+        kafka = config.settings.kafka
+        self.n_partitions = kafka.partitions[READINGS]
+        self.sites_known = {s.id for s in config.sites}
+        self.retain_ms = int(config.settings.ingest.max_age_s * 1000) + 86_400_000  # windows older cannot matter
+        self.engine = Engine(config)
+        self.engine.warm_up()  # compiled before the first batch, not during it
+        self.engine.start(int(time.time() * 1000))  # sensors never seen count their silence from now
+        self.loaded: set[str] = set()  # sites whose state is in the engine's arrays
+        self.offsets: dict[str, list[int]] = {}  # site -> [partition, offset] of its last message in the state
+        self.dirty: set[str] = set()  # sites whose arrays are ahead of the changelog
+        self.pending: list[tuple[list[ConsumerRecord], int]] = []  # readings since the last snapshot, and their clock
+        self.consumed: dict[TopicPartition, int] = {}  # next offset to commit, once a snapshot covers it
+        self.covered: dict[TopicPartition, int] = {}  # next offsets a snapshot covers, not committed yet
+        self.last_commit = time.monotonic()
+        self.last_snapshot = time.monotonic()
+        self.last_tick = time.monotonic()
+        self.ready = False
+        self.failed: BaseException | None = None  # the state could not be restored
+        self.stopping = asyncio.Event()
+        self.producer: AIOKafkaProducer | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.state: Changelog | None = None
+        self.windows: Changelog | None = None
 
-    @app.on_partitions_revoked.connect
-    async def _revoked(sender: object, *_args: object, **_kw: object) -> None:
-        ready.clear()  # no offline check on state that is being moved or recovered
-        loaded.clear()  # a site that comes back may have been changed by another worker meanwhile
-        dirty.clear()  # faust waited for the acknowledgements: the timer's snapshot took these;
-        pending.clear()  # what is left was consumed too late and comes again to the new owner
+    # -- rebalance -------------------------------------------------------------------------
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
+        if self.ready:
+            await self.snapshot(commit=True)  # hand over what this worker has done
+        self.ready = False
+        self.loaded.clear()
+        self.offsets.clear()
+        self.dirty.clear()
+        self.pending.clear()
+        self.consumed.clear()
+        self.covered.clear()
+        assert self.state is not None and self.windows is not None
+        self.state.drop()
+        self.windows.drop()
 
-    def load(sites: Iterable[str]) -> None:
-        """The runtime windows of ``sites``, and their state from the table if not loaded yet."""
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        assert self.state is not None and self.windows is not None and self.consumer is not None
+        # aiokafka's fetcher starts on the new assignment while this runs: nothing is handed out
+        # until the state is back (and what slips through is fetched again: run())
+        self.consumer.pause(*assigned)
+        mine = {tp.partition for tp in assigned if tp.topic == READINGS}
+        try:
+            n = await self.state.restore(mine) + await self.windows.restore(
+                {tp.partition for tp in assigned if tp.topic == MAINTENANCE})
+        except Exception as exc:  # aiokafka would only log it: run() ends the worker, a restart retries
+            self.failed = exc
+            raise
+        self.consumer.resume(*assigned)
+        log.info("partitions %s assigned; %d changelog records restored", sorted(mine), n)
+        self.ready = True
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def owned_sites(self) -> list[str]:
+        assert self.state is not None
+        return [s.id for s in self.config.sites if partition_of(s.id, self.n_partitions) in self.state.owned]
+
+    # -- state -----------------------------------------------------------------------------
+    def load(self, sites: Iterable[str]) -> None:
+        """The runtime windows of ``sites``, and their state from the changelog if not loaded yet."""
+        assert self.state is not None and self.windows is not None
         for site in sites:
-            engine.set_site_windows(site, windows_table[site.encode()])  # no-op when unchanged
-            if site not in loaded:
-                saved = state_table[site.encode()]
-                engine.import_site(site, saved)
-                offsets.pop(site, None)
+            self.engine.set_site_windows(site, self.windows[site])  # no-op when unchanged
+            if site not in self.loaded:
+                saved = self.state[site]
+                self.engine.import_site(site, saved)
+                self.offsets.pop(site, None)
                 if saved.get("offset") is not None:
-                    offsets[site] = saved["offset"]
-                loaded.add(site)
+                    self.offsets[site] = saved["offset"]
+                self.loaded.add(site)
 
-    def save(site: str) -> None:
-        """The site's state from the arrays into the table, with the offset it reflects."""
-        state = engine.export_site(site)
-        if site in offsets:
-            state["offset"] = offsets[site]
-        state_table[site.encode()] = state
+    async def snapshot(self, *, commit: bool = False) -> None:
+        """Write every dirty site to the changelog, wait for the writes, then commit the offsets
+        that this state covers (at most every ``COMMIT_INTERVAL_S`` unless ``commit``)."""
+        assert self.state is not None and self.consumer is not None
+        writes = []
+        for site in self.dirty:
+            state = self.engine.export_site(site)
+            if site in self.offsets:
+                state["offset"] = self.offsets[site]
+            writes.append(await self.state.put(site, state))
+        await asyncio.gather(*writes)
+        self.dirty.clear()
+        self.covered.update(self.consumed)
+        self.pending.clear()
+        self.consumed.clear()
+        self.last_snapshot = time.monotonic()
+        if self.covered and (commit or time.monotonic() - self.last_commit >= COMMIT_INTERVAL_S):
+            await self.consumer.commit(dict(self.covered))
+            self.covered.clear()
+            self.last_commit = time.monotonic()
 
-    async def snapshot() -> None:
-        """Write every dirty site to the table, then acknowledge the batches that state covers
-        (faust flushes the table writes before it commits their offsets). Under the lock."""
-        for site in dirty:
-            save(site)
-        dirty.clear()
-        if agent_stream:
-            for events, _now in pending:
-                for event in events:
-                    await agent_stream[0].ack(event)
-        pending.clear()
-        last_snapshot[0] = time.monotonic()
+    def snapshot_due(self) -> bool:
+        return bool(self.dirty or self.consumed) and (
+            time.monotonic() - self.last_snapshot >= SNAPSHOT_S
+            or sum(len(records) for records, _ in self.pending) >= SNAPSHOT_MAX_MESSAGES)
 
-    def snapshot_due() -> bool:
-        return bool(dirty or pending) and (
-            time.monotonic() - last_snapshot[0] >= SNAPSHOT_S
-            or sum(len(events) for events, _ in pending) >= SNAPSHOT_MAX_MESSAGES)
+    # -- events ----------------------------------------------------------------------------
+    async def _send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future:
+        assert self.producer is not None
+        return await self.producer.send(topic, key=key, value=value)
 
-    def owned_sites() -> list[str]:
-        """The configured sites whose readings partition this worker owns (the producer's
-        murmur2 partitioner on the site id, as kafka-python and aiokafka both use)."""
-        mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == READINGS}
-        return [s.id for s in config.sites
-                if (murmur2(s.id.encode()) & 0x7FFFFFFF) % n_partitions in mine]
-
-    async def _emit(out: Output) -> None:
+    async def _emit(self, out: Output) -> None:
         pending = []
         for event in out.warnings:
-            pending.append(await warnings.send(key=event.site.encode(), value=event.to_json()))
+            pending.append(await self._send(WARNINGS, event.site.encode(), event.to_json()))
             log.info("%s %s %s -> %s (%s %s)", event.subject, event.kind, event.previous, event.level,
                      event.value, event.unit)
         for h in out.health:
-            pending.append(await health.send(key=h["site"].encode(), value=orjson.dumps(h)))
-        for fut in pending:  # the events are in Kafka before the state says they happened
-            await fut
+            pending.append(await self._send(HEALTH, h["site"].encode(), orjson.dumps(h)))
+        await asyncio.gather(*pending)  # the events are in Kafka before the state says they happened
 
-    @app.timer(interval=TICK_S)
-    async def offline_check() -> None:
-        """Offline detection by the wall clock: a silent sensor is noticed without a new message.
-        Also the snapshot of a worker whose input went quiet (or that faust waits on to rebalance)."""
-        async with lock:
-            if snapshot_due():
-                await snapshot()
-            if not ready.is_set():
-                return
-            sites = owned_sites()
-            load(sites)
-            out = engine.tick(int(time.time() * 1000), sites)
-            if out.health or out.warnings or out.released:
-                await _emit(out)
-                dirty.update({h["site"] for h in out.health} | {w.site for w in out.warnings} | set(out.released))
+    async def tick(self) -> None:
+        """Offline detection by the wall clock: a silent sensor is noticed without a new message."""
+        self.last_tick = time.monotonic()
+        sites = self.owned_sites()
+        self.load(sites)
+        out = self.engine.tick(int(time.time() * 1000), sites)
+        if out.health or out.warnings or out.released:
+            await self._emit(out)
+            self.dirty.update({h["site"] for h in out.health} | {w.site for w in out.warnings} | set(out.released))
 
-    @app.agent(readings)
-    async def evaluate(stream: faust.Stream) -> None:
-        agent_stream[:] = [stream]
-        async for events in stream.noack_take(TAKE_MAX, within=TAKE_WITHIN_S):
-            now_ms = int(time.time() * 1000)
-            try:
-                await _evaluate(events, now_ms)
-            except Exception:  # noqa: BLE001 - an agent that raises loses events (docs/ARCHITECTURE.md §15)
-                log.exception("batch of %d messages failed; dead-lettering it", len(events))
-                async with lock:
-                    await _rebuild()
-                for raw in (e.value for e in events):
-                    await deadletter.send(value=orjson.dumps({"source": "rules", "reason": "evaluation failed",
-                                                              "payload": raw.decode("utf-8", "replace")}))
-            async with lock:
-                pending.append((events, now_ms))
-                if snapshot_due():
-                    await snapshot()
-
-    async def _rebuild() -> None:
-        """After a failed batch: the arrays as the table says, plus the batches since the last
-        snapshot evaluated again without sending anything (their events are out already)."""
-        loaded.clear()
-        dirty.clear()
-        try:
-            for events, now_ms in pending:
-                await _evaluate(events, now_ms, replay=True, locked=True)
-        except Exception:  # noqa: BLE001 - cannot happen unless the engine is not deterministic
-            log.exception("replaying %d batches after a failed one failed too", len(pending))
-
-    @app.agent(maintenance)
-    async def maintenance_windows(stream: faust.Stream) -> None:
+    async def maintenance(self, records: list[ConsumerRecord]) -> None:
         """Keep each site's runtime windows; a bad record is dead-lettered, never fatal."""
-        async for raw in stream:
-            await track_changelogs()  # a no-op once tracked
+        assert self.windows is not None
+        writes = []
+        for rec in records:
             try:
-                record = orjson.loads(raw)
+                record = orjson.loads(rec.value)
                 window = RuntimeWindow.from_record(record)
-                key = window.site.encode()
-                windows_table[key] = upsert_window(windows_table[key], record, now_ms=int(time.time() * 1000),
-                                                   retain_ms=retain_ms)
+                kept = upsert_window(self.windows[window.site], record, now_ms=int(time.time() * 1000),
+                                     retain_ms=self.retain_ms)
+                writes.append(await self.windows.put(window.site, kept))
                 log.info("maintenance window %s of %s %s: [%d, %d) %s", window.id, window.site,
                          list(window.sensors) or "(whole site)", window.start_ms, window.end_ms,
                          "ended" if window.ended else window.reason)
-            except Exception as exc:  # noqa: BLE001 - an agent that raises loses events (docs/ARCHITECTURE.md §15)
-                await deadletter.send(value=orjson.dumps({"source": "rules", "reason": f"bad maintenance record: {exc}",
-                                                          "payload": bytes(raw).decode("utf-8", "replace")}))
+            except Exception as exc:  # noqa: BLE001 - a bad record must not stop the worker
+                writes.append(await self._send(DEADLETTER, None, _dead({
+                    "reason": f"bad maintenance record: {exc}",
+                    "payload": bytes(rec.value or b"").decode("utf-8", "replace")})))
+        await asyncio.gather(*writes)
 
-    async def _evaluate(events: list[faust.types.EventT], now_ms: int, *, replay: bool = False,
-                        locked: bool = False) -> None:
-        await track_changelogs()  # a no-op once tracked
-        async with contextlib.nullcontext() if locked else lock:
-            # a readings message is keyed by its site: skip the messages that a site's state
-            # already reflects (consumed again after a crash, before their offsets were committed)
-            keyed = [(e, e.message.key.decode("utf-8", "replace") if e.message.key else None) for e in events]
-            keyed_sites = {site for _, site in keyed if site in sites_known}
-            load(keyed_sites)  # the runtime windows of these sites, and their state if not loaded yet
-            fresh: list[tuple[faust.types.EventT, str | None]] = []
-            for e, site in keyed:
-                seen = offsets.get(site) if site is not None else None
-                if seen is not None and seen[0] == e.message.partition and e.message.offset <= seen[1]:
+    async def evaluate(self, records: list[ConsumerRecord], now_ms: int, *, replay: bool = False) -> None:
+        # a readings message is keyed by its site: skip the messages that a site's state already
+        # reflects (consumed again after a crash, before their offsets were committed)
+        keyed = [(r, r.key.decode("utf-8", "replace") if r.key else None) for r in records]
+        keyed_sites = {site for _, site in keyed if site in self.sites_known}
+        self.load(keyed_sites)  # the runtime windows of these sites, and their state if not loaded yet
+        fresh = []
+        for r, site in keyed:
+            seen = self.offsets.get(site) if site is not None else None
+            if seen is not None and seen[0] == r.partition and r.offset <= seen[1]:
+                continue
+            fresh.append((r, site))
+        if len(fresh) < len(records) and not replay:
+            log.warning("skipped %d readings message(s) evaluated before a restart", len(records) - len(fresh))
+        batch, sites, rejects = decode([r.value for r, _ in fresh])
+        self.load(sites - keyed_sites)  # a message whose key is not its site (not from ingest)
+        out = self.engine.process(batch, now_ms=now_ms)
+        if not replay:
+            sends = [await self._send(DEADLETTER, None, _dead({"reason": reason, "payload": raw.decode("utf-8", "replace")}))
+                     for raw, reason in rejects]
+            sends += [await self._send(DEADLETTER, None, _dead({"reason": reason, "site": batch.site[i],
+                                                                "sensor": batch.sensor[i]}))
+                      for i, reason in out.rejects]
+            await self._emit(out)
+            await asyncio.gather(*sends)
+        for r, site in fresh:  # in consumption order: a site's partition's offsets only grow
+            if site in self.sites_known:
+                self.offsets[site] = [r.partition, r.offset]
+        self.dirty.update(sites | {site for _, site in fresh if site in self.sites_known})
+
+    async def rebuild(self) -> None:
+        """After a failed batch: the arrays as the changelog says, plus the batches since the last
+        snapshot evaluated again without sending anything (their events are out already)."""
+        self.loaded.clear()
+        self.dirty.clear()
+        try:
+            for records, now_ms in self.pending:
+                await self.evaluate(records, now_ms, replay=True)
+        except Exception:  # noqa: BLE001 - cannot happen unless the engine is not deterministic
+            log.exception("replaying %d batches after a failed one failed too", len(self.pending))
+
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, records in batches.items():
+            if tp.topic == MAINTENANCE:
+                await self.maintenance(records)
+        readings = [r for tp, records in batches.items() if tp.topic == READINGS for r in records]
+        if readings:
+            now_ms = int(time.time() * 1000)
+            try:
+                await self.evaluate(readings, now_ms)
+            except Exception:  # noqa: BLE001 - one bad batch must not stop the worker
+                log.exception("batch of %d messages failed; dead-lettering it", len(readings))
+                await self.rebuild()
+                await asyncio.gather(*[await self._send(DEADLETTER, None, _dead({
+                    "reason": "evaluation failed", "payload": r.value.decode("utf-8", "replace")})) for r in readings])
+            else:
+                self.pending.append((readings, now_ms))
+        for tp, records in batches.items():
+            self.consumed[tp] = records[-1].offset + 1
+
+    # -- the loop --------------------------------------------------------------------------
+    async def run(self) -> None:
+        kafka = self.config.settings.kafka
+        # acks=all; not idempotent (Tansu has no InitProducerId): a retried send can duplicate an
+        # event or a state record, which the idempotency keys and last-value reads make harmless
+        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all",
+                                         client_id=f"{self.group}-producer")
+        await self.producer.start()
+        state_topic, windows_topic = RULES_CHANGELOGS
+        self.state = Changelog(state_topic, self.n_partitions, kafka.bootstrap, self.producer, dict)
+        self.windows = Changelog(windows_topic, kafka.partitions[MAINTENANCE], kafka.bootstrap, self.producer, list)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap, group_id=self.group, client_id=self.group,
+            enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
+            heartbeat_interval_ms=1000, rebalance_timeout_ms=10000, max_poll_interval_ms=120000,
+            # partition i of both topics to the same worker (round robin, the default, would split them)
+            partition_assignment_strategy=(RangePartitionAssignor,))
+        self.consumer.subscribe([READINGS, MAINTENANCE], listener=self)
+        await self.consumer.start()
+        try:
+            while not self.stopping.is_set():
+                batches = await self.consumer.getmany(timeout_ms=TAKE_WITHIN_MS, max_records=TAKE_MAX)
+                if self.failed is not None:
+                    raise RuntimeError("the rules state could not be restored") from self.failed
+                if batches and not self.ready:  # fetched while the state is restored: fetch it again later
+                    for tp, records in batches.items():
+                        self.consumer.seek(tp, records[0].offset)
                     continue
-                fresh.append((e, site))
-            if len(fresh) < len(events) and not replay:
-                log.warning("skipped %d readings message(s) evaluated before a restart", len(events) - len(fresh))
-            batch, sites, rejects = decode([e.value for e, _ in fresh])
-            load(sites - keyed_sites)  # a message whose key is not its site (not from ingest)
-            out = engine.process(batch, now_ms=now_ms)
-            if not replay:
-                for raw, reason in rejects:
-                    await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
-                                                              "payload": raw.decode("utf-8", "replace")}))
-                for i, reason in out.rejects:
-                    await deadletter.send(value=orjson.dumps({"source": "rules", "reason": reason,
-                                                              "site": batch.site[i], "sensor": batch.sensor[i]}))
-                await _emit(out)
-            for e, site in fresh:  # in consumption order: a site's partition's offsets only grow
-                if site in sites_known:
-                    offsets[site] = [e.message.partition, e.message.offset]
-            dirty.update(sites | {site for _, site in fresh if site in sites_known})
-
-    return app
+                if batches:
+                    await self.handle(batches)
+                if time.monotonic() - self.last_tick >= TICK_S:
+                    await self.tick()
+                if self.snapshot_due():
+                    await self.snapshot()
+            if self.ready:
+                await self.snapshot(commit=True)  # a clean stop hands over everything
+        finally:
+            await self.consumer.stop()  # leaves the group: the others rebalance at once
+            await self.producer.stop()
 
 
-def run_worker(
-    config: Config, *, loglevel: str = "warn", app_id: str = "hazwatch-rules",
-    on_ready: Callable[[], None] | None = None,
-) -> None:
-    """Run one rules worker until SIGTERM/SIGINT (faust handles the signals and shuts down cleanly).
+def run_worker(config: Config, *, loglevel: str = "warn", app_id: str = "hazwatch-rules",
+               on_ready: Callable[[], None] | None = None) -> None:
+    """Run one rules worker until SIGTERM/SIGINT (a clean stop: last snapshot, offsets committed,
+    the group left). ``on_ready`` is called after each assignment once the state is restored."""
+    level = os.environ.get("HAZWATCH_LOG_LEVEL", loglevel).upper()
+    logging.basicConfig(level=level if level in logging.getLevelNamesMapping() else "WARNING",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    ``on_ready`` is called after each rebalance once the tables are recovered.
-    """
-    app = build_app(config, app_id=app_id)
-    if on_ready is not None:
-        @app.on_rebalance_complete.connect
-        async def _ready(sender: object, **_kw: object) -> None:
-            log.info("partitions assigned and state recovered")
-            on_ready()
+    async def main() -> None:
+        worker = RulesWorker(config, group=app_id, on_ready=on_ready)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stopping.set)
+        await worker.run()
 
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    asyncio.run(main())
