@@ -28,6 +28,7 @@ from hazwatch.runtime import all_partitions
 __all__ = ["Probe", "Sample", "percentiles"]
 
 CLEARED_WORDS = ("解除", "lifted")  # an all-clear text (alerts/render.py headline)
+POLL_MS = 25  # how often the warnings topic and the fake Twilio are looked at while waiting
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Probe(threading.Thread):
         self._cycling = threading.Lock()  # held during a cycle
         self._twilio = httpx.Client(base_url=twilio_url, timeout=10)
         self._sms_next = self._twilio.get("/_fake/messages", params={"since": 1 << 30}).json()["next"]
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-probe", fetch_max_wait_ms=5)
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-probe")
         parts = all_partitions(self._consumer, [WARNINGS])
         self._consumer.assign(parts)
         self._consumer.seek_to_end(*parts)
@@ -110,7 +111,9 @@ class Probe(threading.Thread):
         return ts, at
 
     def _poll(self) -> None:
-        for records in self._consumer.poll(timeout_ms=10).values():
+        # a fetch returns as soon as a record arrives (fetch.min.bytes 1), so a long poll costs no
+        # latency; a short one would keep the broker and this process busy
+        for records in self._consumer.poll(timeout_ms=POLL_MS).values():
             for rec in records:
                 event = orjson.loads(rec.value)
                 if event.get("subject") == self.subject:
