@@ -55,11 +55,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     shapes = [s for s in ("single", "batch") if any(x["shape"] == s for x in result["steps"])]
     fig, axes = plt.subplots(2, len(shapes), figsize=(6 * len(shapes), 7), squeeze=False)
     for col, shape in enumerate(shapes):
-        steps = sorted((x for x in result["steps"] if x["shape"] == shape), key=lambda x: x["offered_per_s"])
+        steps = sorted((x for x in result["steps"] if x["shape"] == shape and not x["step"].startswith("overload")),
+                       key=lambda x: x["offered_per_s"])
         offered = [x["offered_per_s"] for x in steps]
         top, bottom = axes[0][col], axes[1][col]
         top.plot(offered, offered, ":", color="grey", label="offered")
-        top.plot(offered, [x["published_per_s"] for x in steps], "o-", label="published and carried")
+        top.plot(offered, [x["published_per_s"] for x in steps], "o-", label="published (acknowledged by Mosquitto)")
         for x in steps:
             if not x["sustained"]:
                 top.annotate("not sustained", (x["offered_per_s"], x["published_per_s"]), fontsize=8)
@@ -68,6 +69,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
         for key, label in (("warning_ms", "reading -> warning"), ("sms_ms", "reading -> SMS request")):
             for q, style in (("p50", "o-"), ("p99", "s--")):
                 bottom.plot(offered, [x[key][q] for x in steps], style, label=f"{label} {q}")
+        for x in result["steps"]:
+            if x["shape"] == shape and x["step"].startswith("overload") and x["warning_ms"]["n"]:
+                bottom.plot([x["offered_per_s"]], [x["warning_ms"]["p99"]], "kx", label="overload step, warning p99")
         bottom.set(xlabel="offered readings/s", ylabel="ms", yscale="log")
         bottom.legend(fontsize=8)
     fig.suptitle(f"hazwatch bench pipeline, Kafka {result['kafka']}, 2 cores")
