@@ -153,7 +153,8 @@ class _Lag:
     def rules(self) -> int:
         committed = self.admin.list_group_offsets({"hazwatch-rules": None}).get("hazwatch-rules", {})
         end = self.consumer.end_offsets(self.parts)
-        return sum(end[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
+        # at least 0: Tansu's listed end offsets can lag behind what was committed (ARCHITECTURE §15)
+        return sum(max(0, end[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
                    for tp in self.parts)
 
     def close(self) -> None:
