@@ -176,6 +176,12 @@ class AlertsService:
             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
             heartbeat_interval_ms=1000, max_poll_interval_ms=120000, client_id="hazwatch-alerts",
         )
+        # the group's leader assigns only partitions its metadata knows, and kafka-python refreshes
+        # metadata every 5 min: joining before the topics' partitions are known left this service
+        # with no assignment for that long (seen right after the topics were created)
+        while not self.stopping.is_set() and not all(consumer.partitions_for_topic(t) for t in (WARNINGS, HEALTH)):
+            log.warning("alerts: waiting for the partitions of %s and %s", WARNINGS, HEALTH)
+            self.stopping.wait(0.5)
         try:
             while not self.stopping.is_set():
                 try:

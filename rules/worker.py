@@ -132,8 +132,13 @@ class RulesWorker(ConsumerRebalanceListener):
     # -- rebalance -------------------------------------------------------------------------
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
-        if self.ready:
-            await self.snapshot(commit=True)  # hand over what this worker has done
+        try:
+            if self.ready:
+                await self.snapshot(commit=True)  # hand over what this worker has done
+        finally:  # a failed hand-over is replayed by the next owner: forget everything either way
+            self._forget()
+
+    def _forget(self) -> None:
         self.ready = False
         self.loaded.clear()
         self.offsets.clear()
