@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,9 +33,9 @@ from rich.table import Table
 from config import example_dir, load_config
 from config.topics import READINGS
 from hazwatch.embedded_mqtt import PROBE_ACCOUNT, mqtt_ready
-from hazwatch.runtime import EmbeddedStack, wait_for
+from hazwatch.runtime import EmbeddedStack, all_partitions, wait_for
 
-__all__ = ["LOADERS", "bench_ingest", "count_readings", "cpu_s", "ingest_command", "plan_messages"]
+__all__ = ["LOADERS", "bench_ingest", "count_readings", "cpu_s", "ingest_command", "iter_readings", "plan_messages"]
 
 BATCH = 50
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -141,27 +142,32 @@ def _load_mosquitto_pub(port: int, passwords: dict[str, str], per_site: dict[str
 LOADERS = {"paho": _load, "mosquitto_pub": _load_mosquitto_pub}
 
 
-def count_readings(bootstrap: str) -> tuple[int, int]:
-    """(readings, distinct (site, sensor, ts)) in ``hazwatch.readings``, read from the start."""
-    from kafka import KafkaConsumer, TopicPartition
+def iter_readings(bootstrap: str) -> Iterator[tuple[str, str, int]]:
+    """Every reading in ``hazwatch.readings`` as (site, sensor, ts), read from the start to the end."""
+    from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="bench-count")
     try:
-        parts = [TopicPartition(READINGS, p) for p in consumer.partitions_for_topic(READINGS) or ()]
+        parts = all_partitions(consumer, [READINGS])
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         end = consumer.end_offsets(parts)
-        seen: set[tuple[str, str, int]] = set()
-        total = 0
         while any(consumer.position(tp) < end[tp] for tp in parts):
             for records in consumer.poll(timeout_ms=500, max_records=5000).values():
                 for rec in records:
                     b = orjson.loads(rec.value)
-                    total += len(b["ts"])
-                    seen.update((b["site"], s, t) for s, t in zip(b["sensor"], b["ts"], strict=True))
-        return total, len(seen)
+                    yield from ((b["site"], s, t) for s, t in zip(b["sensor"], b["ts"], strict=True))
     finally:
         consumer.close()
+
+
+def count_readings(bootstrap: str) -> tuple[int, int]:
+    """(readings, distinct (site, sensor, ts)) in ``hazwatch.readings``, read from the start."""
+    total, seen = 0, set()
+    for reading in iter_readings(bootstrap):
+        total += 1
+        seen.add(reading)
+    return total, len(seen)
 
 
 def _end_offsets(bootstrap: str) -> Any:

@@ -36,7 +36,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 
 from config import example_dir
 from config.topics import READINGS
-from hazwatch.bench_ingest import BATCH, cpu_s
+from hazwatch.bench_ingest import BATCH, cpu_s, iter_readings
 from hazwatch.bench_load import Step, run_load
 from hazwatch.bench_probe import Probe, percentiles
 from hazwatch.demo import start_services
@@ -114,29 +114,17 @@ def ts_span(readings: int, n_sensors: int) -> int:
 
 def _count(bootstrap: str, ts_ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """(readings, distinct (site, sensor, ts)) of the load sites in ``hazwatch.readings``, per ts range."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="bench-count")
     totals = [0] * len(ts_ranges)
     seen: list[set[tuple[str, str, int]]] = [set() for _ in ts_ranges]
-    try:
-        parts = all_partitions(consumer, [READINGS])
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        while any(consumer.position(tp) < end[tp] for tp in parts):
-            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
-                for rec in records:
-                    b = orjson.loads(rec.value)
-                    if not b["site"].startswith("LD-"):
-                        continue
-                    for sensor, ts in zip(b["sensor"], b["ts"], strict=True):
-                        for i, (lo, hi) in enumerate(ts_ranges):
-                            if lo <= ts < hi:
-                                totals[i] += 1
-                                seen[i].add((b["site"], sensor, ts))
-                                break
-        return [(t, len(s)) for t, s in zip(totals, seen, strict=True)]
-    finally:
-        consumer.close()
+    for site, sensor, ts in iter_readings(bootstrap):
+        if not site.startswith("LD-"):
+            continue
+        for i, (lo, hi) in enumerate(ts_ranges):
+            if lo <= ts < hi:
+                totals[i] += 1
+                seen[i].add((site, sensor, ts))
+                break
+    return [(t, len(s)) for t, s in zip(totals, seen, strict=True)]
 
 
 class _Lag:
