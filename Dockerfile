@@ -23,6 +23,7 @@ COPY ingest/ ingest/
 COPY rules/ rules/
 COPY alerts/ alerts/
 COPY console/ console/
+COPY history/ history/
 # The rule engine's compiled loops (numba) are compiled here, once, into NUMBA_CACHE_DIR, so a
 # worker starts without the ~4 s compilation.
 RUN pip install . "psycopg2-binary==2.9.11" \

@@ -10,9 +10,14 @@ Audiences (``config.notify``, issue "Who hears what"):
 - ``residents``: the subscribers of every zone the site affects (its zone, its extra zones and the
   zones met by its hazard radius, :meth:`config.models.Config.affected_zones`).
 
-Channels: ``sms`` reaches a person at an E.164 number; ``cap`` is a broadcast to an area, so only
-the ``residents`` audience has CAP targets: one per affected zone, addressed by zone id. A rule that
-names ``cap`` for another audience adds no CAP target (a broadcast has no per-person address).
+Channels (``alerts.channels.registry``), by kind: an ``sms`` channel (``sms`` = ``sms-twilio``,
+``sms-aliyun``, ``sms-tencent``) reaches a person at an E.164 number; ``cap`` is a broadcast to an
+area, so only the ``residents`` audience has CAP targets: one per affected zone, addressed by zone
+id. A rule that names ``cap`` for another audience adds no CAP target (a broadcast has no
+per-person address). A ``group`` channel (``wecom-robot``, ``dingtalk-robot``) reaches a chat
+group: one target per configured robot that lists the audience, addressed by the robot's id.
+Twilio's targets say ``sms`` whichever of its names a rule uses, as before the registry (the
+outbox keys, the rate limit and the all-clear depend on it).
 
 Routing rules are additive (:func:`route`): a target hears an event when any rule routes it there,
 once per (channel, address), credited to the first rule that reached it.
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from alerts.channels.registry import CHANNEL_NAMES, canonical, spec
 from config.models import Config, Site, level_rank
 from config.notify import AUDIENCES, RoutingMatch, region_prefix
 from rules.events import WarningEvent
@@ -39,11 +45,22 @@ __all__ = [
     "in_window",
     "matches",
     "members",
+    "outbox_channel",
     "quiet_until",
     "route",
 ]
 
-CHANNELS: tuple[str, ...] = ("sms", "cap")
+CHANNELS: tuple[str, ...] = CHANNEL_NAMES
+#: A group target answers as the role its audience stands for (the texts differ by role).
+_GROUP_ROLE = {"operators": "operator", "officers": "officer", "regulators:county": "regulator",
+               "regulators:city": "regulator", "regulators:province": "regulator", "residents": "resident"}
+
+
+def outbox_channel(channel: str) -> str:
+    """The name a channel's notices carry in the outbox: ``sms`` for Twilio (both its names),
+    the registry name otherwise."""
+    name = canonical(channel)
+    return "sms" if name == "sms-twilio" else name
 
 
 @dataclass(frozen=True)
@@ -51,9 +68,9 @@ class Target:
     """One addressee on one channel, and why it was chosen."""
 
     channel: str
-    """``"sms"`` or ``"cap"``."""
+    """The outbox channel: ``"sms"`` (Twilio), ``"cap"`` or another registry name."""
     address: str
-    """E.164 number for SMS; zone id for CAP."""
+    """E.164 number for SMS; zone id for CAP; robot id for a group channel."""
     name: str
     role: str
     """``operator | officer | regulator | resident | zone``."""
@@ -74,19 +91,25 @@ def members(
         raise ValueError(f"unknown audience {audience!r} (one of {list(AUDIENCES)})")
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r} (one of {list(CHANNELS)})")
-    if channel == "cap":
+    kind, channel = spec(channel).kind, outbox_channel(channel)
+    if kind == "broadcast":
         if audience != "residents":
             return []
         return [
-            Target("cap", z.id, z.name, "zone", "zh-CN", audience, rule)
+            Target(channel, z.id, z.name, "zone", "zh-CN", audience, rule)
             for z in (config.zone(zid) for zid in config.affected_zones(site.id))
         ]
+    if kind == "group":
+        section = getattr(config.settings.notify.channels, channel.replace("-", "_"), None)
+        robots = section.robots if section is not None else []
+        return [Target(channel, r.id, r.name, _GROUP_ROLE[audience], "zh-CN", audience, rule)
+                for r in robots if audience in r.audiences]
 
     out: list[Target] = []
     if audience == "residents":
         for zid in config.affected_zones(site.id):
             out += [
-                Target("sms", s.phone, s.name, "resident", s.language, audience, rule)
+                Target(channel, s.phone, s.name, "resident", s.language, audience, rule)
                 for s in config.zone(zid).subscribers
             ]
     else:
@@ -104,7 +127,7 @@ def members(
                     and site.region.startswith(region_prefix(r.region, tier))
                 )
             if hit:
-                out.append(Target("sms", r.phone, r.name, r.role, r.language, audience, rule))
+                out.append(Target(channel, r.phone, r.name, r.role, r.language, audience, rule))
     return _unique(out)
 
 

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from alerts.plan import notice_key
 from alerts.segments import segments
 from alerts.store import ChannelState, Notification, Store
+from config.channel_registry import CHANNEL_NAMES, spec
 from config.models import Config
 
 __all__ = ["ALARM_KINDS", "FALLBACK", "ChannelAlarms", "active_alarms"]
@@ -154,10 +155,16 @@ class ChannelAlarms:
                     s.add(n)
 
 
+def _label(channel: str) -> tuple[str, str]:
+    """The registry's name for people of a channel, else its name."""
+    label = spec(channel).label if channel in CHANNEL_NAMES else ("", "")
+    return (label[0] or channel, label[1] or channel)
+
+
 def _text(channel: str, kind: str, now: dt.datetime, row: ChannelState | None, language: str, tz: str) -> str:
     from zoneinfo import ZoneInfo
 
-    zh, en = _NAMES.get(channel, (channel, channel))
+    zh, en = _NAMES.get(channel) or _label(channel)
     local = now.astimezone(ZoneInfo(tz)).strftime("%H:%M")
     if kind == "channel-ok":
         if language == "en":

@@ -2,9 +2,15 @@
 
 A row (or a group of rows) is marked ``sending`` in its own committed transaction before the
 provider is called. After a crash such rows are ``unknown``: they are reconciled with the
-provider's record of sent messages (``SmsChannel.find_sent``) and only sent when the provider has
-no such message, so a crash or a timeout never causes a second SMS. Only this module retries,
-and only what the channel calls retryable.
+provider's record of sent messages (the channel's ``find_sent``) and only sent when the provider
+has no such message, so a crash or a timeout never causes a second SMS. A channel whose provider
+keeps no such record (``can_look_up`` false: the group robots) sends an unknown row again: at
+least once. Only this module retries, and only what the channel calls retryable, waiting at
+least the channel's ``retry_after_s``.
+
+Every send goes through the channel protocol (``alerts.channels.base``): outbox channel ``sms``
+(and the second account's ``sms-fallback``) is Twilio, through ``TwilioSms`` around the given
+``SmsChannel``; any other is looked up in ``channels`` (built from the registry by the service).
 
 Several processes may dispatch from one database: each works only on the rows it has claimed
 (:mod:`alerts.claims`), and a process that dies mid-send leaves ``sending`` rows whose lease runs
@@ -16,7 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +32,11 @@ from sqlalchemy import select
 from alerts.audience import members
 from alerts.cap_dispatch import CapDispatch
 from alerts.channel_alarm import ALARM_KINDS, FALLBACK, ChannelAlarms
+from alerts.channel_message import channel_message
+from alerts.channels.base import Channel, ChannelError, Message
+from alerts.channels.registry import spec
 from alerts.channels.sms import SmsChannel, SmsChannelError
+from alerts.channels.sms_twilio import TwilioSms
 from alerts.claims import WAITING, Claims, lease_s, owner_id
 from alerts.deliveries import apply_recorded_deliveries
 from alerts.escalation import Step, render_escalation
@@ -45,12 +56,18 @@ RECONCILE_AFTER_S = 5.0
 STEP_KINDS = ("escalation", "reminder")
 PREWRITTEN = ("over-cap", *ALARM_KINDS)
 PASS_LIMIT = 500  # rows looked at per pass, so that intake and timers are not starved
+TWILIO = ("sms", FALLBACK)  # the outbox channels that go through the given SmsChannel(s)
 
 
 def backoff_s(attempts: int, rng: random.Random, base_s: float = 1.0, cap_s: float = 60.0) -> float:
     """Exponential backoff with jitter: half fixed, half random, capped."""
     step = min(cap_s, base_s * 2 ** max(attempts - 1, 0))
     return step / 2 + rng.uniform(0, step / 2)
+
+
+def _int_code(code: str | None) -> int | None:
+    """A provider's numeric code for the outbox's integer column; text codes stay in ``error``."""
+    return int(code) if code and code.lstrip("-").isdigit() and len(code) < 10 else None
 
 
 def _urgency(row: Notification) -> str:
@@ -76,8 +93,9 @@ class Dispatcher(CapDispatch):
                  status_callback: str | None = None, rng: random.Random | None = None,
                  audio_dir: Path | None = None,
                  publish_audio: Callable[[str, bytes], None] | None = None, claims: Claims | None = None,
-                 fallback: SmsChannel | None = None) -> None:
+                 fallback: SmsChannel | None = None, channels: Mapping[str, Channel] | None = None) -> None:
         self.store, self.config, self.sms, self.fallback = store, config, sms, fallback
+        self.channels = dict(channels or {})
         self.alarms = ChannelAlarms(store, config, clock)
         self.claims = claims or Claims(store, owner_id(), lease_s(config.settings.notify.sms_timeout_s))
         self.publish_cap, self.clock, self.on_result = publish_cap, clock, on_result
@@ -153,6 +171,18 @@ class Dispatcher(CapDispatch):
         """The second account for its own notices when configured, else the first."""
         return self.fallback if row.channel == FALLBACK and self.fallback is not None else self.sms
 
+    def _channel(self, row: Notification) -> Channel:
+        """The channel ``row`` goes out on."""
+        if row.channel in TWILIO:
+            return TwilioSms(self._provider(row), self.status_callback)
+        if row.channel not in self.channels:
+            raise RuntimeError(f"channel {row.channel!r} was not built: the service builds the channels "
+                               "its routing rules name (alerts.channels.registry.build_routed)")
+        return self.channels[row.channel]
+
+    def _message(self, rows: list[Notification], body: str) -> Message:
+        return channel_message(rows, body, self.config, text_only=rows[0].channel in TWILIO)
+
     def _group(self, first: Notification, now: dt.datetime) -> list[Notification]:
         """The pending rows that go out with ``first``: same site, recipient and channel. Earlier
         rows always come along (a recipient never reads the all-clear before the warning, even
@@ -177,11 +207,15 @@ class Dispatcher(CapDispatch):
         if not rows:
             return
         limit = self.config.settings.notify.rate_limit
-        with self.store.session() as s:
-            count = sent_in_window(s, first.recipient, now - dt.timedelta(hours=limit.window_h))
-        # an all-clear weighs what it ends: the 解除 after a red (立即转移) is never capped away
-        urgency = max((_urgency(r) for r in rows), key=LEVELS.index)
-        decision = rate_decision(sent_in_window=count, level=urgency, cfg=limit)
+        if first.channel not in TWILIO and spec(first.channel).kind == "group":
+            count, decision = 0, "send"  # a chat group is not a number with a provider's daily cap
+        else:
+            with self.store.session() as s:
+                count = sent_in_window(s, first.recipient, now - dt.timedelta(hours=limit.window_h),
+                                       channel="sms" if first.channel in TWILIO else first.channel)
+            # an all-clear weighs what it ends: the 解除 after a red (立即转移) is never capped away
+            urgency = max((_urgency(r) for r in rows), key=LEVELS.index)
+            decision = rate_decision(sent_in_window=count, level=urgency, cfg=limit)
         if decision == "drop":
             self._finish(rows, "suppressed", suppressed_reason=f"rate limit: {count} SMS in {limit.window_h:g} h")
             return
@@ -194,23 +228,27 @@ class Dispatcher(CapDispatch):
                                       attempts=rows[0].attempts + 1, delivery_status=None):
             log.warning("SMS to %s: taken over by another process before sending", first.recipient)
             return
-        result = self._provider(first).send(first.recipient, body, status_callback=self.status_callback)
-        now = self.clock()
-        if result.outcome == "sent":
+        result = self._channel(first).send(self._message(rows, body))
+        now, code = self.clock(), _int_code(result.error_code)
+        if result.error is None and result.error_code is not None and code is None:  # a text code
+            result = replace(result, error=result.error_code)
+        if result.status == "sent":
             self.alarms.succeeded(first.channel)
-        elif result.outcome != "failed":  # a refusal of this one message says nothing of the channel
+        elif result.status != "failed":  # a refusal of this one message says nothing of the channel
             self.alarms.failed(first.channel, f"{result.error_code or ''} {result.error or ''}".strip())
-        if result.outcome == "sent":
-            self._finish(rows, "sent", provider_id=result.sid, sent_at=now, body=body)
-            apply_recorded_deliveries(self.store, result.sid)  # a fast provider may call back first
+        if result.status == "sent":
+            self._finish(rows, "sent", provider_id=result.provider_id, sent_at=now, body=body)
+            if result.provider_id:
+                apply_recorded_deliveries(self.store, result.provider_id)  # a fast provider may call back first
             if decision == "send_over_cap":
                 self._tell_operators_over_cap(first, count, now)
-        elif result.outcome == "failed":
-            self._finish(rows, "failed", error_code=result.error_code, error=result.error, body=body)
-        elif result.outcome == "retry":
-            delay = backoff_s(rows[0].attempts + 1, self.rng)
-            log.warning("SMS to %s: retry in %.1f s (%s %s)", first.recipient, delay, result.error_code, result.error)
-            self.claims.write([r.id for r in rows], status="pending", error_code=result.error_code,
+        elif result.status == "failed":
+            self._finish(rows, "failed", error_code=code, error=result.error, body=body)
+        elif result.status == "retry":
+            delay = max(backoff_s(rows[0].attempts + 1, self.rng), result.retry_after_s or 0.0)
+            log.warning("%s to %s: retry in %.1f s (%s %s)", first.channel, first.recipient, delay,
+                        result.error_code, result.error)
+            self.claims.write([r.id for r in rows], status="pending", error_code=code,
                               error=result.error, not_before=now + dt.timedelta(seconds=delay))
         else:  # unknown: it may have gone out; never resend without asking the provider
             self.claims.write([r.id for r in rows], status="unknown", error=result.error,
@@ -226,8 +264,12 @@ class Dispatcher(CapDispatch):
             self.claims.write([r.id for r in rows], status="pending")
             return
         try:
-            sid = self._provider(row).find_sent(row.recipient, row.body, row.created_at - dt.timedelta(minutes=1))
-        except SmsChannelError as exc:
+            channel = self._channel(row)
+            if not channel.can_look_up:  # the provider keeps no list: send again (at least once)
+                self.claims.write([r.id for r in rows], status="pending")
+                return
+            sid = channel.find_sent(self._message(rows or [row], row.body), row.created_at - dt.timedelta(minutes=1))
+        except (SmsChannelError, ChannelError) as exc:
             self.alarms.failed(row.channel, str(exc))
             self.claims.write([r.id for r in rows], error=str(exc),
                               not_before=self.clock() + dt.timedelta(seconds=RECONCILE_AFTER_S))

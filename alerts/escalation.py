@@ -34,18 +34,18 @@ Decisions, each tested in ``tests/alerts/test_escalation.py``:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.render import (
     COLOUR_WORDS,
-    MAX_UNITS,
     SENDER_TAGS,
     format_time,
     format_value,
     language_of,
     quantity_name,
 )
+from alerts.segments import fit
 from config.models import Sensor, Site, level_rank
 from config.notify import Escalation
 from rules.events import WarningEvent
@@ -208,10 +208,11 @@ def render_escalation(
     since when (``raised_at``), how many minutes it has gone unanswered (``step.due_at -
     raised_at``, so the text of one step never changes), and whom to press. Reminder (to officers
     and operators): its number, the same warning, and "answer now". ``event`` is the episode's
-    latest level change (quantity, value and unit). No URLs. Within :data:`MAX_UNITS` UTF-16 units
-    (two UCS-2 segments), details are given up in :data:`_FALLBACKS` order (zh-CN: latest value,
-    tier, date, enterprise name; en: the Chinese enterprise name first, then value, tier, date,
-    quantity), then the site name is shortened. Every example zh-CN text fits with all details.
+    latest level change (quantity, value and unit). No URLs. Within
+    :data:`alerts.segments.MAX_UNITS` UTF-16 units (two UCS-2 segments), details are given up in
+    :data:`_FALLBACKS` order (zh-CN: latest value, tier, date, enterprise name; en: the Chinese
+    enterprise name first, then value, tier, date, quantity), then the site name is shortened
+    (:func:`alerts.segments.fit`). Every example zh-CN text fits with all details.
     """
     lang = language_of(language)
     if episode_level not in COLOUR_WORDS[lang]:
@@ -224,17 +225,7 @@ def render_escalation(
     def text(d: _Detail, place: str) -> str:
         return _text(step, site, sensor, episode_level, raised_at, event, lang, tz, d, place)
 
-    detail = _Detail()
-    out = text(detail, name)
-    for drop in _FALLBACKS[lang]:
-        if _utf16(out) <= MAX_UNITS:
-            return out
-        detail = replace(detail, **{drop: False})
-        out = text(detail, name)
-    while _utf16(out) > MAX_UNITS and len(name) > 4:
-        name = name[: len(name) - 2] + "…"
-        out = text(detail, name)
-    return out
+    return fit(text, _Detail(), _FALLBACKS[lang], name)
 
 
 def _text(
@@ -282,8 +273,3 @@ def _text(
     who = site.enterprise if d.enterprise else "the enterprise"
     head = f"Escalated to {tier}" if tier else "Escalated"
     return f"{tag} {head}: {warning}, unanswered {span_en}. Press {who} to act."
-
-
-def _utf16(text: str) -> int:
-    """Length in UTF-16 units, what a UCS-2 segment counts (the budget for every language)."""
-    return len(text.encode("utf-16-le")) // 2

@@ -34,23 +34,21 @@ import binascii
 import logging
 import secrets
 import signal
-import socket
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from twilio.request_validator import RequestValidator
 
+from alerts.fakes.server import FakeServer
 from alerts.segments import segments
 
 __all__ = [
@@ -419,8 +417,9 @@ def create_app(
     return app
 
 
-class FakeTwilioServer:
-    """The fake served by uvicorn in a background thread; ``port=0`` picks a free port."""
+class FakeTwilioServer(FakeServer):
+    """The fake served by uvicorn in a background thread; ``port=0`` picks a free port. ``url`` is
+    the base URL to put into ``client.api.base_url``."""
 
     def __init__(
         self,
@@ -432,61 +431,7 @@ class FakeTwilioServer:
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
-        self.host = host
-        self.port = port
-        self.app = create_app(account_sid, auth_token, step_s)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL to put into ``client.api.base_url``."""
-        if self._server is None:
-            raise RuntimeError("FakeTwilioServer is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self, timeout_s: float = 10.0) -> Self:
-        # bind here, so port 0 resolves before uvicorn starts and nobody can take the port
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-twilio", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"fake-twilio did not start on {self.host}:{self.port}")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=5.0)
-        if self._thread.is_alive():  # e.g. a held "timeout" answer
-            self._server.force_exit = True
-            self._thread.join(timeout=2.0)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().__init__(create_app(account_sid, auth_token, step_s), "fake-twilio", host, port)
 
 
 def main(argv: list[str] | None = None) -> int:

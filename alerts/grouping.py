@@ -14,7 +14,7 @@ Pure, like :mod:`alerts.render`, whose words it reuses. Changes of one site that
 
 - Several changes of one episode (raised, then escalated within the wait) count once: the latest
   says where the episode stands (:func:`latest_per_episode`).
-- Budget: two UCS-2 segments (:data:`alerts.render.MAX_UNITS`, 134 UTF-16 units), even for an
+- Budget: two UCS-2 segments (:data:`alerts.segments.MAX_UNITS`, 134 UTF-16 units), even for an
   all-ASCII English text (some gateways send everything as UCS-2). Over budget, the text gives up,
   in order (:func:`_shapes`): the date; the measuring points (responders only); the words
   升为/降为 (up to/down to); the colour of items at the level already named in front; the
@@ -35,7 +35,6 @@ from typing import Literal
 from alerts.render import (
     COLOUR_WORDS,
     COLOURS,
-    MAX_UNITS,
     SENDER_TAGS,
     action,
     format_time,
@@ -44,6 +43,7 @@ from alerts.render import (
     quantity_name,
     render_sms,
 )
+from alerts.segments import first_fitting, shortened
 from config.models import LEVELS, Sensor, Site
 from rules.events import WarningEvent
 
@@ -111,7 +111,7 @@ def render_group(
     their configuration; a missing or ``None`` entry falls back to ``detail["quantity"]`` as in
     :func:`alerts.render.quantity_of`; a rain rule's event is named by its window
     (:func:`alerts.render.quantity_name`). The time is that of the latest reading in the group.
-    The text stays within :data:`~alerts.render.MAX_UNITS` for every example site, role and
+    The text stays within :data:`~alerts.segments.MAX_UNITS` for every example site, role and
     language; a configuration whose words cannot fit even with the site name cut to 4 characters
     gets the shortest text rather than one without its colour word, top item or action.
     """
@@ -137,11 +137,7 @@ def render_group(
     def text(s: _Shape) -> str:
         return _text(warnings, clears, s, sensors, lang, tz, ts, todo)
 
-    for shape in _shapes(len(warnings), len(clears), role, _site_name(site, lang)):
-        out = text(shape)
-        if _utf16(out) <= MAX_UNITS:
-            return out
-    return out
+    return first_fitting(text(shape) for shape in _shapes(len(warnings), len(clears), role, _site_name(site, lang)))
 
 
 def _shapes(n_warnings: int, n_clears: int, role: str, name: str) -> Iterator[_Shape]:
@@ -180,8 +176,8 @@ def _shapes(n_warnings: int, n_clears: int, role: str, name: str) -> Iterator[_S
         yield s
     s = replace(s, time=False)
     yield s
-    while len(s.name) > 4:
-        s = replace(s, name=s.name[: len(s.name) - 2] + "…")
+    for name_ in shortened(name):
+        s = replace(s, name=name_)
         yield s
 
 
@@ -294,8 +290,3 @@ def _sensor(e: WarningEvent, sensors: Mapping[str, Sensor | None]) -> Sensor | N
 
 def _site_name(site: Site, lang: Lang) -> str:
     return site.name if lang == "zh-CN" else (site.name_en or site.name)
-
-
-def _utf16(text: str) -> int:
-    """Length in UTF-16 units: what a UCS-2 segment counts (70 in one SMS, 67 concatenated)."""
-    return len(text.encode("utf-16-le")) // 2

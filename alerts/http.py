@@ -5,7 +5,7 @@ Routes (``create_alerts_api``)::
     POST /twilio/status        Twilio status callback: verify X-Twilio-Signature, store the status
     GET  /cap/feed.atom        Atom 1.0 feed of the currently active warnings, CAP 1.2 inline
     GET  /cap/{identifier}.xml one CAP document (a sent broadcast, or a feed entry)
-    GET  /healthz              {"ok": true}
+    GET  /healthz              200 {"ok": true, ...} or 503 naming the dependency that fails
     GET  /metrics              Prometheus text format (prometheus-client's default registry)
 
 Status callbacks (STANDARDS.md "Warning dissemination"): the signature covers the URL Twilio
@@ -32,11 +32,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, cast
 from urllib.parse import parse_qsl, quote
 
+import orjson
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from fastapi import FastAPI, HTTPException, Request
@@ -50,6 +51,7 @@ from alerts.channels.sms import verify_signature
 from alerts.deliveries import record_status, sid_status
 from alerts.store import Episode, LevelChange, Notification, Store, utcnow
 from config.models import Config
+from hazwatch.ops import Check, health
 from rules.events import EventKind, WarningEvent
 
 __all__ = [
@@ -237,8 +239,9 @@ def _find_cap(store: Store, config: Config, identifier: str) -> bytes | None:
 
 # -- the app -----------------------------------------------------------------------------------
 def create_alerts_api(store: Store, config: Config, *,
-                      clock: Callable[[], dt.datetime] = utcnow) -> FastAPI:
-    """The alerts HTTP API on ``store``; ``clock`` stamps deliveries and an empty feed."""
+                      clock: Callable[[], dt.datetime] = utcnow, checks: Mapping[str, Check] | None = None) -> FastAPI:
+    """The alerts HTTP API on ``store``; ``clock`` stamps deliveries and an empty feed; ``checks``
+    (read at each request, so the service can add to it later) answer ``/healthz``."""
     app = FastAPI(title="hazwatch-alerts", openapi_url=None, docs_url=None, redoc_url=None)
     settings = config.settings
     # callbacks of the second SMS account (channel alarms) are signed with its own token
@@ -277,8 +280,9 @@ def create_alerts_api(store: Store, config: Config, *,
         return Response(xml, media_type=CAP_MEDIA_TYPE)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, bool]:
-        return {"ok": True}
+    def healthz() -> Response:  # each dependency named, with why it fails (hazwatch/ops.py)
+        ok, body = health("alerts", checks or {})
+        return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
 
     @app.get("/metrics")
     def metrics() -> Response:  # this process's counters (alerts.channel_alarm ...)

@@ -176,8 +176,9 @@ def latest_event(s: Session, ep: Episode) -> WarningEvent:
     )
 
 
-def sent_in_window(s: Session, recipient: str, since: dt.datetime) -> int:
-    """SMS messages (provider calls, not rows: a grouped message counts once) sent to a number."""
+def sent_in_window(s: Session, recipient: str, since: dt.datetime, channel: str = "sms") -> int:
+    """SMS messages (provider calls, not rows: a grouped message counts once) sent to a number on
+    one channel (a provider's cap is its own: Twilio is ``sms``)."""
     return s.scalar(select(func.count(func.distinct(Notification.provider_id))).where(
-        Notification.recipient == recipient, Notification.channel == "sms", Notification.status == "sent",
+        Notification.recipient == recipient, Notification.channel == channel, Notification.status == "sent",
         Notification.sent_at >= since)) or 0

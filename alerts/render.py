@@ -10,7 +10,8 @@ dissemination"):
 - no URLs, ever (mainland carriers block SMS with links);
 - Chinese forces UCS-2 (70 units in one SMS, 67 per segment), some gateways send everything as
   UCS-2, and red must fit in two segments: every text is kept within :data:`MAX_UNITS` (134 UTF-16
-  units) by giving up the least useful details first (:func:`render_sms`);
+  units, :mod:`alerts.segments`, which fits every renderer's texts) by giving up the least useful
+  details first (:func:`render_sms`);
 - mountain-torrent resident texts carry the two action words of village warnings, 准备转移
   (orange) and 立即转移 (red).
 
@@ -23,11 +24,12 @@ all-clear names site, quantity and the episode's peak colour (``detail["peak"]``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from alerts.segments import MAX_UNITS, fit
 from config.models import Sensor, Site
 from rules.events import WarningEvent
 
@@ -57,9 +59,6 @@ Lang = Literal["zh-CN", "en"]
 SENDER_TAGS: dict[str, str] = {"zh-CN": "【hazwatch】", "en": "[hazwatch]"}
 
 ROLES: tuple[str, ...] = ("operator", "officer", "regulator", "resident")
-
-#: Budget of a text in UTF-16 units: two concatenated UCS-2 segments (2 x 67).
-MAX_UNITS = 134
 
 #: Colour adjectives per level.
 _LEVEL_COLOURS = {
@@ -417,25 +416,10 @@ def render_sms(
     prefix = SENDER_TAGS[lang] if tag is None else tag
     todo = action(event, site, role=role, language=lang)
 
-    def text(d: _Detail, name: str | None = None) -> str:
+    def text(d: _Detail, name: str) -> str:
         return f"{prefix}{sep}{_describe(event, site, sensor, lang, tz, d, name)}{sep}{todo}"
 
-    detail = _Detail(point=role != "resident")
-    out = text(detail)
+    detail, name = _Detail(point=role != "resident"), _site_name(site, lang)
     if max_units is None:
-        return out
-    for drop in _FALLBACKS:
-        if _utf16(out) <= max_units:
-            return out
-        detail = replace(detail, **{drop: False})
-        out = text(detail)
-    name = _site_name(site, lang)
-    while _utf16(out) > max_units and len(name) > 4:
-        name = name[: len(name) - 2] + "…"
-        out = text(detail, name)
-    return out
-
-
-def _utf16(text: str) -> int:
-    """Length in UTF-16 units: what a UCS-2 segment counts (70 in one SMS, 67 concatenated)."""
-    return len(text.encode("utf-16-le")) // 2
+        return text(detail, name)
+    return fit(text, detail, _FALLBACKS, name, max_units)

@@ -25,7 +25,8 @@ from typing import Any
 from sqlalchemy import select
 
 from alerts.store import Action, Episode, Notification, Store
-from config.models import LEVELS, level_rank
+from config.channel_registry import CHANNEL_NAMES, spec
+from config.models import LEVELS, Config, level_rank
 
 __all__ = ["SMS_OUTCOMES", "nearest_rank", "render_report", "report", "sms_outcome"]
 
@@ -34,6 +35,12 @@ SMS_OUTCOMES: tuple[str, ...] = ("delivered", "awaiting_receipt", "failed", "pen
 _DELIVERED = {"delivered", "read"}
 _UNDELIVERED = {"failed", "undelivered", "canceled"}
 _KINDS: tuple[str, ...] = ("chemical", "tailings", "rain")
+
+
+def _is_sms(channel: str) -> bool:
+    """Twilio's ``sms`` or another SMS channel of the registry (``sms-aliyun``, ``sms-tencent``);
+    not the channel alarm's second account, nor broadcasts or chat groups."""
+    return channel == "sms" or (channel in CHANNEL_NAMES and spec(channel).kind == "sms")
 
 
 def sms_outcome(status: str, delivery_status: str | None) -> str:
@@ -63,8 +70,9 @@ def _minutes(td: dt.timedelta) -> float:
 
 
 def report(store: Store, since: dt.datetime, until: dt.datetime,
-           ack_level: str = "orange") -> dict[str, Any]:
-    """Statistics for ``[since, until)`` as plain data (JSON-ready with orjson)."""
+           ack_level: str = "orange", config: Config | None = None) -> dict[str, Any]:
+    """Statistics for ``[since, until)`` as plain data (JSON-ready with orjson). With ``config``,
+    also the regional plans' indicators (``coverage``, ``safety_index``: alerts/report_indicators.py)."""
     if since.tzinfo is None or until.tzinfo is None:
         raise ValueError("report window bounds need a timezone")
     if until <= since:
@@ -109,7 +117,7 @@ def report(store: Store, since: dt.datetime, until: dt.datetime,
     cap = Counter({"sent": 0, "failed": 0, "pending": 0, "suppressed": 0})
     messages: set[str] = set()  # a grouped SMS is one message for several notices: count it once
     for n in notes:
-        if n.channel == "sms":
+        if _is_sms(n.channel):
             if n.provider_id:
                 if n.provider_id in messages:
                     continue
@@ -121,6 +129,11 @@ def report(store: Store, since: dt.datetime, until: dt.datetime,
         elif n.channel == "cap":
             cap[n.status if n.status in cap else "pending"] += 1
 
+    extra: dict[str, Any] = {}
+    if config is not None:
+        from alerts.report_indicators import indicators
+
+        extra = indicators(store, config, since, until)
     return {
         "since": since, "until": until,
         "episodes": len(episodes),
@@ -131,6 +144,7 @@ def report(store: Store, since: dt.datetime, until: dt.datetime,
                      "rate": round(len(disposed) / len(episodes), 4) if episodes else None},
         "sms": {**dict(sms), "total": sum(sms.values()), "segments_sent": segments},
         "broadcasts": dict(cap),
+        **extra,
     }
 
 
@@ -187,4 +201,8 @@ def render_report(data: dict[str, Any], tz: dt.tzinfo | None = None) -> str:
         (f"广播 (CAP broadcasts): 已发布 (sent) {cap['sent']}, 失败 (failed) {cap['failed']}, "
          f"待发布 (pending) {cap['pending']}, 已抑制 (suppressed) {cap['suppressed']}"),
     ]
+    if "coverage" in data:
+        from alerts.report_indicators import render_indicators
+
+        lines += render_indicators(data, tz)
     return "\n".join(lines)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,30 +30,38 @@ import paho.mqtt.client as mqtt
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy.exc import SQLAlchemyError
 
+from alerts.channels.base import Channel
+from alerts.channels.registry import build_routed
 from alerts.channels.sms import SmsChannel
 from alerts.dispatch import Dispatcher
 from alerts.http import create_alerts_api, serve_in_thread, status_callback_url
+from alerts.ops import OUTBOX, database_check
 from alerts.pipeline import Intake
 from alerts.store import Fault, Store, utcnow
 from config.models import Config
+from config.mqtt import MqttSettings, configure_client
 from config.topics import DEADLETTER, DELIVERIES, HEALTH, WARNINGS
-from config.urls import mqtt_host_port, mqtt_login
+from hazwatch.ops import Check, KafkaCheck
 from rules.events import WarningEvent
 
 __all__ = ["AlertsService", "CapPublisher"]
 
 log = logging.getLogger("hazwatch.alerts")
 
+TIMERS_S = 0.5
+"""When no event came, the escalation timers and the outbox (retries, grouping waits, other
+processes' rows) are looked at this often; after an event, at once. Each look is a few database
+round trips: at the former five a second they cost an idle alerts service 12 % of a core."""
+
 
 class CapPublisher:
     """Publishes CAP documents to ``hw/v1/broadcast/{zone}/cap`` at QoS 1 and waits for PUBACK."""
 
-    def __init__(self, url: str, client_id: str = "hazwatch-alerts-cap") -> None:
+    def __init__(self, mqtt_settings: MqttSettings | str, client_id: str = "hazwatch-alerts-cap") -> None:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         self.client.reconnect_delay_set(1, 10)
-        if login := mqtt_login(url):  # production's account: hazwatch-alerts (deploy/mosquitto/acl)
-            self.client.username_pw_set(*login)
-        host, port = mqtt_host_port(url)
+        # production's account: hazwatch-alerts (deploy/mosquitto/acl); TLS for an mqtts:// URL
+        host, port = configure_client(self.client, mqtt_settings)
         self.client.connect_async(host, port, keepalive=30)
         self.client.loop_start()
 
@@ -68,14 +77,15 @@ class CapPublisher:
         info.wait_for_publish(timeout_s)
 
     def close(self) -> None:
+        self.client.disconnect()  # first: it wakes the network thread, which loop_stop() joins at once
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 class AlertsService:
     def __init__(self, config: Config, *, store: Store | None = None, sms: SmsChannel | None = None,
                  clock: Callable[[], dt.datetime] = utcnow, group_id: str = "hazwatch-alerts",
-                 seed: int | None = None, data_dir: Path | None = None) -> None:
+                 seed: int | None = None, data_dir: Path | None = None,
+                 channels: Mapping[str, Channel] | None = None) -> None:
         s = config.settings
         self.config = config
         self.store = store or Store(s.database.url)
@@ -84,6 +94,9 @@ class AlertsService:
         fb = s.sms_fallback
         self.fallback = fb and SmsChannel(fb.account_sid, fb.auth_token.get_secret_value(), fb.from_number,
                                           base_url=fb.base_url, timeout_s=s.notify.sms_timeout_s)
+        # the other channels its routing rules name (alerts.channels.registry), built now: one not
+        # configured stops the service here, not at the first warning
+        self.channels = dict(build_routed(s, os.environ) if channels is None else channels)
         self.clock = clock
         self.group_id = group_id
         self.rng = random.Random(seed)
@@ -115,10 +128,11 @@ class AlertsService:
             elif state == "ok" and row is not None and not (event.get("detail") or {}).get("active"):
                 s.delete(row)  # healthy again only when no check is still in fault
 
-    def _consume(self, consumer: KafkaConsumer) -> None:
-        batches = consumer.poll(timeout_ms=200, max_records=500)
+    def _consume(self, consumer: KafkaConsumer) -> int:
+        """Handle what one poll brings; returns how many events."""
+        batches = consumer.poll(timeout_ms=int(TIMERS_S * 1000), max_records=500)
         if not batches:
-            return
+            return 0
         done: dict[Any, int] = {}  # partition -> offset of the next unhandled record
         try:
             for tp, records in batches.items():
@@ -139,6 +153,7 @@ class AlertsService:
             consumer.commit()
             raise
         consumer.commit()  # only after the store holds every event
+        return sum(len(records) for records in batches.values())
 
     def _produce(self, topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         if self.producer is None:
@@ -157,17 +172,23 @@ class AlertsService:
     def run(self) -> None:
         s = self.config.settings
         # 1. HTTP: status callbacks and the CAP feed (port 0 picks a free port)
-        served = serve_in_thread(create_alerts_api(self.store, self.config, clock=self.clock),
+        checks: dict[str, Check] = {"database": lambda: database_check(self.store)}
+        served = serve_in_thread(create_alerts_api(self.store, self.config, clock=self.clock, checks=checks),
                                  s.notify.http.host, s.notify.http.port)
         self.http_port = served.port
         callback = status_callback_url(self.config, served.url)
         # 2. outputs: deliveries feed, CAP over MQTT, SMS
         self.producer = KafkaProducer(bootstrap_servers=s.kafka.bootstrap, acks="all", enable_idempotence=True,
                                       linger_ms=5)
-        cap = CapPublisher(s.mqtt.url)
+        cap = CapPublisher(s.mqtt)
+        kafka_check = KafkaCheck(s.kafka.bootstrap, client_id="hazwatch-alerts-health")
+        checks["kafka"] = kafka_check
+        checks["mqtt"] = lambda: None if cap.client.is_connected() else "the CAP publisher is not connected to MQTT"
+        OUTBOX.watch(self.store)
         dispatcher = Dispatcher(self.store, self.config, self.sms, publish_cap=cap.publish, clock=self.clock,
                                 on_result=self._on_result, status_callback=callback, rng=self.rng,
-                                audio_dir=self.data_dir, publish_audio=cap.publish_audio, fallback=self.fallback)
+                                audio_dir=self.data_dir, publish_audio=cap.publish_audio, fallback=self.fallback,
+                                channels=self.channels)
         log.info("alerts: claiming outbox rows as %s", dispatcher.claims.owner)
         log.info("alerts: %d notification(s) to reconcile after restart", dispatcher.recover())
         # 3. inputs
@@ -175,6 +196,7 @@ class AlertsService:
             WARNINGS, HEALTH, bootstrap_servers=s.kafka.bootstrap, group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
             heartbeat_interval_ms=1000, max_poll_interval_ms=120000, client_id="hazwatch-alerts",
+            fetch_max_wait_ms=100,  # Tansu answers a fetch only when this runs out (rules/worker.py)
         )
         # the group's leader assigns only partitions its metadata knows, and kafka-python refreshes
         # metadata every 5 min: joining before the topics' partitions are known left this service
@@ -182,16 +204,21 @@ class AlertsService:
         while not self.stopping.is_set() and not all(consumer.partitions_for_topic(t) for t in (WARNINGS, HEALTH)):
             log.warning("alerts: waiting for the partitions of %s and %s", WARNINGS, HEALTH)
             self.stopping.wait(0.5)
+        next_timers = 0.0
         try:
             while not self.stopping.is_set():
+                handled = 0
                 try:
-                    self._consume(consumer)
+                    handled = self._consume(consumer)
                     if self.on_assigned is not None and consumer.assignment():
                         self.on_assigned()
                         self.on_assigned = None
                 except Exception:  # noqa: BLE001 - Kafka or store hiccup: unhandled events are read again
                     log.exception("intake failed; retrying")
                     time.sleep(1)
+                if not handled and time.monotonic() < next_timers:
+                    continue  # nothing new, and the timers were looked at less than TIMERS_S ago
+                next_timers = time.monotonic() + TIMERS_S
                 try:
                     self.intake.tick()
                 except Exception:  # noqa: BLE001 - the next pass plans the same steps again
@@ -207,6 +234,8 @@ class AlertsService:
             self.producer.close(5)
             cap.close()
             served.stop()
+            kafka_check.close()
+            OUTBOX.forget(self.store)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -3,10 +3,15 @@
 Errors::
 
     ConfigError                 one or more ConfigIssue, all of them, never only the first
+
+Each file is validated by its model (pydantic's errors put in an operator's terms by
+:mod:`config.errors`); the checks across files (:mod:`config.crossref`) run on what was read, so
+they are reported together with the files' own errors. All four files are required.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +22,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from config.notify import region_prefix
+from config.channels import channel_env
+from config.crossref import cross_check
+from config.env import EnvValueError, env_value
+from config.errors import operator_reason
 from config.models import (
     Config,
     RecipientsFile,
@@ -41,9 +49,18 @@ FILES: dict[str, type[BaseModel]] = {
     "recipients.yaml": RecipientsFile,
 }
 
-#: Environment variables that override a setting (docker-compose and the embedded stack use them).
+#: Environment variables that override a setting (docker-compose and the embedded stack use them);
+#: a missing section is created. The channels' variables (``config.channels.channel_env``: the
+#: Aliyun and Tencent accounts, the robots' keys) are applied with them, to configured sections
+#: only. Each may also be given as ``<VARIABLE>_FILE``, the path of a file holding the value
+#: (Docker secrets, ``config.env``). A value the model refuses is reported naming its variable.
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "HAZWATCH_MQTT_URL": ("mqtt", "url"),
+    "HAZWATCH_MQTT_USERNAME": ("mqtt", "username"),
+    "HAZWATCH_MQTT_PASSWORD": ("mqtt", "password"),
+    "HAZWATCH_MQTT_CA_FILE": ("mqtt", "ca_file"),
+    "HAZWATCH_MQTT_CERT_FILE": ("mqtt", "cert_file"),
+    "HAZWATCH_MQTT_KEY_FILE": ("mqtt", "key_file"),
     "HAZWATCH_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
     "HAZWATCH_KAFKA_REPLICATION_FACTOR": ("kafka", "replication_factor"),
     "HAZWATCH_KAFKA_MIN_INSYNC_REPLICAS": ("kafka", "min_insync_replicas"),
@@ -51,8 +68,20 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "HAZWATCH_TWILIO_BASE_URL": ("sms", "base_url"),
     "TWILIO_ACCOUNT_SID": ("sms", "account_sid"),
     "TWILIO_AUTH_TOKEN": ("sms", "auth_token"),
+    "HAZWATCH_ALERTS_HTTP_HOST": ("notify", "http", "host"),
     "HAZWATCH_ALERTS_HTTP_PORT": ("notify", "http", "port"),
     "HAZWATCH_ALERTS_PUBLIC_URL": ("notify", "http", "public_url"),
+    "HAZWATCH_HISTORY_URL": ("history", "url"),
+    "HAZWATCH_HISTORY_TOKEN": ("history", "token"),
+    "HAZWATCH_HISTORY_STORE": ("history", "store"),
+}
+
+
+#: Why a missing file matters, for the files whose absence would otherwise look harmless.
+_MISSING = {
+    "zones.yaml": ": every site names its zone there (write `zones: []` for a configuration without zones)",
+    "recipients.yaml": ": nobody would be notified, no operator, officer or regulator (write `recipients: []` "
+                       "to run without any)",
 }
 
 
@@ -92,9 +121,7 @@ def _path(loc: tuple[Any, ...]) -> str:
 def _read(directory: Path, name: str, issues: list[ConfigIssue]) -> Any:
     path = directory / name
     if not path.exists():
-        if name in ("zones.yaml", "recipients.yaml"):
-            return {}
-        issues.append(ConfigIssue(name, "", "file is missing"))
+        issues.append(ConfigIssue(name, "", f"file is missing{_MISSING.get(name, '')}"))
         return None
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -111,61 +138,41 @@ def _read(directory: Path, name: str, issues: list[ConfigIssue]) -> Any:
     return data
 
 
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    for var, path in ENV_OVERRIDES.items():
-        if not env.get(var):
+def _set(data: dict[str, Any], path: tuple[str | int, ...], value: str) -> None:
+    """``value`` at ``path`` of ``data``, its missing mappings created on the way."""
+    node: Any = data
+    for part, after in itertools.pairwise(path):
+        want = list if isinstance(after, int) else dict  # an index: a robot list channel_env found
+        if isinstance(part, str) and not isinstance(node.get(part), want):
+            node[part] = {}
+        node = node[part]
+    node[path[-1]] = value
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], issues: list[ConfigIssue]) -> dict[tuple[Any, ...], str]:
+    """Apply :data:`ENV_OVERRIDES` and the channels' variables (``config.channels.channel_env``,
+    for the sections the file configures) to ``data``; return which variable set which path."""
+    sources: dict[tuple[Any, ...], str] = {}
+    for var, path in [*ENV_OVERRIDES.items(), *channel_env(data)]:
+        try:
+            value = env_value(env, var)
+        except EnvValueError as exc:
+            issues.append(ConfigIssue(exc.file, exc.variable, exc.reason))
             continue
-        node = data
-        for part in path[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[path[-1]] = env[var]
+        if value is None:
+            continue
+        _set(data, path, value)
+        sources[tuple(path)] = f"{var}_FILE" if env.get(f"{var}_FILE") else var
+    return sources
 
 
-def _cross_check(parsed: dict[str, Any]) -> list[ConfigIssue]:
-    """Checks that span files: unique ids, site -> zone, officer -> enterprise, regulator -> region."""
-    issues: list[ConfigIssue] = []
-    sites: SitesFile = parsed["sites.yaml"]
-    zones: ZonesFile = parsed["zones.yaml"]
-    recipients: RecipientsFile = parsed["recipients.yaml"]
-    zone_ids = {z.id for z in zones.zones}
-    enterprises = {s.enterprise for s in sites.sites}
-
-    seen: dict[str, int] = {}
-    for i, site in enumerate(sites.sites):
-        if site.id in seen:
-            issues.append(ConfigIssue("sites.yaml", f"sites[{i}].id", f"duplicate site id {site.id!r} (also sites[{seen[site.id]}])"))
-        seen[site.id] = i
-        if site.zone not in zone_ids:
-            issues.append(ConfigIssue("sites.yaml", f"sites[{i}].zone", f"unknown zone {site.zone!r} (zones.yaml defines {sorted(zone_ids)})"))
-        for k, extra in enumerate(site.extra_zones):
-            if extra not in zone_ids:
-                issues.append(ConfigIssue("sites.yaml", f"sites[{i}].extra_zones[{k}]", f"unknown zone {extra!r} (zones.yaml defines {sorted(zone_ids)})"))
-        sensor_seen: set[str] = set()
-        for j, sensor in enumerate(site.sensors):
-            if sensor.id in sensor_seen:
-                issues.append(ConfigIssue("sites.yaml", f"sites[{i}].sensors[{j}].id", f"duplicate sensor id {sensor.id!r} in site {site.id}"))
-            sensor_seen.add(sensor.id)
-            if sensor.trend is not None and not sensor.thresholds:
-                issues.append(ConfigIssue("sites.yaml", f"sites[{i}].sensors[{j}].trend",
-                                          "a trend rule forecasts the next rung of the sensor's threshold "
-                                          "rule: add a threshold rule"))
-    zseen: set[str] = set()
-    for i, zone in enumerate(zones.zones):
-        if zone.id in zseen:
-            issues.append(ConfigIssue("zones.yaml", f"zones[{i}].id", f"duplicate zone id {zone.id!r}"))
-        zseen.add(zone.id)
-    regions = {s.region for s in sites.sites}
-    for i, r in enumerate(recipients.recipients):
-        if r.role == "regulator" and r.tier and r.region and not any(
-            reg.startswith(region_prefix(r.region, r.tier)) for reg in regions
-        ):
-            issues.append(ConfigIssue("recipients.yaml", f"recipients[{i}].region",
-                                      f"no site lies in {r.tier} {r.region} (sites.yaml regions: {sorted(regions)})"))
-        if r.role == "officer" and r.enterprise not in enterprises:
-            issues.append(ConfigIssue("recipients.yaml", f"recipients[{i}].enterprise", f"no site belongs to enterprise {r.enterprise!r}"))
-    return issues
+def _from_env(reason: str, loc: tuple[Any, ...], sources: Mapping[tuple[Any, ...], str]) -> str:
+    """``reason``, naming the variable when the value at ``loc`` (or above it) came from one."""
+    for n in range(len(loc), 0, -1):
+        var = sources.get(tuple(loc[:n]))
+        if var is not None:
+            return f"{reason} (from {var})"
+    return reason
 
 
 def load_config(directory: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -181,20 +188,25 @@ def load_config(directory: str | Path, env: Mapping[str, str] | None = None) -> 
         # Absolute, so that `check-config` (which prints DIR / FILE) names it once, not DIR/DIR.
         raise ConfigError(directory, [ConfigIssue(str(directory.absolute()), "", "not a directory")])
     parsed: dict[str, Any] = {}
+    raw: dict[str, dict[str, Any] | None] = {}
     for name, model in FILES.items():
-        data = _read(directory, name, issues)
+        data = raw[name] = _read(directory, name, issues)
         if data is None:
             continue
-        if name == "hazwatch.yaml":
-            _apply_env(data, env)
+        sources = _apply_env(data, env, issues) if name == "hazwatch.yaml" else {}
         try:
             parsed[name] = model.model_validate(data)
         except ValidationError as exc:
             for err in exc.errors():
-                issues.append(ConfigIssue(name, _path(err["loc"]), err["msg"]))
-    if len(parsed) == len(FILES):
-        issues.extend(_cross_check(parsed))
+                reason = _from_env(operator_reason(model, err), tuple(err["loc"]), sources)
+                issues.append(ConfigIssue(name, _path(err["loc"]), reason))
+    # Cross-file checks run on what was read even when a file did not validate: every error at once.
+    issues.extend(ConfigIssue(*issue) for issue in cross_check(raw))
     if issues:
+        # File by file, in the order of FILES (issues naming another file, a secret's, first);
+        # within a file its own errors, then the cross-file ones.
+        order = list(FILES)
+        issues.sort(key=lambda i: order.index(i.file) if i.file in order else -1)
         raise ConfigError(directory, issues)
     return Config(
         settings=parsed["hazwatch.yaml"],

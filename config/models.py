@@ -28,6 +28,9 @@ from pydantic import (
 )
 
 from config.console import ConsoleSettings
+from config.history import HistorySettings
+from config.indicators import IndicatorSettings
+from config.mqtt import MqttSettings
 from config.models_base import (
     ID_PATTERN,
     LEVELS,
@@ -56,6 +59,7 @@ __all__ = [
     "Config",
     "IngestSettings",
     "LadderStep",
+    "MqttSettings",
     "RecipientsFile",
     "Sensor",
     "Settings",
@@ -270,14 +274,12 @@ class IngestSettings(_Model):
     """Readings stamped further ahead of the wall clock are rejected."""
     max_age_s: Annotated[float, Field(gt=0)] = 7 * 24 * 3600.0
     """Readings older than this are rejected (data loggers may back-fill up to a week)."""
+    inbox_max_messages: Annotated[int, Field(ge=1)] = 200_000
+    """Messages ingest holds read and not yet in Kafka; beyond, it leaves MQTT unread (ingest/inbox.py)."""
     shared_group: Id | None = None
     """None: one ingest process with a plain persistent subscription, which Mosquitto keeps across a
     broker restart. A group: several ingest processes share ``$share/<group>/...``; Mosquitto 2.0.11
     forgets a shared subscription when it restarts (docs/ARCHITECTURE.md §12)."""
-
-
-class MqttSettings(_Model):
-    url: str = "mqtt://127.0.0.1:1883"
 
 
 class KafkaSettings(_Model):
@@ -348,6 +350,8 @@ class Settings(_Model):
     notify: NotifySettings = NotifySettings()
     cap: CapSettings = CapSettings()
     console: ConsoleSettings = ConsoleSettings()
+    history: HistorySettings = HistorySettings()
+    indicators: IndicatorSettings = IndicatorSettings()
     timezone: str = "Asia/Shanghai"
 
 

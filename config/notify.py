@@ -17,6 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from config.channel_registry import CHANNEL_NAMES
+from config.channels import ChannelsSettings
+
 __all__ = [
     "AUDIENCES",
     "MAX_POLYGON_VERTICES",
@@ -46,7 +49,9 @@ Tier = Literal["county", "city", "province"]
 Audience = Literal["operators", "officers", "regulators:county", "regulators:city", "regulators:province", "residents"]
 AUDIENCES: tuple[str, ...] = ("operators", "officers", "regulators:county", "regulators:city",
                               "regulators:province", "residents")
-Channel = Literal["sms", "cap"]
+#: Channel names come from the channel registry (``hazwatch channels`` lists them); ``sms`` is
+#: Twilio SMS, as before the registry.
+Channel = Literal[CHANNEL_NAMES]  # type: ignore[valid-type]
 WarningLevel = Literal["blue", "yellow", "orange", "red"]
 
 
@@ -300,4 +305,5 @@ class NotifySettings(_Model):
     http: HttpSettings = HttpSettings()
     sms_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     channel_alarm: ChannelAlarm = ChannelAlarm()
-
+    channels: ChannelsSettings = ChannelsSettings()
+    """Settings of the channels beyond Twilio SMS and CAP (config/channels.py)."""

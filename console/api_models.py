@@ -151,6 +151,7 @@ class SeriesView(_Out):
     unit: str
     points: list[tuple[int, float]]
     thresholds: list[Threshold]
+    source: Literal["live", "history"] = "live"
 
 
 class ZoneView(_Out):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -16,9 +17,11 @@ from console.api_models import (
     thresholds, warning_view,
 )
 from console.auth import User, api_user, context, visible_site_ids
+from history.reader import thin
 
 __all__ = ["open_episodes", "router"]
 
+log = logging.getLogger("hazwatch.console")
 router = APIRouter(prefix="/api", tags=["sites"])
 CurrentUser = Annotated[User, Depends(api_user)]
 _404 = {401: {"description": "not logged in"}, 404: {"description": "no such site (for this user)"}}
@@ -102,17 +105,26 @@ def site_detail(site_id: str, request: Request, user: CurrentUser) -> dict[str, 
 @router.get("/sites/{site_id}/series", response_model=SeriesView, responses=_404)
 def series(site_id: str, request: Request, user: CurrentUser,
            sensor: Annotated[str, Query(max_length=64)],
-           hours: Annotated[float, Query(gt=0, le=168)] = 6.0) -> dict[str, Any]:
-    """The trend of one sensor over the last ``hours`` (at most the live history, 24 h by
-    default): at most 2000 points, each time bucket's minimum and maximum, evenly thinned."""
+           hours: Annotated[float, Query(gt=0, le=720)] = 6.0) -> dict[str, Any]:
+    """The trend of one sensor over the last ``hours``: from the live view within its history
+    (24 h by default), from the history store beyond it (up to 30 days) when one is configured;
+    at most 2000 points, each time bucket's minimum and maximum. ``source`` says which: ``live``,
+    ``history``, or ``live`` again when the store did not answer."""
     ctx = context(request)
     site = _site(request, user, site_id)
     x = next((x for x in site.sensors if x.id == sensor), None)
     if x is None:
         raise HTTPException(404, "没有此传感器" if user.language == "zh-CN" else f"no sensor {sensor!r}")
-    since = int(ctx.now().timestamp() * 1000 - hours * 3_600_000)
-    return {"sensor": x.id, "unit": x.unit, "points": ctx.live.series(site.id, x.id, since, 2000),
-            "thresholds": thresholds(site, x.id)}
+    now_ms = int(ctx.now().timestamp() * 1000)
+    since = int(now_ms - hours * 3_600_000)
+    out = {"sensor": x.id, "unit": x.unit, "thresholds": thresholds(site, x.id), "source": "live"}
+    if ctx.history is not None and hours > ctx.settings.history_hours:
+        try:
+            return {**out, "source": "history",
+                    "points": thin(ctx.history.readings(site.id, x.id, since, now_ms), 2000)}
+        except Exception:  # noqa: BLE001 - the store is down: what the live view has, and say so
+            log.warning("history store did not answer for %s/%s; live trend instead", site.id, x.id, exc_info=True)
+    return {**out, "points": ctx.live.series(site.id, x.id, since, 2000)}
 
 
 @router.get("/quality", response_model=QualityView, responses={401: {"description": "not logged in"}})

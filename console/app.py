@@ -24,6 +24,7 @@ from console import auth
 from console.events import SiteStates
 from console.live import LiveState
 from console.live_reader import LiveReader
+from history.reader import HistoryReader
 from console.users import UserService
 
 __all__ = ["ConsoleContext", "create_app"]
@@ -45,6 +46,8 @@ class ConsoleContext:
     silences: SilenceService
     clock: Callable[[], dt.datetime]
     limiter: auth.LoginLimiter
+    history: HistoryReader | None = None
+    """Trends beyond the live view's hours (history/reader.py); None: no history store."""
     limiter_lock: threading.Lock = field(default_factory=threading.Lock)
     verify_slots: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(auth.VERIFY_SLOTS))
@@ -64,12 +67,21 @@ class ConsoleContext:
 
 def create_app(config: Config, store: Store, live: LiveState | None = None, *,
                reader: LiveReader | None = None, clock: Callable[[], dt.datetime] | None = None,
-               pages: bool = True, config_dir: Path | None = None) -> FastAPI:
+               pages: bool = True, config_dir: Path | None = None, history: HistoryReader | None = None) -> FastAPI:
     """The console app. ``live``: a :class:`LiveState` (a fresh one by default, fed by nobody
     unless ``reader`` is given); ``reader``: started and stopped with the app; ``clock``: the
     wall clock (UTC, aware) for sessions, ages and actions (tests inject one); ``config_dir``:
     where ``config`` came from, validated again on each ``GET /api/config``."""
-    from console import api, api_channels, api_config, api_sites, api_warnings, events
+    from console import (
+        api,
+        api_channels,
+        api_config,
+        api_indicators,
+        api_sites,
+        api_warnings,
+        boundaries,
+        events,
+    )
 
     settings = config.settings.console
     now = clock or utcnow
@@ -81,7 +93,7 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
         config=config, settings=settings, store=store, live=live, users=UserService(store),
         episodes=EpisodeService(store), silences=SilenceService(store), clock=now,
         limiter=auth.LoginLimiter(settings.login_max_failures, settings.login_window_s),
-        reader=reader, config_dir=config_dir)
+        reader=reader, config_dir=config_dir, history=history)
 
     # 2. background work: the Kafka reader thread and the episode poller task
     @contextlib.asynccontextmanager
@@ -134,10 +146,35 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
     app.include_router(api_warnings.router)
     app.include_router(api_config.router)
     app.include_router(api_channels.router)
+    app.include_router(api_indicators.router)
+    app.include_router(boundaries.router)
     app.include_router(events.router)
     if pages:
         from console.pages import router as pages_router
 
         app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _ops_routes(app, config, store, reader)
     return app
+
+
+def _ops_routes(app: FastAPI, config: Config, store: Store, reader: LiveReader | None) -> None:
+    """``/metrics`` and ``/healthz`` (hazwatch/ops.py): the store, and Kafka when the live view reads it."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from alerts.ops import database_check
+    from hazwatch.ops import Check, KafkaCheck, health
+
+    checks: dict[str, Check] = {"database": lambda: database_check(store)}
+    if reader is not None:
+        checks["kafka"] = KafkaCheck(config.settings.kafka.bootstrap, client_id="hazwatch-console-health")
+        checks["live"] = lambda: None if reader.alive else "the live view is not following Kafka (reconnecting)"
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        ok, body = health("console", checks)
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -170,11 +170,13 @@ async def _stream(ctx: ConsoleContext, user: auth.User, token: str) -> AsyncIter
     sub = live.subscribe()
     loop = asyncio.get_running_loop()
     try:
-        yield "retry: 3000\n\n"
+        # the baseline before the first byte: whatever changes once the client sees the stream
+        # open is an event, never part of the baseline
         seq = live.current_seq
         shared = ctx.site_states
         shared.refresh(ctx, loop.time())
         generation = shared.generation
+        yield "retry: 3000\n\n"
         next_tick, next_ping = loop.time() + TICK_S, loop.time() + PING_S
         next_check = loop.time() + SESSION_CHECK_S
         while not sub.overflowed:

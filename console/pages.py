@@ -30,7 +30,7 @@ router = APIRouter(include_in_schema=False)
 
 #: (path, nav key): the navigation bar in page order. Users and configuration are added for admins.
 NAV = [("/", "nav.map"), ("/warnings", "nav.warnings"), ("/notifications", "nav.notifications"),
-       ("/quality", "nav.quality"), ("/silences", "nav.silences")]
+       ("/quality", "nav.quality"), ("/indicators", "nav.indicators"), ("/silences", "nav.silences")]
 
 
 def _user(request: Request) -> Any:
@@ -119,6 +119,12 @@ def notifications_page(request: Request) -> Response:
 @router.get("/quality", response_class=HTMLResponse)
 def quality_page(request: Request) -> Response:
     return _page(request, "quality.html", page="quality")
+
+
+@router.get("/indicators", response_class=HTMLResponse)
+def indicators_page(request: Request) -> Response:
+    """Public warning coverage and the enterprise safety index (``/api/indicators/*``)."""
+    return _page(request, "indicators.html", page="indicators")
 
 
 @router.get("/silences", response_class=HTMLResponse)

@@ -23,6 +23,7 @@ from console.app import create_app
 from console.live import LiveState
 from console.live_reader import LiveReader
 from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, free_port, wait_for
+from history.reader import reader_for
 
 __all__ = ["ConsoleServer", "build", "healthy", "listening_on", "serve", "start_console",
            "uvicorn_config"]
@@ -38,8 +39,10 @@ def build(config: Config, *, kafka: bool = True, config_dir: Path | None = None)
     # 2. the live picture and its Kafka reader
     live = LiveState(config, history_hours=settings.console.history_hours)
     reader = LiveReader(settings.kafka.bootstrap, live) if kafka else None
-    # 3. the app
-    return create_app(config, store, live, reader=reader, config_dir=config_dir)
+    # 3. the history store, for trends beyond the live view's hours
+    history = reader_for(settings.history)
+    # 4. the app
+    return create_app(config, store, live, reader=reader, config_dir=config_dir, history=history)
 
 
 def listening_on(config: Config, host: str | None = None, port: int | None = None) -> Config:

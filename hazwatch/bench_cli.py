@@ -8,6 +8,7 @@ from hazwatch.bench import bench_command
 from hazwatch.bench_crash import crash_command
 from hazwatch.bench_ingest import ingest_command
 from hazwatch.bench_mqtt import mqtt_command
+from hazwatch.bench_history import history_command
 from hazwatch.bench_pipeline_cli import pipeline_command
 from hazwatch.bench_worker import worker_command
 
@@ -19,4 +20,5 @@ bench_app.command("ingest")(ingest_command)
 bench_app.command("mqtt")(mqtt_command)
 bench_app.command("mqtt-crash")(crash_command)
 bench_app.command("pipeline")(pipeline_command)
+bench_app.command("history")(history_command)
 bench_app.command("worker")(worker_command)

@@ -57,14 +57,14 @@ def configure(conf: Path, changes: dict[str, str]) -> None:
 
 
 class _Subscriber:
-    def __init__(self, port: int, login: tuple[str, str]) -> None:
+    def __init__(self, port: int, login: tuple[str, str], qos: int = 1) -> None:
         self.received = 0
         self.last = 0.0
         subscribed = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-subscriber",
                                   clean_session=False)
         self.client.username_pw_set(*login)
-        self.client.on_connect = lambda c, *_: c.subscribe("hw/v1/#", qos=1)
+        self.client.on_connect = lambda c, *_: c.subscribe("hw/v1/#", qos=qos)
         self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
@@ -81,7 +81,7 @@ class _Subscriber:
         self.client.loop_stop()
 
 
-def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any, loader: str) -> dict[str, Any]:
+def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any, loader: str, qos: int = 1) -> dict[str, Any]:
     config_dir = example_dir()
     sites = [s.id for s in load_config(config_dir).sites]
     workdir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any, loade
     broker = Process("mqtt-broker", argv, workdir / "mosquitto.log", {}).start()
     try:
         wait_for(lambda: mqtt_ready(port, ("hazwatch-probe", passwords["hazwatch-probe"])), 30, "Mosquitto")
-        sub = _Subscriber(port, ("hazwatch-ingest", passwords["hazwatch-ingest"]))
+        sub = _Subscriber(port, ("hazwatch-ingest", passwords["hazwatch-ingest"]), qos)
         per_site = plan_messages(config_dir, readings, "single", int(time.time() * 1000) - 3_600_000)
         ctx = mp.get_context("fork")
         go, out = ctx.Event(), ctx.Queue()
@@ -111,7 +111,7 @@ def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any, loade
         load.join(10)
         sub.close()
         wall = sub.last - t0
-        return {"mode": mode, "acknowledged": published["acknowledged"], "received": sub.received,
+        return {"mode": mode, "qos": qos, "acknowledged": published["acknowledged"], "received": sub.received,
                 "wall_s": round(wall, 2), "messages_per_s": round(sub.received / wall) if wall > 0 else None,
                 "broker_cpu_us_per_message": round(cpu / max(sub.received, 1) * 1e6, 1),
                 "load_cpu_us_per_message": round(published["cpu_s"] / max(sub.received, 1) * 1e6, 1)}
@@ -120,9 +120,10 @@ def _one(mode: str, readings: int, inflight: int, workdir: Path, log: Any, loade
 
 
 def bench_mqtt(*, readings: int = 50_000, modes: list[str] | None = None, inflight: int = 100,
-               workdir: Path | None = None, log: Any = print, loader: str = "paho") -> list[dict[str, Any]]:
+               workdir: Path | None = None, log: Any = print, loader: str = "paho", qos: int = 1) -> list[dict[str, Any]]:
+    """One run per persistence mode; ``qos``: the subscriber's (the devices publish at QoS 1)."""
     base = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-bench-mqtt-"))
-    return [_one(mode, readings, inflight, base / mode, log, loader) for mode in (modes or list(MODES))]
+    return [_one(mode, readings, inflight, base / mode, log, loader, qos) for mode in (modes or list(MODES))]
 
 
 def mqtt_command(

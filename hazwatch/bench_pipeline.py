@@ -38,7 +38,7 @@ from config import example_dir
 from config.topics import READINGS
 from hazwatch.bench_ingest import BATCH, cpu_s, iter_readings
 from hazwatch.bench_load import Step, run_load
-from hazwatch.bench_probe import Probe, percentiles
+from hazwatch.bench_probe import Probe, Sample, percentiles
 from hazwatch.demo import start_services
 from hazwatch.runtime import EmbeddedStack, all_partitions, wait_for
 
@@ -216,6 +216,18 @@ def _twilio_port(procs: dict[str, Any]) -> str:
     return argv[argv.index("--port") + 1]
 
 
+def _slowest(samples: list[Sample]) -> dict[str, float] | None:
+    """Where the slowest probe's time went (ms after its MQTT publish): its reading produced to
+    Kafka by ingest, its warning decided by the rules worker, produced to Kafka, seen by the probe."""
+    timed = [s for s in samples if s.warning_ms is not None]
+    if not timed:
+        return None
+    worst = max(timed, key=lambda s: s.warning_ms or 0.0)
+    return {"ingested": round(worst.ingested_ms) if worst.ingested_ms is not None else None,
+            "decided": round(worst.decided_ms or 0.0), "produced": round(worst.produced_ms or 0.0),
+            "seen": round(worst.warning_ms or 0.0)}
+
+
 def _run_step(ctx: Any, stack: EmbeddedStack, name: str, shape: str, rate: int, seconds: float,
               load_sites: list[str], sensors: int, start_ms: int, watched: dict[str, int], lag: _Lag,
               probe: Probe, inject_loss: int, log: Any, settle_s: float = 120.0) -> dict[str, Any]:
@@ -275,6 +287,7 @@ def _run_step(ctx: Any, stack: EmbeddedStack, name: str, shape: str, rate: int, 
         "warning_ms": percentiles([s.warning_ms for s in samples if s.warning_ms is not None]),
         "sms_ms": percentiles([s.sms_ms for s in samples if s.sms_ms is not None]),
         "probes": len(samples),
+        "slowest_probe_ms": _slowest(samples),
         "_ts": (start_ms, start_ms + ts_span(readings, len(load_sites) * sensors)),
         "_acked_readings": published["acknowledged"] * per,
     }

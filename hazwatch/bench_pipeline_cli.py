@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["pipeline_command", "plot", "table"]
+__all__ = ["limits_table", "pipeline_command", "plot", "table"]
 
 SERVICES = ("ingest", "rules", "alerts")
 
@@ -42,6 +42,27 @@ def table(result: dict[str, Any]) -> Table:
                   str(s["drained_after_s"]), "yes" if s["sustained"] else "no", *lat,
                   str(s["hazwatch_cpu_us_per_reading"]), "/".join(part(p) for p in SERVICES),
                   "/".join(part(p) for p in ("mqtt", "kafka", "load")))
+    return t
+
+
+def limits_table(limits: dict[str, Any]) -> Table:
+    """The physical limits and the peers (:mod:`hazwatch.bench_limits`)."""
+    t = Table(title="limits on this machine, and the rules stage against its peers")
+    for col in ("what", "per s", "CPU µs per message or reading"):
+        t.add_column(col, justify="left" if col == "what" else "right")
+    for key, m in limits["mqtt"].items():
+        t.add_row(f"Mosquitto -> one paho subscriber, {key.upper()} ({m['received']:,} of {m['acknowledged']:,})",
+                  f"{m['messages_per_s']:,}", f"broker {m['broker_cpu_us_per_message']}")
+    k = limits["kafka"]
+    for step in ("produce", "consume"):
+        t.add_row(f"Kafka {step}, kafka-python, {k['records']:,} single-reading records", f"{k[step]['per_s']:,}",
+                  f"client {k[step]['client_cpu_us']}, broker {k[step]['broker_cpu_us']}")
+    for shape, r in limits["peers"].items():
+        for name, c in r["contenders"].items():
+            t.add_row(f"rules stage, {shape}: {name}", f"{c['readings_per_s']:,}", f"{c['cpu_us_per_reading'][name]}")
+        for pair, ratio in r["ratios"].items():
+            t.add_row(f"rules stage, {shape}: {pair}", f"{ratio['readings_per_s']}x",
+                      f"{ratio['cpu_us_per_reading']}x")
     return t
 
 
@@ -88,6 +109,7 @@ def pipeline_command(
     sensors: Annotated[int, typer.Option(help="Sensors per load site")] = 10,
     ingest: Annotated[int, typer.Option(help="Ingest processes (more than one: an MQTT shared subscription)")] = 1,
     kafka: Annotated[str | None, typer.Option(help="apache or tansu (default: HAZWATCH_KAFKA, else tansu)")] = None,
+    limits: Annotated[bool, typer.Option(help="Also measure raw MQTT, raw Kafka and the peers (faust, quixstreams)")] = True,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of throughput and latency")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
@@ -99,6 +121,10 @@ def pipeline_command(
     result = bench_pipeline(single_rates=_rates(single_rates), batch_rates=_rates(batch_rates), step_s=step_s,
                             overload_s=overload_s, sites=sites, sensors=sensors, ingest_processes=ingest,
                             kafka=kafka, log=lambda msg: err.print(f"[dim]{msg}[/]"))
+    if limits:
+        from hazwatch.bench_limits import bench_limits
+
+        result["limits"] = bench_limits(kafka=kafka, log=lambda msg: err.print(f"[dim]{msg}[/]"))
     result["machine"] = machine_info()
     if plot_path is not None:
         plot(result, plot_path)
@@ -107,3 +133,5 @@ def pipeline_command(
         return
     console = Console() if Console().is_terminal else Console(width=220)
     console.print(table(result))
+    if "limits" in result:
+        console.print(limits_table(result["limits"]))

@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 import orjson
 import paho.mqtt.client as mqtt
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
-from config.topics import WARNINGS
+from config.topics import PARTITIONS, READINGS, WARNINGS
 from hazwatch.runtime import all_partitions
+from rules.changelog import partition_of
 
 __all__ = ["Probe", "Sample", "percentiles"]
 
@@ -34,8 +35,12 @@ POLL_MS = 25  # how often the warnings topic and the fake Twilio are looked at w
 @dataclass
 class Sample:
     at: float  # wall-clock time of the red publish
+    ts: int = 0  # the red reading's ts
     warning_ms: float | None = None
     sms_ms: float | None = None
+    ingested_ms: float | None = None  # the reading's Kafka record timestamp: when ingest produced it
+    decided_ms: float | None = None  # the warning event's ``emitted_at``: when the rules worker decided
+    produced_ms: float | None = None  # its Kafka record's timestamp: when the rules worker produced it
 
 
 def percentiles(values: list[float]) -> dict[str, Any]:
@@ -48,6 +53,35 @@ def percentiles(values: list[float]) -> dict[str, Any]:
         return round(s[min(len(s) - 1, max(0, int(q * len(s) + 0.999999) - 1))])
 
     return {"n": len(s), "p50": rank(0.5), "p99": rank(0.99), "max": round(s[-1])}
+
+
+class _Ingested(threading.Thread):
+    """The Kafka record timestamps of the probe's red readings (when ingest produced them), read from
+    their site's readings partition by a consumer of its own: sharing the warnings' consumer added
+    some 30 ms of the probe's own to every latency it measured."""
+
+    def __init__(self, bootstrap: str, site: str, stopping: threading.Event) -> None:
+        super().__init__(name="bench-probe-readings", daemon=True)
+        self.key, self.stopping = site.encode(), stopping
+        self.waiting = b""  # the ts of the red in flight, as it appears in the record's JSON
+        self.seen: dict[int, int] = {}
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-probe-readings",
+                                      fetch_max_wait_ms=100)
+        tp = TopicPartition(READINGS, partition_of(site, PARTITIONS[READINGS]))
+        self.consumer.assign([tp])
+        self.consumer.seek_to_end(tp)
+        self.consumer.position(tp)
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                for records in self.consumer.poll(timeout_ms=200).values():
+                    for rec in records:
+                        waiting = self.waiting
+                        if rec.key == self.key and waiting and waiting in rec.value:
+                            self.seen.setdefault(int(waiting), rec.timestamp)
+        finally:
+            self.consumer.close()
 
 
 class Probe(threading.Thread):
@@ -69,13 +103,18 @@ class Probe(threading.Thread):
         self._cycling = threading.Lock()  # held during a cycle
         self._twilio = httpx.Client(base_url=twilio_url, timeout=10)
         self._sms_next = self._twilio.get("/_fake/messages", params={"since": 1 << 30}).json()["next"]
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-probe")
+        # a short fetch wait: Tansu answers a fetch only when the wait runs out, and the default
+        # 500 ms added about 250 ms of the probe's own to every latency measured there
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-probe", fetch_max_wait_ms=20)
         parts = all_partitions(self._consumer, [WARNINGS])
         self._consumer.assign(parts)
         self._consumer.seek_to_end(*parts)
         for tp in parts:
             self._consumer.position(tp)
-        self._seen: dict[int, float] = {}  # reading ts -> when its warning event arrived
+        # reading ts -> when its warning event arrived here, its emitted_at, its record's timestamp
+        self._seen: dict[int, tuple[float, int, int]] = {}
+        self._ingested = _Ingested(bootstrap, site, self._stopping)
+        self._ingested.start()
         self._mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{site}")
         self._mqtt.username_pw_set(*login)
         self._mqtt.connect("127.0.0.1", mqtt_port)
@@ -88,6 +127,7 @@ class Probe(threading.Thread):
         self._mqtt.disconnect()
         self._mqtt.loop_stop()
         self._consumer.close()
+        self._ingested.join(5)
         self._twilio.close()
 
     def pause(self) -> None:
@@ -101,7 +141,11 @@ class Probe(threading.Thread):
         self._running.set()
 
     def between(self, t0: float, t1: float) -> list[Sample]:
-        return [s for s in self.samples if t0 <= s.at < t1]
+        out = [s for s in self.samples if t0 <= s.at < t1]
+        for s in out:
+            if s.ingested_ms is None and (t := self._ingested.seen.get(s.ts)) is not None:
+                s.ingested_ms = t - s.at * 1000
+        return out
 
     # -- the probe loop ------------------------------------------------------------------------
     def _publish(self, value: float) -> tuple[int, float]:
@@ -117,7 +161,7 @@ class Probe(threading.Thread):
             for rec in records:
                 event = orjson.loads(rec.value)
                 if event.get("subject") == self.subject:
-                    self._seen.setdefault(int(event["ts"]), time.time())
+                    self._seen.setdefault(int(event["ts"]), (time.time(), event["emitted_at"], rec.timestamp))
 
     def _first_sms(self) -> float | None:
         got = self._twilio.get("/_fake/messages", params={"since": self._sms_next}).json()
@@ -127,14 +171,18 @@ class Probe(threading.Thread):
         return now if texts else None
 
     def _cycle(self) -> None:
+        self._ingested.waiting = b""
         ts, at = self._publish(self.red)
-        sample = Sample(at=at)
+        self._ingested.waiting = str(ts).encode()
+        sample = Sample(at=at, ts=ts)
         self.samples.append(sample)
         deadline = at + self.timeout_s
         while (sample.warning_ms is None or sample.sms_ms is None) and time.time() < deadline:
             self._poll()
             if sample.warning_ms is None and ts in self._seen:
-                sample.warning_ms = (self._seen[ts] - at) * 1000
+                seen, emitted_at, produced = self._seen[ts]
+                sample.warning_ms = (seen - at) * 1000
+                sample.decided_ms, sample.produced_ms = emitted_at - at * 1000, produced - at * 1000
             if sample.sms_ms is None and (got := self._first_sms()) is not None:
                 sample.sms_ms = (got - at) * 1000
         clear_ts, clear_at = self._publish(self.normal)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -13,17 +12,17 @@ from typing import Annotated
 import orjson
 import typer
 
-from config import ConfigError, example_dir, load_config
-from hazwatch.cli_common import ConfigDir
+from config import Config, example_dir
+from hazwatch.cli_common import ConfigDir, ExampleConfigDir, ExitCode
 from hazwatch.cli_common import load_config_or_exit as _config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="hazwatch: hazard monitoring and early warning.")
 
 
 def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=os.environ.get("HAZWATCH_LOG_LEVEL", level),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is connection chatter
+    from hazwatch.logs import configure_logging
+
+    configure_logging(level)
 
 
 def _mark_ready() -> None:
@@ -36,22 +35,6 @@ def _mark_ready() -> None:
 def _stop_on_signals(stop: threading.Event) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-
-
-@app.command("check-config")
-def check_config(directory: Annotated[Path, typer.Argument(help="Configuration directory")]) -> None:
-    """Validate a configuration; each error names file, path and reason."""
-    try:
-        cfg = load_config(directory)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            typer.echo(f"{directory / issue.file}: {issue.path or '<root>'}: {issue.reason}", err=True)
-        typer.echo(f"{len(exc.issues)} error(s)", err=True)
-        raise typer.Exit(1) from None
-    n_sensors = sum(len(s.sensors) for s in cfg.sites)
-    n_rules = sum(len(x.thresholds) for s in cfg.sites for x in s.sensors)
-    typer.echo(f"OK: {len(cfg.sites)} sites, {n_sensors} sensors, {n_rules} rules, "
-               f"{len(cfg.zones)} zones, {len(cfg.recipients)} recipients")
 
 
 @app.command()
@@ -71,7 +54,23 @@ def rules(config: ConfigDir = None, loglevel: str = "warn") -> None:
     """The rules worker: hazwatch.readings -> hazwatch.warnings."""
     from rules.worker import run_worker
 
-    run_worker(_config(config), loglevel=loglevel, on_ready=_mark_ready)
+    run_worker(_config(config, warn=True), loglevel=loglevel, on_ready=_mark_ready)
+
+
+@app.command()
+def history(config: ConfigDir = None) -> None:
+    """Readings, warnings and health events -> the history store (InfluxDB's v2 write API)."""
+    from history.service import HistoryWriter
+
+    _logging()
+    try:
+        writer = HistoryWriter(_config(config))
+    except ValueError as exc:
+        typer.echo(f"hazwatch history: {exc}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
+    _stop_on_signals(writer.stopping)
+    writer.on_assigned = _mark_ready
+    writer.run()
 
 
 @app.command()
@@ -84,7 +83,7 @@ def alerts(config: ConfigDir = None) -> None:
     audio = Path(data) / "audio" if data else None  # loudspeaker WAVs, when espeak-ng is installed
     if audio is not None:
         audio.mkdir(parents=True, exist_ok=True)
-    service = AlertsService(_config(config), data_dir=audio)
+    service = AlertsService(_config(config, warn=True), data_dir=audio)
     _stop_on_signals(service.stopping)
     service.on_assigned = _mark_ready
     service.run()
@@ -108,31 +107,56 @@ def simulate(
     # the embedded stack's device accounts (a JSON object, site id -> password)
     accounts = os.environ.get("HAZWATCH_MQTT_DEVICE_PASSWORDS")
     passwords = orjson.loads(Path(accounts).read_bytes()) if accounts else None
-    n = run(cfg, load_scenario(scenario), cfg.settings.mqtt.url, seed=seed, fast=fast, stop=stop,
+    n = run(cfg, load_scenario(scenario), cfg.settings.mqtt, seed=seed, fast=fast, stop=stop,
             passwords=passwords)
     typer.echo(f"published {n} readings", err=True)
 
 
 @app.command("fake-twilio")
-def fake_twilio(port: int = 8081, host: str = "127.0.0.1", config: ConfigDir = None) -> None:
+def fake_twilio(port: int = 8081, host: str = "127.0.0.1", config: ExampleConfigDir = None) -> None:
     """The local fake of the Twilio Messages API used by the demo and the tests."""
     from alerts.fake_twilio import main as fake_main
 
-    sms = _config(config).settings.sms
+    sms = _config(config, example_default=True).settings.sms
     fake_main(["--host", host, "--port", str(port), "--account-sid", sms.account_sid,
                "--auth-token", sms.auth_token.get_secret_value()])
+
+
+def _create_topics(cfg: Config) -> None:
+    from hazwatch.runtime import RuntimeStartError, create_topics
+
+    kafka = cfg.settings.kafka
+    try:
+        create_topics(kafka.bootstrap, kafka.partitions, kafka.replication_factor, kafka.min_insync_replicas)
+    except RuntimeStartError as exc:
+        typer.echo(f"hazwatch: {exc}", err=True)
+        raise typer.Exit(ExitCode.FAILURE) from None
+
+
+@app.command("create-topics")
+def create_topics_command(config: ConfigDir = None) -> None:
+    """Create the missing hazwatch topics: kafka.partitions, replication_factor and
+    min_insync_replicas of the configuration (docker-compose's kafka-init runs this)."""
+    cfg = _config(config)
+    _create_topics(cfg)
+    kafka = cfg.settings.kafka
+    typer.echo(f"topics ready on {kafka.bootstrap} (replication factor {kafka.replication_factor}, "
+               f"min.insync.replicas {kafka.min_insync_replicas})")
 
 
 @app.command()
 def run(config: ConfigDir = None) -> None:
     """All services (ingest, rules, alerts, console) against the brokers the configuration names."""
-    from hazwatch.runtime import Process, create_topics
+    from hazwatch.runtime import Process
 
-    cfg = _config(config)
-    create_topics(cfg.settings.kafka.bootstrap)
-    args = ["--config", str(config or example_dir())]
+    cfg = _config(config, warn=True)
+    _create_topics(cfg)
+    args = ["--config", str(config)]
     logs = Path(os.environ.get("HAZWATCH_LOG_DIR", "logs"))
-    procs = [Process(name, [sys.executable, "-m", "hazwatch", name, *args], logs / f"{name}.log").start()
+    ops = {"ingest": {"HAZWATCH_OPS_PORT": os.environ.get("HAZWATCH_OPS_PORT_INGEST", "9101")},
+           "rules": {"HAZWATCH_OPS_PORT": os.environ.get("HAZWATCH_OPS_PORT_RULES", "9102")}}
+    procs = [Process(name, [sys.executable, "-m", "hazwatch", name, *args], logs / f"{name}.log",
+                     ops.get(name, {})).start()
              for name in ("rules", "ingest", "alerts", "console")]
     stop = threading.Event()
     _stop_on_signals(stop)
@@ -151,7 +175,7 @@ def demo(
     duration: Annotated[float, typer.Option(help="Stop after S seconds (0: when the scenario is over)")] = 0,
     scenario: Annotated[str, typer.Option(help="Scenario name or YAML path")] = "all",
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
-    config: ConfigDir = None,
+    config: ExampleConfigDir = None,
     console_port: Annotated[int, typer.Option(help="Port of the operator console (0: no console)")] = 8080,
     workdir: Annotated[Path | None, typer.Option(help="Where logs and the database go")] = None,
     kafka: Annotated[str | None, typer.Option(
@@ -162,7 +186,7 @@ def demo(
     from hazwatch.demo import run_demo
     from hazwatch.runtime import KAFKA_KINDS
 
-    _config(config)  # fail early, with file/path/reason, before starting anything
+    _config(config, example_default=True)  # fail early, with file/path/reason, before starting anything
     if kafka is not None and kafka not in KAFKA_KINDS:
         raise typer.BadParameter(f"{kafka!r} is none of {', '.join(KAFKA_KINDS)}", param_hint="--kafka")
     code = run_demo(config_dir=config or example_dir(), duration_s=duration, scenario=scenario,
@@ -171,6 +195,9 @@ def demo(
 
 
 def _mount() -> None:
+    from hazwatch.cli_check import check_config
+
+    app.command("check-config")(check_config)
     from hazwatch.cli_episodes import episodes_app, report_command, silences_app
 
     app.add_typer(episodes_app, name="episodes",
@@ -194,6 +221,8 @@ def _mount() -> None:
     app.add_typer(devices_app, name="devices", help="MQTT accounts of the sites' devices: add, list.")
     app.add_typer(bench_app, name="bench", help="Benchmarks: rules, ingest, mqtt, mqtt-crash.")
     app.add_typer(synth_app, name="synth", help="Synthetic data for replays (hazwatch synth rain).")
+    app.add_typer(__import__("hazwatch.cli_channels", fromlist=["_"]).channels_app, name="channels")
+    app.command("boundaries")(__import__("hazwatch.cli_boundaries", fromlist=["_"]).boundaries_command)
 
 
 _mount()

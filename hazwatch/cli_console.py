@@ -19,9 +19,8 @@ import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from config import example_dir
 from config.models import Config
-from hazwatch.cli_common import ConfigDir
+from hazwatch.cli_common import ConfigDir, ExitCode
 from hazwatch.cli_common import load_config_or_exit as _config
 
 __all__ = ["console_command", "users_app"]
@@ -32,7 +31,7 @@ users_app = typer.Typer(no_args_is_help=True, add_completion=False,
 
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(ExitCode.FAILURE)
 
 
 def _store(config: Config):  # type: ignore[no-untyped-def]
@@ -149,15 +148,13 @@ def console_command(
 ) -> None:
     """The operator console (web): live map, warnings, notifications, quality, silences."""
     import logging
-    import os
 
     from console.service import serve
+    from hazwatch.logs import configure_logging
 
-    logging.basicConfig(level=os.environ.get("HAZWATCH_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("kafka", "alembic"):  # connection and migration chatter
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter
     cfg = _config(config)
     shown = host or cfg.settings.console.host
     typer.echo(f"console on http://{shown}:{port or cfg.settings.console.port}", err=True)
-    serve(cfg, host=host, port=port, config_dir=(config or example_dir()).absolute())
+    serve(cfg, host=host, port=port, config_dir=config.absolute() if config else None)

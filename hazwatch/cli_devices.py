@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from config.models_base import RESERVED_SITE_IDS
-from hazwatch.cli_common import ConfigDir, load_config_or_exit
+from hazwatch.cli_common import ConfigDir, ExitCode, load_config_or_exit
 
 __all__ = ["devices_app"]
 
@@ -33,10 +33,10 @@ def add(site: Annotated[str, typer.Argument(help="The site id: the device's user
     if site in RESERVED_SITE_IDS or site not in {s.id for s in cfg.sites}:
         typer.echo(f"{site!r} is not a site of the configuration"
                    f"{' (a name reserved for hazwatch)' if site in RESERVED_SITE_IDS else ''}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.USAGE)
     if shutil.which("mosquitto_passwd") is None:
         typer.echo("mosquitto_passwd not found: install the mosquitto package", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.FAILURE)
     password = secrets.token_urlsafe(18)
     create = [] if password_file.exists() else ["-c"]
     done = subprocess.run(["mosquitto_passwd", *create, "-b", str(password_file), site, password],
@@ -44,7 +44,7 @@ def add(site: Annotated[str, typer.Argument(help="The site id: the device's user
     if done.returncode != 0:
         typer.echo(f"{password_file}: mosquitto_passwd failed: {done.stderr.strip() or done.stdout.strip()}",
                    err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILURE)
     password_file.chmod(0o600)
     typer.echo(f"user {site}\npassword {password}")
     typer.echo("Mosquitto reads the file again on SIGHUP (docker compose kill -s HUP mosquitto).", err=True)

@@ -6,11 +6,13 @@ Mounted by :mod:`hazwatch.cli`::
     app.add_typer(silences_app, name="silences")
     app.command("report")(report_command)
 
-Every command reads ``--config DIR`` (default: the example) for the database URL
+Every command reads ``--config DIR`` (required) for the database URL
 (``HAZWATCH_DATABASE_URL`` overrides it), the Kafka bootstrap (maintenance windows are published
 to the rule engine, ``alerts.maintenance_feed``) and the local time zone. Times are shown and read in that
 zone; an ISO time without an offset is local. Episode ids may be shortened to a unique prefix.
-Domain errors print ``error: ...`` and exit 1; a bad configuration exits 2.
+Domain errors print ``error: ...`` and exit 1; a bad or missing configuration exits 2
+(:class:`config.exit_codes.ExitCode`). No command creates the audit database: that is the alerts
+service's (:func:`hazwatch.cli_store.open_store`).
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from alerts.maintenance_feed import FeedError, FeedOutcome, engine_record, publi
 from alerts.report import render_report, report
 from alerts.silences import SilenceError, SilenceService
 from alerts.store import Episode, Store, utcnow
-from config import ConfigError, example_dir, load_config
 from config.models import Config
-from hazwatch.cli_common import ConfigDir
+from hazwatch.cli_common import ConfigDir, ExitCode, load_config_or_exit
+from hazwatch.cli_store import open_store
 
 __all__ = ["episodes_app", "report_command", "silences_app"]
 
@@ -60,18 +62,14 @@ class _Ctx:
     """What a command needs: the configuration, its time zone and the store (opened lazily)."""
 
     def __init__(self, directory: Path | None) -> None:
-        try:
-            self.config: Config = load_config(directory or example_dir())
-        except ConfigError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
+        self.config: Config = load_config_or_exit(directory)
         self.tz = ZoneInfo(self.config.settings.timezone)
         self._store: Store | None = None
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.config.settings.database.url)
+            self._store = open_store(self.config.settings.database.url)  # never a new database
         return self._store
 
     def time(self, value: dt.datetime | None) -> str:
@@ -93,7 +91,7 @@ class _Ctx:
 
 def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(ExitCode.FAILURE)
 
 
 @contextmanager
@@ -405,12 +403,13 @@ def report_command(
         help="End, exclusive (a date includes that whole day; default now).")] = None,
     json: Json = False, config: ConfigDir = None,
 ) -> None:
-    """Statistics: warnings by level and kind, time to acknowledge, disposal rate, SMS outcomes."""
+    """Statistics: warnings by level and kind, time to acknowledge, disposal rate, SMS outcomes,
+    public warning coverage of red warnings and the enterprise safety index (docs/INDICATORS.md)."""
     with _command(config) as ctx:
         stop = ctx.parse(until, "--until", end_of_day=True) if until else utcnow()
         start = ctx.parse(since, "--since") if since else stop - dt.timedelta(days=7)
         ack_level = ctx.config.settings.notify.escalation.min_level
-        data = report(ctx.store, start, stop, ack_level=ack_level)
+        data = report(ctx.store, start, stop, ack_level=ack_level, config=ctx.config)
         if json:
             _json(data)
             return

@@ -38,7 +38,9 @@ QUIET_S = 8.0
 
 
 def start_services(stack: EmbeddedStack, config_dir: Path, *, ready_timeout_s: float = 60) -> dict[str, Process]:
-    """Start fake Twilio, rules, alerts and ingest against ``stack``; wait until each is ready."""
+    """Start fake Twilio, rules, alerts and ingest against ``stack``; wait until each is ready. Ingest
+    and rules serve ``/metrics`` and ``/healthz`` on the port in their ``env["HAZWATCH_OPS_PORT"]``,
+    alerts on ``HAZWATCH_ALERTS_HTTP_PORT``."""
     twilio_port = free_port()
     procs: dict[str, Process] = {}
     procs["fake-twilio"] = stack.hazwatch("fake-twilio", "fake-twilio", "--port", str(twilio_port),
@@ -50,8 +52,9 @@ def start_services(stack: EmbeddedStack, config_dir: Path, *, ready_timeout_s: f
     for name in ("rules", "alerts", "ingest"):
         ready = stack.workdir / f"{name}.ready"
         ready.unlink(missing_ok=True)
+        ops = {} if name == "alerts" else {"HAZWATCH_OPS_PORT": str(free_port())}  # alerts: its own HTTP port
         procs[name] = stack.hazwatch(name, name, "--config", str(config_dir),
-                                     env={"HAZWATCH_READY_FILE": str(ready)})
+                                     env={"HAZWATCH_READY_FILE": str(ready), **ops})
     for name in ("rules", "alerts", "ingest"):
         ready = stack.workdir / f"{name}.ready"
         proc = procs[name]
@@ -66,6 +69,25 @@ def start_services(stack: EmbeddedStack, config_dir: Path, *, ready_timeout_s: f
         except RuntimeStartError as exc:
             raise RuntimeStartError(f"{exc}\n--- {proc.log_path} ---\n{proc.log_tail()}") from None
     return procs
+
+
+def start_history(stack: EmbeddedStack, config_dir: Path, out: _Printer) -> None:
+    """VictoriaMetrics and the history writer, when victoria-metrics is installed (.ci/run installs it)."""
+    from hazwatch.embedded_history import history_ready, victoria_metrics
+
+    port = free_port()
+    try:
+        store = victoria_metrics(stack.workdir, port).start()
+    except FileNotFoundError as exc:
+        out.info(f"no history: {exc}")
+        return
+    stack.processes.append(store)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: history_ready(url), 60, "VictoriaMetrics")
+    # the console, started next, reads trends beyond 24 h from it
+    stack.extra_env.update({"HAZWATCH_HISTORY_URL": url, "HAZWATCH_HISTORY_STORE": "victoriametrics"})
+    stack.hazwatch("history", "history", "--config", str(config_dir), env={"HAZWATCH_OPS_PORT": str(free_port())})
+    out.info(f"history: VictoriaMetrics {url} (readings as reading_v{{site=...,sensor=...}}: {url}/vmui)")
 
 
 class _Answers:
@@ -227,6 +249,7 @@ def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: boo
                      f"{workdir / 'mqtt-devices.json'}")
         out.info("demo timing: 叫应 escalation after 6/12/18 s instead of 10/20/30 min, red reminders every 6 s")
         start_services(stack, config_dir)
+        start_history(stack, config_dir, out)
         if console_port:
             start_demo_console(stack, config_dir, console_port, out)
         answers = _Answers(Store(stack.extra_env["HAZWATCH_DATABASE_URL"], migrate=False), out)

@@ -77,13 +77,15 @@ def _private(path: Path, content: bytes) -> Path:
 
 
 def mqtt_ready(port: int, login: tuple[str, str] | None) -> bool:
+    """Whether the embedded broker (plain MQTT on loopback: it has no TLS listener) accepts ``login``."""
     import paho.mqtt.client as mqtt
 
+    from config.mqtt import configure_client
+
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hw-probe-{os.getpid()}")
-    if login is not None:
-        client.username_pw_set(*login)
+    host, port = configure_client(client, f"mqtt://127.0.0.1:{port}", login=login)
     try:
-        client.connect("127.0.0.1", port, keepalive=5)
+        client.connect(host, port, keepalive=5)
         rc = client.loop(timeout=1.0)
         return rc == mqtt.MQTT_ERR_SUCCESS and client.is_connected()
     finally:

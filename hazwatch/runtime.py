@@ -23,6 +23,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -63,10 +64,30 @@ class RuntimeStartError(RuntimeError):
     pass
 
 
+_PORTS_BELOW_EPHEMERAL = (20000, 32000)  # Linux hands out 32768-60999 to outgoing connections
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, for a child to bind a moment later.
+
+    Picked at random below the kernel's ephemeral range: a port the kernel gave us from that range
+    (``bind(0)``) could meanwhile become the local end of some client's outgoing connection, and the
+    child's bind then failed with "Address already in use" (seen in CI). No port is handed out twice by
+    one process."""
+    low, high = _PORTS_BELOW_EPHEMERAL
+    for _ in range(1000):
+        port = random.randint(low, high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeStartError(f"no free port in {low}-{high}")
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.05) -> None:
@@ -191,9 +212,19 @@ def all_partitions(consumer: KafkaConsumer, topics: Iterable[str], timeout_s: fl
     return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
 
+CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "segment.ms": "600000", "segment.bytes": "104857600"}
+"""The rules changelogs: compacted, and their segments closed every 10 minutes or 100 MiB, so that
+compaction can reach them (it never touches the open segment; Kafka's defaults, 7 days and 1 GiB,
+would let a restore read a week of snapshots)."""
+
+
 def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS, replication_factor: int = 1,
-                  min_insync_replicas: int | None = None) -> None:
-    """Create the hazwatch topics if missing (before any worker subscribes: docs/ARCHITECTURE.md §15)."""
+                  min_insync_replicas: int | None = None, brokers_timeout_s: float = 120) -> None:
+    """Create the hazwatch topics if missing (before any worker subscribes: docs/ARCHITECTURE.md §15).
+
+    With ``replication_factor`` above 1 it first waits up to ``brokers_timeout_s`` for that many
+    brokers to have joined the cluster: nodes started together register one after another, and a
+    topic asked for more replicas than there are brokers is refused."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -201,11 +232,14 @@ def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS, repli
     configs = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas else {}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, client_id="hw-setup")
     try:
+        if replication_factor > 1:
+            wait_for(lambda: len(admin.describe_cluster()["brokers"]) >= replication_factor, brokers_timeout_s,
+                     f"{replication_factor} Kafka brokers (replication factor {replication_factor})", poll_s=1)
         existing = set(admin.list_topics())
         missing = [NewTopic(t, n, replication_factor, topic_configs=configs)
                    for t, n in partitions.items() if t not in existing]
         missing += [NewTopic(t, partitions[READINGS], replication_factor,
-                             topic_configs={**configs, "cleanup.policy": "compact"})
+                             topic_configs={**configs, **CHANGELOG_CONFIGS})
                     for t in RULES_CHANGELOGS if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):

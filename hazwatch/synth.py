@@ -34,6 +34,7 @@ import yaml
 from rich.console import Console
 
 from config import ConfigError, example_dir, load_config
+from config.exit_codes import ExitCode
 from config.models import Site
 from config.notify import region_prefix
 from sensors.signals import HOUR_MS, rain_gauge
@@ -220,7 +221,7 @@ def synth_rain_command(
             write_rain_config(config_out, made, config)
     except (ConfigError, ValueError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.USAGE) from None
     err.print(f"wrote {made['rows']:,} readings ({made['bytes'] / 1e6:.1f} MB) of {gauges} gauges to {out}"
               + (f"; configuration in {config_out}" if config_out else ""))
     for s in made["storms"]:

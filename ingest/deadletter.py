@@ -11,19 +11,35 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Sequence
 
 import orjson
 
 from ingest.validate import Reject
 
-__all__ = ["FIRST_REASONS", "WHOLE_PAYLOAD_BYTES", "deadletter_record"]
+__all__ = ["FIRST_REASONS", "REASON_KINDS", "WHOLE_PAYLOAD_BYTES", "deadletter_record", "reason_kind"]
 
 WHOLE_PAYLOAD_BYTES = 4096
 """Payloads up to this size are kept whole; larger ones as their first PREFIX_BYTES."""
 PREFIX_BYTES = 1024
 FIRST_REASONS = 5
 """Reasons (and batch items) kept of a message with many bad items; the count says how many."""
+
+
+REASON_KINDS = (  # (kind, how a reason of that kind starts), first match wins
+    ("topic", r"topic "), ("site", r"(invalid|unknown) site"), ("sensor", r"(invalid|unknown) sensor"),
+    ("oversize", r"oversize"), ("json", r"(not JSON|non-finite)"), ("status", r"status payload"),
+    ("batch", r"batch"), ("reading", r"reading (must|needs)"), ("timestamp", r"ts "), ("value", r"v (must|is)"),
+    ("quality", r"q must"), ("internal", r"internal"),
+)
+_KINDS = [(kind, re.compile(pattern)) for kind, pattern in REASON_KINDS]
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a reject's reason, a label of few values (``other`` if none fits) for metrics."""
+    reason = re.sub(r"^readings\[\d+\]: ", "", reason)
+    return next((kind for kind, pattern in _KINDS if pattern.match(reason)), "other")
 
 
 def _payload(payload: bytes) -> dict[str, object]:

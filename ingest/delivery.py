@@ -3,8 +3,8 @@
 A micro-batch's records are sent once. A record is sent again only when its own send failed: it
 was never queued (the producer had no metadata or no buffer room in time), or the producer gave
 up on it with a retriable error. A record still in flight is waited for, however long the outage
-lasts; sending it again would store it twice, since the producer retries it by itself (with
-``enable_idempotence`` the broker then drops the producer's own retries, never a second send).
+lasts; sending it again would store it twice, since the producer retries it by itself (with an
+idempotent producer the broker then drops the producer's own retries, never a second send).
 
 A record that no broker will ever accept (larger than the producer's or the topic's limit, or
 otherwise invalid) is replaced by a small dead letter that says so, instead of blocking ingest.
@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 
 import orjson
-from kafka.errors import KafkaError, KafkaTimeoutError
-from kafka.producer.future import FutureRecordMetadata
 
 from config.topics import DEADLETTER
+from ingest.producer import Pending, permanent
 
 __all__ = ["Record", "deliver", "refused_record"]
 
@@ -34,11 +33,6 @@ _PREFIX = 256
 _WAIT_S = 1.0
 
 
-def _permanent(exc: BaseException) -> bool:
-    """True for an error that sending the same record again can never cure."""
-    return isinstance(exc, KafkaError) and not exc.retriable and not isinstance(exc, KafkaTimeoutError)
-
-
 def refused_record(record: Record, exc: BaseException) -> Record:
     """A bounded dead letter for a record that Kafka refused: its size, digest and a prefix."""
     topic, key, value = record
@@ -49,7 +43,7 @@ def refused_record(record: Record, exc: BaseException) -> Record:
     }))
 
 
-def deliver(send: Callable[[Record], FutureRecordMetadata], records: list[Record], *,
+def deliver(send: Callable[[Record], Pending], records: list[Record], *,
             stopping: Callable[[], bool], reconnect: Callable[[], None] = lambda: None) -> None:
     """Send ``records`` and return once Kafka has acknowledged each of them exactly once.
 
@@ -60,13 +54,13 @@ def deliver(send: Callable[[Record], FutureRecordMetadata], records: list[Record
     todo = list(records)
     delay = 0.5
     while todo:
-        in_flight: list[tuple[Record, FutureRecordMetadata]] = []
+        in_flight: list[tuple[Record, Pending]] = []
         retry: list[Record] = []
         for i, record in enumerate(todo):
             try:
                 in_flight.append((record, send(record)))
             except Exception as exc:  # noqa: BLE001 - refused, or no metadata/buffer room in time
-                if _permanent(exc):
+                if permanent(exc):
                     todo.insert(i + 1, refused_record(record, exc))
                     log.error("Kafka refuses a record for %s (%d bytes): %s; dead-lettered", record[0],
                               len(record[2]), exc)
@@ -79,12 +73,9 @@ def deliver(send: Callable[[Record], FutureRecordMetadata], records: list[Record
             while not future.is_done:
                 if stopping():
                     raise InterruptedError("stopping before Kafka acknowledged")
-                try:
-                    future.get(timeout=_WAIT_S)
-                except Exception:  # noqa: BLE001 - still in flight, or failed: looked at below
-                    pass
+                future.get(timeout=_WAIT_S)
             if future.failed():
-                if _permanent(future.exception):
+                if permanent(future.exception):
                     failed.append(refused_record(record, future.exception))
                 else:
                     failed.append(record)

@@ -17,26 +17,27 @@ sent to Kafka twice. Ingest reconnects within 0.25-2 s.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import Counter as Tally
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import orjson
 import paho.mqtt.client as mqtt
-from kafka import KafkaProducer
-from kafka.producer.future import FutureRecordMetadata
 from paho.mqtt.reasoncodes import ReasonCode
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from config.models import Config
+from config.mqtt import configure_client
 from config.topics import DEADLETTER, HEALTH, READINGS
-from config.urls import mqtt_host_port, mqtt_login
-from ingest.deadletter import deadletter_record
+from config.urls import mqtt_host_port
+from hazwatch.ops import KafkaCheck, serve_from_env
+from ingest.deadletter import deadletter_record, reason_kind
 from ingest.dedup import RecentMessages, message_key
-from ingest.mqtt_client import DrainingClient
 from ingest.delivery import Record, deliver
+from ingest.inbox import Arrival, Inbox
+from ingest.mqtt_client import BatchingClient, Received
+from ingest.producer import Pending, Producer
 from ingest.validate import Batch, Reject, Status, on_contract, validate_message
 
 __all__ = ["IngestService", "SUBSCRIPTIONS"]
@@ -48,11 +49,16 @@ SUBSCRIPTIONS = ("hw/v1/#",)
 with a ``/`` in it, a misspelt kind) is dead-lettered and counted instead of vanishing."""
 LEGACY_SUBSCRIPTIONS = ("hw/v1/+/+/reading", "hw/v1/+/batch", "hw/v1/+/status")
 """What ingest subscribed to before: removed from a persistent session that still has them."""
-BROADCASTS = "hw/v1/broadcast/"
+_BROADCASTS = b"hw/v1/broadcast/"
 """hazwatch's own CAP broadcasts and audio (alerts): not input, acknowledged and skipped."""
 
+MESSAGES_TOTAL = Counter("hazwatch_ingest_messages_total", "MQTT messages received")
 READINGS_TOTAL = Counter("hazwatch_ingest_readings_total", "Valid readings produced to Kafka")
-REJECTED_TOTAL = Counter("hazwatch_ingest_rejected_total", "Rejected inputs sent to the dead-letter topic")
+REJECTED_TOTAL = Counter("hazwatch_ingest_rejected_total", "Rejected readings or messages, by the kind of reason "
+                         "(each message with any becomes one dead letter)", ["reason"])
+RECORDS_TOTAL = Counter("hazwatch_ingest_kafka_records_total", "Records Kafka acknowledged, by topic", ["topic"])
+MICRO_BATCH_MESSAGES = Histogram("hazwatch_ingest_micro_batch_messages", "MQTT messages per micro-batch",
+                                 buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000))
 OFF_CONTRACT_TOTAL = Counter("hazwatch_ingest_off_contract_total",
                              "Messages on a topic outside the hw/v1 contract (each dead-lettered)")
 REDELIVERED_TOTAL = Counter("hazwatch_ingest_redelivered_total",
@@ -65,18 +71,15 @@ restart ingest is back as soon as the devices are (paho's default is 1 to 120 s)
 MERGE_MAX = 2000
 """Readings of one site merged into one Kafka record at most (a record stays far below the
 producer's 1 MiB request limit: a gateway batch of 10,000 readings is never merged with another)."""
+MICRO_BATCH = 5000
+"""Messages taken from the inbox for one round of validation and Kafka produce at most."""
+GATHER_S = 0.01
+"""A round takes what arrived within 10 ms of its oldest message. Without it, with librdkafka's
+quick acknowledgements, rounds came every 6-8 ms at light load: many more small Kafka records and
+fetches, and the rules worker spent twice the CPU per reading at 2,000 single readings/s (166
+instead of 78 µs). 20 ms saved a little more CPU but tripled the light-load latency (p50 76 ms);
+10 ms kept it at 20 ms (docs/BENCHMARKS.md §5)."""
 _DEDUPLICATED = ("reading", "batch")  # status messages repeat legitimately (online, offline, online)
-
-
-@dataclass(frozen=True)
-class _Inbound:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    received_ms: int
-    connection: int
-    """Which MQTT connection brought it: a PUBACK is only valid on that one."""
 
 
 class IngestService:
@@ -87,46 +90,31 @@ class IngestService:
         self.redelivered = 0
         self._quiet_until = 0.0
         self._connection = 0
-        self.inbox: queue.Queue[_Inbound] = queue.Queue()
+        self.inbox = Inbox(config.settings.ingest.inbox_max_messages)
         self.stopping = threading.Event()
         self.produced = 0
         self.rejected = 0
         self.off_contract = 0
-        self._producer: KafkaProducer | None = None
-        self._mqtt: mqtt.Client | None = None
+        self._producer: Producer | None = None
+        self._mqtt: BatchingClient | None = None
         self.on_subscribed: Callable[[], None] | None = None
 
     # -- wiring -------------------------------------------------------------------------------
-    def _connect_kafka(self) -> KafkaProducer:
-        return KafkaProducer(
-            bootstrap_servers=self.config.settings.kafka.bootstrap,
-            acks="all",
-            enable_idempotence=True,  # a retried batch is stored once, not again
-            retries=2147483647,  # an outage delays, never drops
-            max_in_flight_requests_per_connection=1,  # keep per-site order across retries
-            linger_ms=5,
-            max_block_ms=5000,
-            # how long the producer retries a record by itself before giving it back as failed:
-            # long, since a record given back is sent again (ingest.delivery)
-            delivery_timeout_ms=600_000,
-            request_timeout_ms=30_000,
-            client_id=self.client_id,
-        )
+    def _connect_kafka(self) -> Producer:
+        return Producer(self.config.settings.kafka.bootstrap, client_id=self.client_id)  # ingest/producer.py
 
-    def _connect_mqtt(self) -> mqtt.Client:
-        client = DrainingClient(  # keeps what a dying broker had already sent (ingest/mqtt_client.py)
+    def _connect_mqtt(self) -> BatchingClient:
+        client = BatchingClient(  # batches, and keeps what a dying broker had sent (ingest/mqtt_client.py)
             mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False, manual_ack=True
         )
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
-        client.on_message = self._on_message
+        client.on_batch = self._on_batch
         client.on_subscribe = self._on_subscribe
         # paho annotates the delays as int; it computes with floats
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
-        url = self.config.settings.mqtt.url
-        if login := mqtt_login(url):  # production's account: hazwatch-ingest (deploy/mosquitto/acl)
-            client.username_pw_set(*login)
-        host, port = mqtt_host_port(url)
+        # production's account: hazwatch-ingest (deploy/mosquitto/acl); TLS for an mqtts:// URL
+        host, port = configure_client(client, self.config.settings.mqtt)
         client.connect_async(host, port, keepalive=30)
         return client
 
@@ -151,16 +139,16 @@ class IngestService:
         elif self.on_subscribed is not None:
             self.on_subscribed()
 
-    def _on_message(self, _client: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, int(time.time() * 1000),
-                                self._connection))
+    def _on_batch(self, messages: list[Received]) -> None:  # paho's thread; waits while the inbox is full
+        self.inbox.put(Arrival(self._connection, int(time.time() * 1000), messages), self.stopping.is_set)
 
     # -- processing ---------------------------------------------------------------------------
-    def handle(self, inbound: _Inbound) -> list[Record]:
+    def handle(self, topic: str, payload: bytes, received_ms: int | None = None) -> list[Record]:
         """Validate one message -> the Kafka records (topic, key, value) it becomes. Never raises."""
-        return self.records([inbound])
+        ms = int(time.time() * 1000) if received_ms is None else received_ms
+        return self.records([Arrival(0, ms, [Received(topic.encode(), payload, 0, 1)])])
 
-    def records(self, messages: list[_Inbound]) -> list[Record]:
+    def records(self, arrivals: list[Arrival]) -> list[Record]:
         """A micro-batch of messages -> its Kafka records. Never raises.
 
         The valid readings of one site become one record (in arrival order, up to
@@ -168,38 +156,42 @@ class IngestService:
         record per micro-batch rather than one each."""
         merged: dict[str, list[Batch]] = {}
         out: list[Record] = []
-        for inbound in messages:
-            valid = self._validate(inbound, out)
-            if valid is None:
-                continue
-            runs = merged.setdefault(valid.site, [valid])
-            if runs[-1] is not valid:
-                if len(runs[-1]) + len(valid) <= MERGE_MAX:
-                    runs[-1].extend(valid)
-                else:
-                    runs.append(valid)
+        for arrival in arrivals:
+            for message in arrival.messages:
+                valid = self._validate(message.topic, message.payload, arrival.received_ms, out)
+                if valid is None:
+                    continue
+                runs = merged.setdefault(valid.site, [valid])
+                if runs[-1] is not valid:
+                    if len(runs[-1]) + len(valid) <= MERGE_MAX:
+                        runs[-1].extend(valid)
+                    else:
+                        runs.append(valid)
         readings = [(READINGS, b.site.encode(), b.to_json()) for runs in merged.values() for b in runs]
         return readings + out
 
-    def _validate(self, inbound: _Inbound, out: list[Record]) -> Batch | None:
+    def _validate(self, raw_topic: bytes, payload: bytes, received_ms: int, out: list[Record]) -> Batch | None:
         """One message: its valid readings; its other records (presence, dead letter) go to ``out``.
 
         A reading or batch message handled before (:mod:`ingest.dedup`) becomes nothing, and so
         does a broadcast; a message on a topic outside the contract is counted and dead-lettered."""
-        if inbound.topic.startswith(BROADCASTS):
+        if raw_topic.startswith(_BROADCASTS):
             return None
-        if not on_contract(inbound.topic):
+        try:
+            topic = raw_topic.decode()
+        except UnicodeDecodeError:
+            topic = raw_topic.decode("utf-8", "replace")
+        if not on_contract(topic):
             OFF_CONTRACT_TOTAL.inc()
             self.off_contract += 1
-        if inbound.topic.rsplit("/", 1)[-1] in _DEDUPLICATED and self.recent.seen_before(
-                message_key(inbound.topic, inbound.payload)):
+        if topic.rsplit("/", 1)[-1] in _DEDUPLICATED and self.recent.seen_before(message_key(raw_topic, payload)):
             REDELIVERED_TOTAL.inc()
             self.redelivered += 1
             return None
         try:
-            valid, rejects = validate_message(self.config, inbound.topic, inbound.payload, inbound.received_ms)
+            valid, rejects = validate_message(self.config, topic, payload, received_ms)
         except Exception as exc:  # noqa: BLE001 - a validator bug must not stop ingest
-            log.exception("validator failed on %s", inbound.topic)
+            log.exception("validator failed on %s", topic)
             valid, rejects = None, [Reject(f"internal validation error: {exc!r}")]
         batch = None
         if isinstance(valid, Batch):
@@ -208,45 +200,51 @@ class IngestService:
             self.produced += len(valid)
         elif isinstance(valid, Status):
             event = {"site": valid.site, "kind": "presence", "status": valid.status,
-                     "ts": inbound.received_ms, "source": "mqtt"}
+                     "ts": received_ms, "source": "mqtt"}
             out.append((HEALTH, valid.site.encode(), orjson.dumps(event)))
         if rejects:  # one bounded dead letter per message, however many of its items were bad
-            out.append((DEADLETTER, None, deadletter_record(inbound.topic, inbound.payload, rejects,
-                                                            inbound.received_ms)))
-            REJECTED_TOTAL.inc(len(rejects))
+            out.append((DEADLETTER, None, deadletter_record(topic, payload, rejects, received_ms)))
+            for reject in rejects:
+                REJECTED_TOTAL.labels(reason_kind(reject.reason)).inc()
             self.rejected += len(rejects)
-            log.warning("dead-letter %s: %d rejected, first: %s", inbound.topic, len(rejects), rejects[0].reason)
+            log.warning("dead-letter %s: %d rejected, first: %s", topic, len(rejects), rejects[0].reason)
         return batch
 
     def _produce(self, records: list[Record]) -> None:
         """Wait until Kafka has acknowledged every record once (ingest.delivery); never drop."""
 
-        def send(record: Record) -> FutureRecordMetadata:
+        def send(record: Record) -> Pending:
             if self._producer is None:
                 self._producer = self._connect_kafka()
-            topic, key, value = record
-            return self._producer.send(topic, key=key, value=value)
+            return self._producer.send(*record)
 
-        deliver(send, records, stopping=self.stopping.is_set)
+        def reconnect() -> None:  # after a fatal producer error, a new producer (a new idempotence epoch)
+            if self._producer is not None and self._producer.broken:
+                log.error("the Kafka producer failed fatally; starting a new one")
+                self._producer.close(timeout=0)
+                self._producer = None
+
+        deliver(send, records, stopping=self.stopping.is_set, reconnect=reconnect)
 
     def run(self) -> None:
-        """Run until :meth:`stop`. Drains the inbox in micro-batches of up to 500 messages."""
+        """Run until :meth:`stop`: take the inbox in micro-batches of up to :data:`MICRO_BATCH`
+        messages, send their records to Kafka, then acknowledge them to the broker."""
+        self._producer = self._connect_kafka()
+        if not self._producer.connect(timeout_s=10):
+            log.warning("Kafka at %s does not answer yet; reading MQTT anyway (the broker keeps what waits)",
+                        self.config.settings.kafka.bootstrap)
         self._mqtt = self._connect_mqtt()
         self._mqtt.loop_start()
+        kafka = KafkaCheck(self.config.settings.kafka.bootstrap, client_id=f"{self.client_id}-health")
+        ops = serve_from_env("ingest", {"mqtt": self._mqtt_health, "kafka": kafka, "inbox": self._inbox_health},
+                             soft=("inbox",))
         try:
             while not self.stopping.is_set():
-                try:
-                    first = self.inbox.get(timeout=0.2)
-                except queue.Empty:
+                arrivals = self.inbox.take(MICRO_BATCH, timeout=0.2, gather_s=GATHER_S)
+                if not arrivals:
                     continue
-                pending = [first]
-                while len(pending) < 500:
-                    try:
-                        pending.append(self.inbox.get_nowait())
-                    except queue.Empty:
-                        break
                 before = self.redelivered
-                records = self.records(pending)
+                records = self.records(arrivals)
                 if self.redelivered > before and time.monotonic() >= self._quiet_until:
                     self._quiet_until = time.monotonic() + 10  # a restart brings thousands: a line per 10 s
                     log.info("%d message(s) received again since the start, not sent to Kafka again",
@@ -255,16 +253,34 @@ class IngestService:
                     self._produce(records)
                 except InterruptedError:
                     break
-                for m in pending:  # only now may the broker forget them
+                n = sum(len(a.messages) for a in arrivals)
+                MESSAGES_TOTAL.inc(n)
+                MICRO_BATCH_MESSAGES.observe(n)
+                for topic, count in Tally(t for t, _k, _v in records).items():
+                    RECORDS_TOTAL.labels(topic).inc(count)
+                for arrival in arrivals:  # only now may the broker forget them
                     # on a later connection the mid may name another message (the broker restarted);
                     # a message left unacknowledged comes again if the broker still has it
-                    if m.qos > 0 and m.connection == self._connection:
-                        self._mqtt.ack(m.mid, m.qos)
+                    if arrival.connection == self._connection:
+                        self._mqtt.ack_many(m.mid for m in arrival.messages if m.qos > 0)
         finally:
+            if ops is not None:
+                ops.shutdown()
+            kafka.close()
             self._mqtt.loop_stop()
             self._mqtt.disconnect()
             if self._producer is not None:
                 self._producer.close(timeout=5)
+
+    def _mqtt_health(self) -> str | None:
+        if self._mqtt is not None and self._mqtt.is_connected():
+            return None
+        return f"not connected to the MQTT broker at {':'.join(map(str, mqtt_host_port(self.config.settings.mqtt.url)))}"
+
+    def _inbox_health(self) -> str | None:
+        if not self.inbox.full:
+            return None
+        return f"overloaded: {len(self.inbox):,} messages wait for Kafka, MQTT is left unread (the broker keeps the rest)"
 
     def stop(self) -> None:
         self.stopping.set()

@@ -20,7 +20,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-__all__ = ["Changelog", "partition_of"]
+__all__ = ["METADATA_MAX_AGE_MS", "Changelog", "partition_of"]
+
+METADATA_MAX_AGE_MS = 5000
+"""The rules worker's consumers refresh their metadata this often. aiokafka (0.14) does not
+refresh it when the offset lookup of a newly assigned partition without a committed offset fails
+with NotLeaderForPartition: it asks the old leader again every 100 ms until the periodic refresh,
+by default after 5 minutes. Seen in the broker-loss test after a killed leader came back. Every
+5 s bounds that stall; a metadata request is cheap."""
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -64,7 +71,8 @@ class Changelog:
         if not tps:
             return 0
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50,
-                                    client_id="hazwatch-rules-restore", auto_offset_reset="earliest")
+                                    client_id="hazwatch-rules-restore", auto_offset_reset="earliest",
+                                    metadata_max_age_ms=METADATA_MAX_AGE_MS)
         await consumer.start()
         read = 0
         deadline = time.monotonic() + timeout_s

@@ -44,6 +44,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from config import ConfigError, example_dir, load_config
+from config.exit_codes import ExitCode
 from config.models import LEVELS, Config
 from rules.engine import Engine, Output
 from rules.replay_input import (
@@ -221,7 +222,7 @@ def replay_command(
         cfg = load_config(config or example_dir())
     except ConfigError as exc:
         err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.USAGE) from None
 
     def on_event(event: dict[str, Any], _health: bool) -> None:
         if not summary_only:
@@ -237,9 +238,9 @@ def replay_command(
                          on_progress=lambda done, _total: bar.update(task, completed=done))
         except ReplayError as exc:
             err.print(f"error: {exc}", markup=False, highlight=False)
-            raise typer.Exit(2) from None
+            raise typer.Exit(ExitCode.USAGE) from None
         except BrokenPipeError:  # `hazwatch replay ... | head`
-            raise typer.Exit(0) from None
+            raise typer.Exit(ExitCode.OK) from None
     sys.stdout.flush()
     for what, listed in (("malformed", res.malformed), ("rejected", res.rejected)):
         for m in listed[:20]:

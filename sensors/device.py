@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from config.urls import mqtt_host_port, mqtt_login
+from config.mqtt import MqttSettings, configure_client
 from sensors.scenario import SensorsError
 
 if TYPE_CHECKING:
@@ -53,19 +53,19 @@ def status_topic(site: str) -> str:
 class Device:
     """The MQTT client of one site's device or gateway (QoS 1, unacknowledged messages kept)."""
 
-    def __init__(self, site: str, mqtt_url: str, *, client_id: str | None = None,
+    def __init__(self, site: str, mqtt_url: str | MqttSettings, *, client_id: str | None = None,
                  password: str | None = None) -> None:
-        try:
-            self._host, self._port = mqtt_host_port(mqtt_url)
-        except ValueError as exc:
-            raise PublishError(str(exc)) from exc
+        """``mqtt_url``: a URL, or the settings (TLS files, account) of ``mqtt`` in hazwatch.yaml.
+        ``password``: the device's own account, its site id as user name (deploy/mosquitto/acl);
+        without it the device logs in with the account the URL or the settings give."""
         self.site = site
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"hazwatch-sim-{site}-{uuid.uuid4().hex[:8]}")
-        if password is not None:  # a device logs in with its site id (deploy/mosquitto/acl)
-            self.client.username_pw_set(site, password)
-        elif login := mqtt_login(mqtt_url):
-            self.client.username_pw_set(*login)
+        try:
+            self._host, self._port = configure_client(
+                self.client, mqtt_url, login=(site, password) if password is not None else None)
+        except ValueError as exc:
+            raise PublishError(str(exc)) from exc
         self.client.will_set(status_topic(site), b"offline", qos=1, retain=True)
         self.client.max_queued_messages_set(0)  # keep every unacknowledged reading
         self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)

@@ -41,6 +41,7 @@ import orjson
 
 from config import Config
 from config.models import Sensor
+from config.mqtt import MqttSettings
 from sensors.device import CONNECT_TIMEOUT_S, Device, PublishError, status_topic
 from sensors.scenario import (
     DERIVED_QUANTITIES,
@@ -240,7 +241,7 @@ def _site_of(topic: str) -> str:
 def run(
     config: Config,
     scenario: Scenario,
-    mqtt_url: str,
+    mqtt_url: str | MqttSettings,
     *,
     seed: int = 0,
     fast: bool = False,
@@ -249,8 +250,8 @@ def run(
     on_publish: Callable[[PlannedMessage], None] | None = None,
     passwords: Mapping[str, str] | None = None,
 ) -> int:
-    """Publish the scenario's plan to ``mqtt_url`` (``mqtt://host:port``); return the readings
-    the broker acknowledged.
+    """Publish the scenario's plan to ``mqtt_url`` (``mqtt://host:port``, ``mqtts://...``, or the
+    ``mqtt`` settings with their TLS files and account); return the readings the broker acknowledged.
 
     ``fast``: publish in plan order as fast as the broker acknowledges, one message at a time
     (order and delivery guaranteed; for tests). Otherwise each message goes out at its ``wall_s``

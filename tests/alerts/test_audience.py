@@ -13,7 +13,7 @@ import pytest
 from alerts.audience import Target, in_window, members, quiet_until, route
 from config import load_config
 from config.models import Config
-from config.notify import QuietHours, Routing, RoutingMatch, RoutingRule
+from config.notify import QuietHours, Recipient, Routing, RoutingMatch, RoutingRule
 from rules.events import EventKind, WarningEvent
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -23,8 +23,9 @@ CFG = load_config("config/example")
 OPS = ["+8613800000001", "+8613800000002"]  # 王磊, 陈静
 OFFICER = {"CH-001": "+8613900000011", "TD-001": "+8613900000021", "RG-001": "+8613900000031"}
 COUNTY = {"CH-001": "+8613600000101", "TD-001": "+8613600000201", "RG-001": "+8613600000301"}
-CITY = {"CH-001": "+8613600000102", "TD-001": "+8613600000202", "RG-001": "+8613600000302"}
-PROVINCE = {"CH-001": "+8613600000103", "TD-001": "+8613600000203", "RG-001": "+8613600000303"}
+# One city (萍乡市, 360300): a county regulator per site, one city and one province regulator for all.
+CITY = {"CH-001": "+8613600000202", "TD-001": "+8613600000202", "RG-001": "+8613600000202"}
+PROVINCE = {"CH-001": "+8613600000203", "TD-001": "+8613600000203", "RG-001": "+8613600000203"}
 RESIDENTS = {
     # Z-LINGANG-EAST (张阿姨, John Smith) + Z-LINGANG-SCHOOL (钱红, within the 1.5 km hazard radius)
     "CH-001": ["+8613700000101", "+8613700000102", "+8613700000111"],
@@ -98,14 +99,20 @@ def test_members_carry_name_role_and_language() -> None:
     got = members(CFG, CFG.site("CH-001"), "residents")
     assert got[1] == Target("sms", "+8613700000102", "Resident John Smith", "resident", "en", "residents", "")
     county = members(CFG, CFG.site("TD-001"), "regulators:county")
-    assert [(t.name, t.role, t.language) for t in county] == [("芦溪县应急管理局值班室", "regulator", "zh-CN")]
+    assert [(t.name, t.role, t.language) for t in county] == [("莲花县应急管理局值班室", "regulator", "zh-CN")]
     officer = members(CFG, CFG.site("TD-001"), "officers")
     assert [t.name for t in officer] == ["安全员赵敏（夏河矿业）"]
 
 
 def test_regulator_tier_prefix_does_not_cross_provinces() -> None:
-    # 萍乡 (3603) covers 芦溪 (360321) but not 淳安 (330127) or 张家港 (320582).
-    assert [t.address for t in members(CFG, CFG.site("RG-001"), "regulators:city")] == [CITY["RG-001"]]
+    # 萍乡 (3603) covers 芦溪 (360323) but not 株洲 (4302), nor 湖南's province (43) that of 江西 (36).
+    others = [Recipient(name="株洲市应急管理局", phone="+8613600000402", role="regulator", tier="city",
+                        region="430200"),
+              Recipient(name="湖南省应急管理厅", phone="+8613600000403", role="regulator", tier="province",
+                        region="430000")]
+    cfg = Config(settings=CFG.settings, sites=CFG.sites, zones=CFG.zones, recipients=[*CFG.recipients, *others])
+    assert [t.address for t in members(cfg, cfg.site("RG-001"), "regulators:city")] == [CITY["RG-001"]]
+    assert [t.address for t in members(cfg, cfg.site("RG-001"), "regulators:province")] == [PROVINCE["RG-001"]]
 
 
 @pytest.mark.parametrize(("audience", "channel"), [("regulators", "sms"), ("residents", "fax")])

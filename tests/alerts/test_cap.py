@@ -179,13 +179,13 @@ def test_red_alert_validates(site: Site, sensor: Sensor, rule: Rule) -> None:
     zone = _config().zone(site.zone)
     assert _text(root, "cap:info/cap:area/cap:areaDesc") == [zone.name, zone.name_en]
     if zone.id == "Z-LINGANG-EAST":  # a GeoJSON polygon zone: CAP "lat,lon" pairs, closed
-        polygon = ("31.866,120.55 31.866,120.564 31.877,120.564 31.877,120.55 31.866,120.55")
+        polygon = ("27.631,113.742 27.631,113.756 27.642,113.756 27.642,113.742 27.631,113.742")
         assert _text(root, "cap:info/cap:area/cap:polygon") == [polygon] * 2
         assert _text(root, "cap:info/cap:area/cap:circle") == []
     else:
         circle = {
-            "Z-XIAHE-VILLAGE": "27.4561,113.9012 3",
-            "Z-SHIQIAO-VALLEY": "29.6042,119.0318 4",
+            "Z-XIAHE-VILLAGE": "27.1736,113.9962 3",
+            "Z-SHIQIAO-VALLEY": "27.5442,114.1568 4",
         }[zone.id]  # "lat,lon radius_km"
         assert _text(root, "cap:info/cap:area/cap:circle") == [circle] * 2
     assert _text(root, "cap:info[1]/cap:area/cap:geocode/cap:valueName") == ["GB/T 2260"]

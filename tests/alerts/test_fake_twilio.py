@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from alerts.channels.sms import SmsChannel, delivery_outcome, verify_signature
 from alerts.fake_twilio import FakeTwilioServer
+from hazwatch.runtime import free_port
 
 T = TypeVar("T")
 # conftest.CallbackReceiver; conftest is not importable as a module, so typed loosely here
@@ -52,12 +52,6 @@ def fail(fake: FakeTwilioServer, mode: str, **rule: Any) -> None:
 
 def accepted(fake: FakeTwilioServer) -> list[dict[str, Any]]:
     return list(control(fake, "GET", "/_fake/messages")["messages"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_send_is_accepted_and_can_be_read_back(fake: FakeTwilioServer, channel: SmsChannel):

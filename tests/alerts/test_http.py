@@ -289,9 +289,16 @@ def test_status_callback_url(config: Config):
         status_callback_url(config)
 
 
-def test_healthz(client: TestClient):
+def test_healthz_names_what_fails(store: Store):
+    checks = {"database": lambda: None, "kafka": lambda: None}
+    client = TestClient(create_alerts_api(store, _config(), checks=checks))
     response = client.get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"ok": True})
+    assert (response.status_code, response.json()) == (200, {"ok": True, "status": "ok", "service": "alerts",
+                                                             "checks": {"database": None, "kafka": None}})
+    checks["kafka"] = lambda: "Kafka at k:9092 did not answer"  # read at each request
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": None, "kafka": "Kafka at k:9092 did not answer"}
 
 
 def test_metrics_show_the_channel_alarm_counters(client: TestClient):
@@ -313,7 +320,7 @@ def test_a_real_message_reports_delivered(fake: FakeTwilioServer, store: Store):
     served = serve_in_thread(create_alerts_api(store, config), "127.0.0.1", 0)
     try:
         assert served.port > 0 and served.url == f"http://127.0.0.1:{served.port}"
-        assert httpx.get(served.url + "/healthz", trust_env=False).json() == {"ok": True}
+        assert httpx.get(served.url + "/healthz", trust_env=False).json()["ok"] is True
         channel = SmsChannel(fake.account_sid, fake.auth_token, "+15005550006", base_url=fake.url)
         row = _sms_row(store, sid=None, status="sending")
         callback = status_callback_url(config, served.url)

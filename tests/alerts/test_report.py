@@ -153,3 +153,14 @@ def test_nearest_rank() -> None:
     assert nearest_rank([3.0, 1.0, 2.0], 50) == 2.0
     assert nearest_rank(list(map(float, range(1, 11))), 90) == 9.0
     assert nearest_rank(list(map(float, range(1, 12))), 90) == 10.0
+
+
+def test_sms_of_every_sms_channel_count_and_chat_groups_do_not(store: Store) -> None:
+    with store.session.begin() as s:
+        s.add(episode("e1", "chemical", "red", at(1)))
+        s.flush()
+        s.add_all([note("sms", "sent", "delivered", 1), note("sms-aliyun", "sent", None, 1),
+                   note("sms-tencent", "failed"), note("wecom-robot", "sent"), note("sms-fallback", "sent")])
+    data = report(store, T0, T0 + DAY)
+    assert data["sms"]["total"] == 3 and data["sms"]["failed"] == 1
+    assert data["sms"]["delivered"] == 1 and data["sms"]["awaiting_receipt"] == 1

@@ -5,12 +5,12 @@ Each kind of bad configuration is one file ``tests/fixtures/bad_config/<case>.ya
     description: a latitude beyond 90           # what is wrong, in words
     file: sites.yaml                            # the example file the defect is in
     replace:                                    # one of the three edits below
-      old: '    lat: 27.4625'                   #   exact text, once in that file
-      new: '    lat: 127.4625'
+      old: '    lat: 27.1800'                   #   exact text, once in that file
+      new: '    lat: 127.1800'
     # append: "text added at the end of the file\\n"
     # delete_file: true
     expect: |                                   # the exact FILE: PATH: REASON line(s), in order
-      sites.yaml: sites[1].lat: Input should be less than or equal to 90
+      sites.yaml: sites[1].lat: out of range: must be at most 90, got 127.18
 
 A case is applied to a fresh copy of ``config/example/`` (:func:`materialise`): editing the example
 touches only the cases whose ``old`` text or exact message the edit changes (a message may quote a

@@ -112,8 +112,8 @@ def test_example_loads() -> None:
         "Z-XIAHE-VILLAGE",
         "Z-SHIQIAO-VALLEY",
     ]
-    assert len(cfg.recipients) == 14
-    assert [r.role for r in cfg.recipients].count("regulator") == 9
+    assert len(cfg.recipients) == 10
+    assert [r.role for r in cfg.recipients].count("regulator") == 5
     assert sum(len(z.subscribers) for z in cfg.zones) == 6
     assert cfg.zone("Z-LINGANG-EAST").subscribers[1].language == "en"
     assert cfg.sensor("TD-001", "PZ-01").thresholds[0].direction == "low"
@@ -188,10 +188,10 @@ def test_polygon_zone_shape() -> None:
     assert zone.circle is None
     assert zone.polygon.type == "Polygon"
     ring = zone.polygon.coordinates[0]
-    assert len(ring) == 5 and ring[0] == ring[-1] == (120.55, 31.866)  # closed, [lon, lat]
+    assert len(ring) == 5 and ring[0] == ring[-1] == (113.742, 27.631)  # closed, [lon, lat]
     shape = zone_shape(zone)
     assert isinstance(shape, Polygon) and shape.is_valid
-    assert shape.bounds == pytest.approx((120.55, 31.866, 120.564, 31.877))
+    assert shape.bounds == pytest.approx((113.742, 27.631, 113.756, 27.642))
     assert shape.area == pytest.approx(0.014 * 0.011)
 
 
@@ -199,7 +199,7 @@ def test_circle_zone_shape() -> None:
     zone = load_config(EXAMPLE, env={}).zone("Z-XIAHE-VILLAGE")
     minx, miny, maxx, maxy = zone_shape(zone).bounds
     assert (maxy - miny) / 2 * 111.32 == pytest.approx(3.0, rel=1e-3)  # north-south radius, km
-    assert (minx + maxx) / 2 == pytest.approx(113.9012)
+    assert (minx + maxx) / 2 == pytest.approx(113.9962)
     assert maxx - minx > maxy - miny  # a degree of longitude is shorter than one of latitude
 
 
@@ -384,33 +384,43 @@ def test_empty_and_non_mapping_files(tmp_path: Path) -> None:
     (directory / "sites.yaml").write_text("", encoding="utf-8")
     (directory / "zones.yaml").write_text("- just\n- a list\n", encoding="utf-8")
     assert _issues(directory) == [
-        "sites.yaml: sites: Field required",
+        "sites.yaml: sites: missing required key `sites`",
         "zones.yaml: <root>: must be a mapping, got list",
     ]
 
 
-def test_zones_and_recipients_are_optional(tmp_path: Path) -> None:
+def test_zones_and_recipients_are_required_and_may_be_empty(tmp_path: Path) -> None:
     directory = _combine(tmp_path)
     (directory / "recipients.yaml").unlink()
-    assert load_config(directory, env={}).recipients == []
+    # A missing recipients.yaml would notify nobody: an error, not "OK ... 0 recipients".
+    assert _issues(directory) == [
+        ("recipients.yaml: <root>: file is missing: nobody would be notified, no operator, officer or "
+         "regulator (write `recipients: []` to run without any)")
+    ]
+    (directory / "recipients.yaml").write_text("recipients: []\n", encoding="utf-8")
+    assert load_config(directory, env={}).recipients == []  # said on purpose: loads
     (directory / "zones.yaml").unlink()
-    # Without zones every site's zone is unknown: reported, not silently accepted.
-    assert _issues(directory)[0].startswith(
-        "sites.yaml: sites[0].zone: unknown zone 'Z-LINGANG-EAST'"
-    )
+    # Without the file the sites' zones cannot be checked: the one error is the missing file.
+    assert _issues(directory) == [
+        ("zones.yaml: <root>: file is missing: every site names its zone there "
+         "(write `zones: []` for a configuration without zones)")
+    ]
+    (directory / "zones.yaml").write_text("", encoding="utf-8")
+    # An empty file is no zones: every site's zone is unknown, reported, not silently accepted.
+    assert _issues(directory)[0].startswith("sites.yaml: sites[0].zone: unknown zone 'Z-LINGANG-EAST'")
 
 
 # ---------------------------------------------------------------------------------- command line
 
 
-def test_check_config_reports_file_path_reason_and_exits_1(
+def test_check_config_reports_file_path_reason_and_exits_2(
     tmp_path: Path, no_env_overrides: None
 ) -> None:
     directory = _combine(tmp_path, "latitude_out_of_range")
     result = CliRunner().invoke(app, ["check-config", str(directory)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"{directory}/sites.yaml: sites[1].lat: Input should be less than or equal to 90",
+        f"{directory}/sites.yaml: sites[1].lat: out of range: must be at most 90, got 127.18",
         "1 error(s)",
     ]
     assert result.stdout == ""
@@ -419,7 +429,7 @@ def test_check_config_reports_file_path_reason_and_exits_1(
 def test_check_config_reports_every_error(tmp_path: Path, no_env_overrides: None) -> None:
     directory = _combine(tmp_path, "routing_unknown_audience", "phone_not_e164")
     result = CliRunner().invoke(app, ["check-config", str(directory)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert lines[0].startswith(f"{directory}/hazwatch.yaml: routing.rules[2].audiences[0]: ")
     assert lines[1].startswith(f"{directory}/recipients.yaml: recipients[1].phone: ")
@@ -429,7 +439,7 @@ def test_check_config_reports_every_error(tmp_path: Path, no_env_overrides: None
 def test_check_config_missing_directory(tmp_path: Path, no_env_overrides: None) -> None:
     missing = tmp_path / "nope"
     result = CliRunner().invoke(app, ["check-config", str(missing)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == f"{missing}: <root>: not a directory"
 
 
@@ -437,7 +447,7 @@ def test_check_config_ok(no_env_overrides: None) -> None:
     result = CliRunner().invoke(app, ["check-config", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("OK: 3 sites, 10 sensors, ")
-    assert result.stdout.rstrip().endswith(", 4 zones, 14 recipients")
+    assert result.stdout.rstrip().endswith(", 4 zones, 10 recipients")
     assert result.stderr == ""
 
 

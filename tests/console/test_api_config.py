@@ -59,7 +59,7 @@ def test_admin_sees_the_configuration_with_secrets_redacted(secret_client: TestC
     assert body["fingerprint"] == config.sensor_fingerprint
     assert body["counts"] == {"sites": 3, "sensors": 10,
                               "rules": {"threshold": 8, "rate": 1, "rain": 1, "trend": 1, "site": 0},
-                              "maintenance": 0, "zones": 4, "subscribers": 6, "recipients": 14}
+                              "maintenance": 0, "zones": 4, "subscribers": 6, "recipients": 10}
     # sites with their sensors and rules, as configured
     ch = next(s for s in body["sites"] if s["id"] == "CH-001")
     gt = next(x for x in ch["sensors"] if x["id"] == "GT-101")
@@ -86,7 +86,7 @@ def test_a_file_broken_after_start_shows_invalid(secret_client: TestClient, conf
                      encoding="utf-8")
     body = secret_client.get("/api/config").json()
     assert body["check"] == {"valid": False, "issues": [
-        {"file": "sites.yaml", "path": "sites[0].sensors[0].period_s", "reason": "Input should be greater than 0"}]}
+        {"file": "sites.yaml", "path": "sites[0].sensors[0].period_s", "reason": "out of range: must be greater than 0, got -5"}]}
     # the console still shows what it loaded at start
     assert body["sites"][0]["sensors"][0]["period_s"] == 5
     sites.write_text("sites: [\n", encoding="utf-8")  # not YAML at all

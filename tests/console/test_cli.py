@@ -14,6 +14,9 @@ from console.users import UserRow, verify_password
 from hazwatch.cli import app
 
 
+CONFIG = ["--config", str(example_dir())]
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return {"HAZWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
@@ -21,14 +24,14 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def test_users_add_from_stdin_and_list(env: dict[str, str]) -> None:
     runner = CliRunner()
-    r = runner.invoke(app, ["users", "add", "zhang", "--role", "admin", "--password-stdin"],
+    r = runner.invoke(app, ["users", "add", *CONFIG, "zhang", "--role", "admin", "--password-stdin"],
                       input="a long enough password\n", env=env)
     assert r.exit_code == 0, r.output
     assert "added admin zhang" in r.output
-    r = runner.invoke(app, ["users", "add", "liu", "--role", "officer", "--enterprise", "临港石化有限公司",
+    r = runner.invoke(app, ["users", "add", *CONFIG, "liu", "--role", "officer", "--enterprise", "临港石化有限公司",
                             "--password-stdin"], input="another password\n", env=env)
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["users", "list"], env=env)
+    r = runner.invoke(app, ["users", "list", *CONFIG], env=env)
     assert r.exit_code == 0
     assert [line.split("\t")[:3] for line in r.output.splitlines()] == [
         ["liu", "officer", "临港石化有限公司"], ["zhang", "admin", "-"]]
@@ -51,21 +54,21 @@ def test_users_add_from_stdin_and_list(env: dict[str, str]) -> None:
     (["shorty", "--role", "operator"], "short\n", "at least 8 characters"),
 ])
 def test_users_add_rejects(env: dict[str, str], args: list[str], stdin: str, message: str) -> None:
-    r = CliRunner().invoke(app, ["users", "add", *args, "--password-stdin"], input=stdin, env=env)
+    r = CliRunner().invoke(app, ["users", "add", *CONFIG, *args, "--password-stdin"], input=stdin, env=env)
     assert r.exit_code == 1
     assert message in r.output
 
 
 def test_users_add_twice_fails(env: dict[str, str]) -> None:
     runner = CliRunner()
-    args = ["users", "add", "wang", "--role", "operator", "--password-stdin"]
+    args = ["users", "add", *CONFIG, "wang", "--role", "operator", "--password-stdin"]
     assert runner.invoke(app, args, input="a long enough password\n", env=env).exit_code == 0
     r = runner.invoke(app, args, input="a long enough password\n", env=env)
     assert r.exit_code == 1 and "already exists" in r.output
 
 
 def test_users_add_prompts_twice(env: dict[str, str]) -> None:
-    r = CliRunner().invoke(app, ["users", "add", "chen", "--role", "operator"],
+    r = CliRunner().invoke(app, ["users", "add", *CONFIG, "chen", "--role", "operator"],
                            input="prompted password\nprompted password\n", env=env)
     assert r.exit_code == 0, r.output
 
@@ -93,10 +96,10 @@ def test_console_host_option_reaches_the_cookie_flag(env: dict[str, str],
     monkeypatch.setattr(service.uvicorn, "Server", _NoServer)
     _NoServer.configs = []
     runner = CliRunner()
-    r = runner.invoke(app, ["users", "add", "zhang", "--role", "operator", "--password-stdin"],
+    r = runner.invoke(app, ["users", "add", *CONFIG, "zhang", "--role", "operator", "--password-stdin"],
                       input="a long enough password\n", env=env)
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["console", "--host", "0.0.0.0", "--port", "8181"], env=env)
+    r = runner.invoke(app, ["console", *CONFIG, "--host", "0.0.0.0", "--port", "8181"], env=env)
     assert r.exit_code == 0, r.output
     (cfg,) = _NoServer.configs
     assert (cfg.host, cfg.port, cfg.proxy_headers) == ("0.0.0.0", 8181, False)
@@ -127,24 +130,24 @@ def test_users_passwd_disable_enable_end_sessions_and_are_audited(env: dict[str,
     from console.users import UserService
 
     runner = CliRunner()
-    assert runner.invoke(app, ["users", "add", "wang", "--role", "operator", "--password-stdin"],
+    assert runner.invoke(app, ["users", "add", *CONFIG, "wang", "--role", "operator", "--password-stdin"],
                          input="first password\n", env=env).exit_code == 0
     store = Store(env["HAZWATCH_DATABASE_URL"])
     users = UserService(store)
     try:
         token, _ = users.open_session(users.authenticate("wang", "first password"), hours=12)
         assert users.session(token) is not None
-        r = runner.invoke(app, ["users", "passwd", "wang", "--password-stdin"], input="second password\n", env=env)
+        r = runner.invoke(app, ["users", "passwd", *CONFIG, "wang", "--password-stdin"], input="second password\n", env=env)
         assert r.exit_code == 0, r.output
         assert users.session(token) is None, "a new password ends the open sessions"
         assert users.authenticate("wang", "first password") is None
         assert users.authenticate("wang", "second password") is not None
         token, _ = users.open_session(users.authenticate("wang", "second password"), hours=12)
-        assert runner.invoke(app, ["users", "disable", "wang"], env=env).exit_code == 0
+        assert runner.invoke(app, ["users", "disable", *CONFIG, "wang"], env=env).exit_code == 0
         assert users.session(token) is None and users.authenticate("wang", "second password") is None
-        assert runner.invoke(app, ["users", "enable", "wang"], env=env).exit_code == 0
+        assert runner.invoke(app, ["users", "enable", *CONFIG, "wang"], env=env).exit_code == 0
         assert users.authenticate("wang", "second password") is not None
-        r = runner.invoke(app, ["users", "disable", "nobody"], env=env)
+        r = runner.invoke(app, ["users", "disable", *CONFIG, "nobody"], env=env)
         assert r.exit_code == 1 and "nobody" in r.output
         with store.session() as s:
             audit = s.scalars(select(Action.action).where(Action.action.like("user_%"))).all()
@@ -155,8 +158,8 @@ def test_users_passwd_disable_enable_end_sessions_and_are_audited(env: dict[str,
 
 def test_a_name_differing_only_in_case_is_refused(env: dict[str, str]) -> None:
     runner = CliRunner()
-    assert runner.invoke(app, ["users", "add", "op", "--role", "operator", "--password-stdin"],
+    assert runner.invoke(app, ["users", "add", *CONFIG, "op", "--role", "operator", "--password-stdin"],
                          input="a long enough password\n", env=env).exit_code == 0
-    r = runner.invoke(app, ["users", "add", "Op", "--role", "operator", "--password-stdin"],
+    r = runner.invoke(app, ["users", "add", *CONFIG, "Op", "--role", "operator", "--password-stdin"],
                       input="a long enough password\n", env=env)
     assert r.exit_code == 1 and "differ only in case" in r.output

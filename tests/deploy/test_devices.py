@@ -11,14 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_compose import Account, deployed_mosquitto
+from tests.deploy.mosquitto import Account, deployed_mosquitto
 
 pytestmark = pytest.mark.skipif(not (shutil.which("mosquitto") and shutil.which("mosquitto_passwd")),
                                 reason="needs Mosquitto")
 
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example"
+
+
 def hazwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hazwatch", *args], capture_output=True, text=True, check=False)
+    """``hazwatch ARGS --config <the example>`` (devices need the sites of a configuration)."""
+    return subprocess.run([sys.executable, "-m", "hazwatch", *args, "--config", str(EXAMPLE)],
+                          capture_output=True, text=True, check=False)
 
 
 def test_a_device_account_publishes_under_its_own_site_only(tmp_path: Path) -> None:
@@ -31,7 +36,8 @@ def test_a_device_account_publishes_under_its_own_site_only(tmp_path: Path) -> N
     listed = hazwatch("devices", "list", "--password-file", str(passwd))
     assert listed.stdout.splitlines() == ["CH-001\taccount", "TD-001\tNO ACCOUNT", "RG-001\tNO ACCOUNT"]
 
-    with deployed_mosquitto(tmp_path, passwd) as port:
+    with deployed_mosquitto(tmp_path, passwd) as broker:
+        port = broker.port
         assert Account(port, "CH-001", password="wrong").connack == "Not authorized"
         ingest, device = Account(port, "hazwatch-ingest"), Account(port, "CH-001", password=password)
         try:

@@ -16,8 +16,16 @@ from alerts.store import Episode, Notification
 from config import Config
 from config.topics import READINGS
 from hazwatch.runtime import all_partitions
+from rules.changelog import partition_of
 from sensors.simulator import PlannedMessage
-from tests.e2e.conftest import ROOT, Pipeline, TopicReader, committed_offsets, expected_sequences, wait_until
+from tests.e2e.conftest import (
+    ROOT,
+    Pipeline,
+    TopicReader,
+    committed_offsets,
+    expected_sequences,
+    wait_until,
+)
 
 SCENARIO_FILE = ROOT / "sensors" / "scenarios" / "all.yaml"
 STATE_CHANGELOG = "hazwatch-rules-threshold-state-changelog"  # faust: <app id>-<table>-changelog
@@ -82,7 +90,7 @@ def assert_sms_once(pipeline: Pipeline) -> list[dict]:
 
 def readings_in_kafka(bootstrap: str) -> tuple[Counter, dict[int, int]]:
     """Each reading in ``hazwatch.readings`` -> how many times it is stored, keyed by (site, sensor,
-    ts); and each partition's end offset."""
+    ts); and each partition's end offset. Asserts that every record is in its site's partition."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
                              client_id="e2e-readings")
     try:
@@ -94,6 +102,9 @@ def readings_in_kafka(bootstrap: str) -> tuple[Counter, dict[int, int]]:
             for records in consumer.poll(timeout_ms=500).values():
                 for rec in records:
                     m = orjson.loads(rec.value)
+                    # where the rules worker looks for the site (ingest's librdkafka producer must
+                    # partition as kafka-python and aiokafka do)
+                    assert rec.partition == partition_of(m["site"], len(tps)), (m["site"], rec.partition)
                     count.update((m["site"], sensor, ts) for sensor, ts in zip(m["sensor"], m["ts"], strict=True))
         return count, ends
     finally:

@@ -118,7 +118,9 @@ def test_retry_on_503_and_20429_sends_exactly_once(harness_factory) -> None:
 
     def delivered() -> bool:
         nonlocal minutes
-        minutes += 0.5  # move the clock past each backoff
+        # move the clock past each backoff, in steps small beside the service's pass (TIMERS_S):
+        # 6 minutes on, the reminder step of the red warning is due and would go out first
+        minutes += 0.1
         h.clock.set(minutes)
         return bool(h.to(OP1))
 

@@ -40,7 +40,9 @@ def cli(store: Store, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 
 def run(cli: CliRunner, *args: str) -> Result:
-    return cli.invoke(make_app(), list(args))
+    """The command on the example configuration, unless ``args`` name one."""
+    config = [] if "--config" in args else ["--config", str(example_dir())]
+    return cli.invoke(make_app(), [*args, *config])
 
 
 def ok(cli: CliRunner, *args: str) -> Result:
@@ -165,8 +167,16 @@ def test_report_command(cli: CliRunner, store: Store) -> None:
     tomorrow = today + dt.timedelta(days=1)
     assert data["since"] == f"{since}T00:00:00+08:00"
     assert data["until"] == f"{tomorrow}T00:00:00+08:00"
+    # the regional plans' indicators: the red episode's coverage, every enterprise's index
+    (red,) = data["coverage"]["episodes"]
+    assert red["episode"] == RED and red["zones"]
+    enterprises = {s.enterprise for s in load_config(example_dir()).sites}
+    assert {r["enterprise"] for r in data["safety_index"]["enterprises"]} == enterprises
     text = ok(cli, "report", "--since", since).stdout
     assert "处置率 (disposal rate): 0/2 = 0.0%" in text
+    assert "预警信息公众覆盖率 (public warning coverage, red warnings): 目标 (target) ≥ 90.0%" in text
+    assert "未送达，请电话跟进 (not reached: follow up by phone)" in text
+    assert "危化企业安全管理动态指数 (enterprise safety index)" in text
     assert "must be after since" in error(cli, 1, "report", "--since", today.isoformat(),
                                           "--until", since)
 

@@ -1,4 +1,5 @@
-"""Ingest's MQTT client keeps what a dying broker had already sent it (paho-mqtt 2.2.0)."""
+"""Ingest's MQTT client (paho-mqtt 2.2.0) reads messages in batches, acknowledges them in one write,
+and keeps what a dying broker had already sent it."""
 
 from __future__ import annotations
 
@@ -8,16 +9,93 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-from ingest.mqtt_client import DrainingClient
+from ingest.mqtt_client import BatchingClient, Received
 
 N = 50
 
 
-def publish_packet(mid: int, payload: bytes) -> bytes:
+def publish_packet(mid: int, payload: bytes, topic: bytes = b"hw/v1/CH-001/GT-101/reading") -> bytes:
     """A QoS 1 PUBLISH as a broker sends it."""
-    topic = b"hw/v1/CH-001/GT-101/reading"
     body = struct.pack("!H", len(topic)) + topic + struct.pack("!H", mid) + payload
-    return bytes([0x32, len(body)]) + body
+    length = len(body)
+    encoded = bytearray()
+    while True:  # MQTT's variable-length remaining length
+        byte, length = length % 128, length // 128
+        encoded.append(byte | (0x80 if length else 0))
+        if not length:
+            break
+    return bytes([0x32]) + bytes(encoded) + body
+
+
+class FakeBroker:
+    """One accepted connection of a client, spoken to by hand: CONNECT in, CONNACK out."""
+
+    def __init__(self, client: BatchingClient) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.client = client
+        self.got: list[Received] = []
+        self.connected, self.lost, self.received = threading.Event(), threading.Event(), threading.Condition()
+        client.on_connect = lambda *_: self.connected.set()
+        client.on_disconnect = lambda *_: self.lost.set()
+        client.on_batch = self._on_batch
+        client.connect_async("127.0.0.1", self.server.getsockname()[1])
+        client.loop_start()
+        self.conn, _ = self.server.accept()
+        self.conn.recv(1024)  # CONNECT
+        self.conn.sendall(b"\x20\x02\x00\x00")  # CONNACK, session not present
+        assert self.connected.wait(10)
+
+    def _on_batch(self, batch: list[Received]) -> None:
+        with self.received:
+            self.got += batch
+            self.received.notify_all()
+
+    def wait_for(self, n: int) -> list[Received]:
+        with self.received:
+            assert self.received.wait_for(lambda: len(self.got) >= n, timeout=30), f"{len(self.got)} of {n}"
+            return list(self.got)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.conn.close()
+        self.server.close()
+
+
+def new_client() -> BatchingClient:
+    return BatchingClient(mqtt.CallbackAPIVersion.VERSION2, client_id="ingest-test", clean_session=False,
+                          manual_ack=True)
+
+
+def test_every_message_arrives_whole_and_in_order_however_the_stream_is_cut() -> None:
+    """Packets of every size, written in pieces that cut packets anywhere (the first byte, the
+    length bytes, the payload), arrive whole and in order, in batches."""
+    broker = FakeBroker(new_client())
+    try:
+        payloads = [bytes([65 + n % 26]) * size for n, size in enumerate([0, 1, 100, 127, 128, 5000, 70000, 3] * 40)]
+        stream = b"".join(publish_packet(n % 65535 + 1, p) for n, p in enumerate(payloads))
+        for start in range(0, len(stream), 777):
+            broker.conn.sendall(stream[start:start + 777])
+        got = broker.wait_for(len(payloads))
+        assert [m.payload for m in got] == payloads
+        assert [m.mid for m in got] == [n % 65535 + 1 for n in range(len(payloads))]
+        assert {(m.topic, m.qos) for m in got} == {(b"hw/v1/CH-001/GT-101/reading", 1)}
+    finally:
+        broker.close()
+
+
+def test_ack_many_writes_one_puback_per_message() -> None:
+    broker = FakeBroker(new_client())
+    try:
+        broker.conn.sendall(b"".join(publish_packet(mid, b"x") for mid in range(1, 301)))
+        broker.client.ack_many(m.mid for m in broker.wait_for(300))
+        expected = b"".join(struct.pack("!BBH", 0x40, 2, mid) for mid in range(1, 301))
+        acks = b""
+        broker.conn.settimeout(30)
+        while len(acks) < len(expected):
+            acks += broker.conn.recv(65536)
+        assert acks == expected
+    finally:
+        broker.close()
 
 
 def test_messages_buffered_when_the_broker_dies_all_reach_on_message() -> None:
@@ -25,26 +103,14 @@ def test_messages_buffered_when_the_broker_dies_all_reach_on_message() -> None:
     connection, as after a SIGKILL). The client acknowledges each message as it gets it, so a write
     fails after the first ones; plain paho 2.2 then closes the socket with the rest unread
     (12 to 20 of 50 measured). All N must reach on_message."""
-    server = socket.create_server(("127.0.0.1", 0))
-    got: list[bytes] = []
-    connected, lost = threading.Event(), threading.Event()
-    client = DrainingClient(mqtt.CallbackAPIVersion.VERSION2, client_id="ingest-test", clean_session=False,
-                            manual_ack=True)
-    client.on_connect = lambda *_: connected.set()
-    client.on_disconnect = lambda *_: lost.set()
-    client.on_message = lambda c, _ud, m: (got.append(m.payload), c.ack(m.mid, 1))
-    client.connect_async("127.0.0.1", server.getsockname()[1])
-    client.loop_start()
+    broker = FakeBroker(client := new_client())
+    # acknowledge each batch as it comes, so that a write fails while messages are still unread
+    client.on_batch = lambda batch: (broker._on_batch(batch), client.ack_many(m.mid for m in batch))
     try:
-        conn, _ = server.accept()
-        conn.recv(1024)  # CONNECT
-        conn.sendall(b"\x20\x02\x00\x00")  # CONNACK, session not present
-        assert connected.wait(10)
-        conn.sendall(b"".join(publish_packet(i + 1, str(i).encode()) for i in range(N)))
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()  # reset, as the kernel does for a killed broker
-        assert lost.wait(10), "the client never noticed the lost connection"
-        assert got == [str(i).encode() for i in range(N)]
+        broker.conn.sendall(b"".join(publish_packet(i + 1, str(i).encode()) for i in range(N)))
+        broker.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        broker.conn.close()  # reset, as the kernel does for a killed broker
+        assert broker.lost.wait(10), "the client never noticed the lost connection"
+        assert [m.payload for m in broker.got] == [str(i).encode() for i in range(N)]
     finally:
-        client.loop_stop()
-        server.close()
+        broker.close()

@@ -11,15 +11,11 @@ from prometheus_client import REGISTRY
 
 from config import example_dir, load_config
 from config.topics import DEADLETTER, READINGS
-from ingest.service import IngestService, _Inbound
+from ingest.service import IngestService
 from ingest.validate import on_contract
 
 CONFIG = load_config(example_dir())
 READING = orjson.dumps({"ts": int(time.time() * 1000), "v": 1.0})
-
-
-def inbound(topic: str, payload: bytes = READING) -> _Inbound:
-    return _Inbound(topic, payload, mid=1, qos=1, received_ms=int(time.time() * 1000), connection=1)
 
 
 @pytest.mark.parametrize("topic", [
@@ -34,7 +30,7 @@ def test_a_topic_outside_the_contract_is_dead_lettered_and_counted(topic: str) -
     before = REGISTRY.get_sample_value("hazwatch_ingest_off_contract_total") or 0.0
     assert not on_contract(topic)
 
-    [(kafka_topic, _key, value)] = service.handle(inbound(topic))
+    [(kafka_topic, _key, value)] = service.handle(topic, READING)
 
     assert kafka_topic == DEADLETTER
     letter = orjson.loads(value)
@@ -45,9 +41,9 @@ def test_a_topic_outside_the_contract_is_dead_lettered_and_counted(topic: str) -
 
 def test_contract_topics_and_broadcasts_are_not_counted() -> None:
     service = IngestService(CONFIG)
-    [(topic, key, _value)] = service.handle(inbound("hw/v1/CH-001/GT-101/reading"))
+    [(topic, key, _value)] = service.handle("hw/v1/CH-001/GT-101/reading", READING)
     assert (topic, key) == (READINGS, b"CH-001")
-    assert service.handle(inbound("hw/v1/broadcast/Z-LINGANG-EAST/cap", b"<alert/>")) == []
+    assert service.handle("hw/v1/broadcast/Z-LINGANG-EAST/cap", b"<alert/>") == []
     assert service.off_contract == 0
     assert all(on_contract(t) for t in ("hw/v1/CH-001/GT-101/reading", "hw/v1/CH-001/batch",
                                         "hw/v1/CH-001/status"))

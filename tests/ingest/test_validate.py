@@ -543,3 +543,73 @@ def test_nothing_raises_and_nothing_is_lost(cfg: Config, topic: str, payload: by
     if topic.count("/") == 3 and topic.endswith("/batch") and (kept or len(rejects) > 1):
         items = orjson.loads(payload)["readings"]
         assert kept + len(rejects) == len(items)
+
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**63, max_value=2**63),
+                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=400, deadline=None)
+@given(sensor=st.one_of(st.sampled_from(["GT-101", "GT-102", "NOPE", "bad id!"]), _VALUES),
+       obj=st.one_of(_VALUES, st.dictionaries(st.sampled_from(["ts", "v", "q", "x"]),
+                                               st.one_of(_VALUES, st.integers(min_value=-MAX_AGE_MS - 10**6, max_value=SKEW_MS + 10**6).map(
+                                                   lambda d: NOW + d)), max_size=4)))
+def test_the_short_way_agrees_with_the_checked_way(cfg: Config, sensor: Any, obj: Any) -> None:
+    """Validation takes a short way for the usual reading; for any input it must reach the same
+    verdict, and append the same reading, as the checked way."""
+    from ingest.validate import _checked_reading, _lookup, _reading
+
+    lookup = _lookup(cfg)
+    short, checked = Batch("CH-001"), Batch("CH-001")
+    verdict = _reading(lookup, "CH-001", sensor, obj, NOW, short)
+    expected = _checked_reading(lookup, "CH-001", sensor, obj, NOW, checked)
+    assert verdict == expected
+    assert short == checked
+
+
+_ITEM_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-1e3, 1e3),
+                         st.integers(-10**6, 10**6), st.booleans(), st.none(), st.text(max_size=3))
+_valid_item = st.fixed_dictionaries(
+    {"sensor": st.sampled_from(["GT-101", "GT-102"]), "ts": st.integers(-100, 100).map(lambda d: NOW + d),
+     "v": st.one_of(st.floats(-1e3, 1e3), st.integers(-10**6, 10**6))},
+    optional={"q": st.integers(0, 3)})
+_any_item = st.one_of(
+    st.fixed_dictionaries(
+        {"sensor": st.sampled_from(["GT-101", "GT-102", "NOPE", 7]),
+         "ts": st.one_of(st.integers(-MAX_AGE_MS - 10**6, SKEW_MS + 10**6).map(lambda d: NOW + d),
+                         st.booleans(), st.floats()),
+         "v": _ITEM_VALUES},
+        optional={"q": st.one_of(st.integers(0, 3), st.booleans(), st.none())}),
+    _VALUES)
+#: Mostly gateway batches that are all valid, some with one odd item somewhere.
+_batch_items = st.builds(lambda items, odd, at: items if odd is None else [*items[:at], odd, *items[at:]],
+                         st.lists(_valid_item, min_size=1, max_size=8), st.one_of(st.none(), _any_item),
+                         st.integers(0, 8))
+
+
+@settings(max_examples=400, deadline=None)
+@given(items=_batch_items)
+def test_a_batch_taken_whole_agrees_with_one_reading_at_a_time(cfg: Config, items: list[Any]) -> None:
+    """A batch whose readings are all valid is taken a column at a time; for any batch the result
+    must be what the readings taken one at a time give, and a batch the whole way refuses is
+    left untouched for them."""
+    from ingest.validate import _lookup, _reading, _whole_batch
+
+    lookup = _lookup(cfg)
+    whole, one_by_one = Batch("CH-001"), Batch("CH-001")
+    taken = _whole_batch(lookup, "CH-001", items, NOW, whole)
+    verdicts = [_reading(lookup, "CH-001", item.get("sensor") if isinstance(item, dict) else None, item, NOW,
+                         one_by_one) for item in items]
+    if taken:
+        assert verdicts == [None] * len(items)
+        assert whole == one_by_one
+    else:
+        assert whole == Batch("CH-001")
+    try:
+        json.dumps(items, allow_nan=False)
+    except ValueError:
+        return  # not JSON: the whole message is rejected (the first test above)
+    result, rejects = validate_message(cfg, "hw/v1/CH-001/batch", _json({"readings": items}), NOW)
+    assert (result or Batch("CH-001", cfg=lookup.fingerprint)) == Batch(
+        "CH-001", one_by_one.sensor, one_by_one.ts, one_by_one.v, one_by_one.q, one_by_one.i, lookup.fingerprint)
+    assert len(rejects) == sum(v is not None for v in verdicts)

@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from config import Config, load_config
+from hazwatch.runtime import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,12 +41,6 @@ def cfg() -> Config:
     return load_config(ROOT / "config" / "example")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def broker_url() -> Iterator[str]:
     """A Mosquitto on a free port for this test module (local-only, anonymous, no persistence)."""
@@ -54,7 +49,7 @@ def broker_url() -> Iterator[str]:
     )
     if exe is None:
         pytest.skip("mosquitto is not installed")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [exe, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

@@ -1,88 +1,136 @@
-// 一张图: zone outlines and sites on an equirectangular projection fitted to the bounds of
-// GET /api/map, sites coloured by level (grey when offline), kept live from the event stream.
+// 一张图: the city and county outlines of GET /api/boundaries, zone outlines and sites of
+// GET /api/map on an equirectangular projection, with pan and zoom (map_view.js); sites coloured
+// by level (grey when offline), kept live from the event stream.
 import {api, debounce, errorText, h, label, LANG, levelBadge, levelRank, on, start, status, svg, t} from '/static/app.js';
+import {boundsOf, pathOf, PanZoom, projection} from '/static/pages/map_view.js';
 
 start();
 
-const W = 1000;
-const H = 640;
-const PAD = 48;
 const map = document.getElementById('map');
 const sites = new Map(); // id -> SiteSummary
-const markers = new Map(); // id -> <g>
+const markers = new Map(); // id -> <a> (placed in screen coordinates)
 
 const siteName = (s) => (LANG === 'en' && s.name_en ? s.name_en : s.name);
-
-/** lon/lat -> SVG x/y: equirectangular, x shrunk by cos(mid latitude), fitted and centred. */
-function projection([minLon, minLat, maxLon, maxLat]) {
-  const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
-  const dx = Math.max((maxLon - minLon) * k, 1e-6);
-  const dy = Math.max(maxLat - minLat, 1e-6);
-  const scale = Math.min((W - 2 * PAD) / dx, (H - 2 * PAD) / dy);
-  const ox = (W - dx * scale) / 2;
-  const oy = (H - dy * scale) / 2;
-  return ([lon, lat]) => [ox + (lon - minLon) * k * scale, oy + (maxLat - lat) * scale];
-}
-
-/** Grid lines every round number of degrees, about 4 to 10 across the view, labelled at the edges. */
-function graticule([minLon, minLat, maxLon, maxLat], project) {
-  const span = Math.max(maxLon - minLon, maxLat - minLat);
-  const step = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10].find((d) => span / d <= 8) ?? 10;
-  const g = svg('g', {class: 'graticule', 'aria-hidden': 'true'});
-  const digits = step < 0.01 ? 3 : step < 0.1 ? 2 : step < 1 ? 1 : 0;
-  const [x0, y0] = project([minLon - span, maxLat + span]);
-  const [x1, y1] = project([maxLon + span, minLat - span]);
-  for (let lon = Math.ceil((minLon - span) / step) * step; lon <= maxLon + span; lon += step) {
-    const [x] = project([lon, minLat]);
-    if (x < 0 || x > W) continue;
-    g.append(svg('line', {x1: x, x2: x, y1: y0, y2: y1}), svg('text', {x: x + 3, y: H - 6}, `${lon.toFixed(digits)}°E`));
-  }
-  for (let lat = Math.ceil((minLat - span) / step) * step; lat <= maxLat + span; lat += step) {
-    const [, y] = project([minLon, lat]);
-    if (y < 0 || y > H) continue;
-    g.append(svg('line', {x1: x0, x2: x1, y1: y, y2: y}), svg('text', {x: 4, y: y - 3}, `${lat.toFixed(digits)}°N`));
-  }
-  return g;
-}
 
 /** The view around one site: the site and the zones near it (within about 30 km). */
 function areaBounds(data, siteId) {
   const s = data.sites.find((x) => x.id === siteId);
-  if (!s) return data.bounds;
+  if (!s) return null;
   const near = (p) => Math.abs(p[0] - s.lon) < 0.3 && Math.abs(p[1] - s.lat) < 0.3;
   const points = [[s.lon, s.lat], ...data.zones.filter((z) => z.polygon.some(near)).flatMap((z) => z.polygon),
     ...data.sites.filter((x) => near([x.lon, x.lat])).map((x) => [x.lon, x.lat])];
-  const lons = points.map((p) => p[0]);
-  const lats = points.map((p) => p[1]);
-  const pad = Math.max(Math.max(...lons) - Math.min(...lons), Math.max(...lats) - Math.min(...lats), 0.01) * 0.15;
-  return [Math.min(...lons) - pad, Math.min(...lats) - pad, Math.max(...lons) + pad, Math.max(...lats) + pad];
+  const [x0, y0, x1, y1] = boundsOf(points);
+  const pad = Math.max(x1 - x0, y1 - y0, 0.01) * 0.15;
+  return [x0 - pad, y0 - pad, x1 + pad, y1 + pad];
+}
+
+/** Grid lines every round number of degrees, for a map without outlines (no boundaries file). */
+function graticule([minLon, minLat, maxLon, maxLat], project) {
+  const span = Math.max(maxLon - minLon, maxLat - minLat);
+  const step = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10].find((d) => span / d <= 8) ?? 10;
+  const g = svg('g', {class: 'graticule', 'aria-hidden': 'true'});
+  const [x0, y0] = project([minLon - span, maxLat + span]);
+  const [x1, y1] = project([maxLon + span, minLat - span]);
+  for (let lon = Math.ceil((minLon - span) / step) * step; lon <= maxLon + span; lon += step) {
+    const [x] = project([lon, minLat]);
+    g.append(svg('line', {x1: x, x2: x, y1: y0, y2: y1}));
+  }
+  for (let lat = Math.ceil((minLat - span) / step) * step; lat <= maxLat + span; lat += step) {
+    const [, y] = project([minLon, lat]);
+    g.append(svg('line', {x1: x0, x2: x1, y1: y, y2: y}));
+  }
+  return g;
 }
 
 let mapData = null;
+let drawn = false;
+let outlines = [];
+let project = null;
+const placed = []; // [element, [baseX, baseY]] of markers and labels
 const areaSelect = document.getElementById('area');
+const viewport = svg('g', {class: 'viewport'});
+const overlay = svg('g', {class: 'overlay'});
+const zoom = new PanZoom(map, ({k, x, y}) => {
+  viewport.setAttribute('transform', `translate(${x.toFixed(2)},${y.toFixed(2)}) scale(${k.toFixed(4)})`);
+  for (const [el, [bx, by]] of placed) {
+    el.setAttribute('transform', `translate(${(bx * k + x).toFixed(1)},${(by * k + y).toFixed(1)})`);
+  }
+  map.classList.toggle('zoomed-in', k >= 3);
+});
 
 function draw(data) {
-  const bounds = areaSelect.value ? areaBounds(data, areaSelect.value) : data.bounds;
-  const project = projection(bounds);
+  const home = boundsOf([...outlines.flatMap((f) => boundsCorners(f.geometry)),
+    [data.bounds[0], data.bounds[1]], [data.bounds[2], data.bounds[3]]]);
+  project = projection(home);
+  placed.length = 0;
+  markers.clear();
+  const layers = [];
+  if (outlines.length) {
+    const counties = svg('g', {class: 'counties'});
+    const cities = svg('g', {class: 'cities'});
+    for (const f of outlines) {
+      const {code, name, level} = f.properties;
+      const el = svg('path', {d: pathOf(f.geometry, project), class: `outline ${level}`,
+        'data-testid': `outline-${code}`, 'data-level': level}, svg('title', {}, `${name} (${code})`));
+      (level === 'city' ? cities : counties).append(el);
+    }
+    layers.push(counties, cities);
+  } else {
+    layers.push(graticule(home, project));
+  }
   const zones = svg('g', {class: 'zones'});
   for (const z of data.zones) {
     const points = z.polygon.map((p) => project(p).map((c) => c.toFixed(1)).join(',')).join(' ');
     zones.append(svg('polygon', {class: 'zone', points, 'data-testid': `zone-${z.id}`},
       svg('title', {}, `${t('map.zone')} ${z.name} (${z.id})`)));
   }
+  viewport.replaceChildren(...layers, zones);
+  const labels = svg('g', {class: 'outline-labels', 'aria-hidden': 'true'});
+  for (const f of outlines) {
+    const {name, level, label: at} = f.properties;
+    if (level !== 'county' || !at) continue;
+    const el = svg('text', {class: 'outline-label'}, name);
+    placed.push([el, project(at)]);
+    labels.append(el);
+  }
   const layer = svg('g', {class: 'sites'});
   for (const s of data.sites) {
-    const [x, y] = project([s.lon, s.lat]);
     const g = svg('a', {href: `/sites/${encodeURIComponent(s.id)}`, class: 'marker',
       'data-testid': `site-${s.id}`, 'data-level': s.level, 'data-offline': String(s.offline)},
     svg('title', {}, ''),
-    svg('circle', {cx: x.toFixed(1), cy: y.toFixed(1), r: 11, class: 'halo'}),
-    svg('circle', {cx: x.toFixed(1), cy: y.toFixed(1), r: 8, class: 'dot'}),
-    svg('text', {x: (x + 14).toFixed(1), y: (y + 4).toFixed(1), class: 'label'}, `${siteName(s)}`));
+    svg('circle', {cx: 0, cy: 0, r: 11, class: 'halo'}),
+    svg('circle', {cx: 0, cy: 0, r: 8, class: 'dot'}),
+    svg('text', {x: 14, y: 4, class: 'label'}, `${siteName(s)}`));
     markers.set(s.id, g);
+    placed.push([g, project([s.lon, s.lat])]);
     layer.append(g);
   }
-  map.replaceChildren(graticule(bounds, project), zones, layer);
+  overlay.replaceChildren(labels, layer);
+  map.replaceChildren(viewport, overlay);
+  map.dataset.outlines = String(outlines.length);
+  // the first drawing shows the area asked for; a redraw (the stream reconnected) keeps the view
+  if (drawn) zoom.set(zoom.view);
+  else showArea();
+  drawn = true;
+}
+
+/** The corners of a geometry's bounds, as [lon, lat] points. */
+function boundsCorners(geometry) {
+  const polygons = geometry.type === 'Polygon' ? [geometry.coordinates] : geometry.coordinates;
+  const b = boundsOf(polygons.flatMap((rings) => rings[0]));
+  return b ? [[b[0], b[1]], [b[2], b[3]]] : [];
+}
+
+/** The view the area select asks for: the whole map, or around one site. */
+function showArea() {
+  const b = areaSelect.value && mapData ? areaBounds(mapData, areaSelect.value) : null;
+  if (!b) {
+    zoom.reset();
+    return;
+  }
+  const [x0, y1] = project([b[0], b[1]]);
+  const [x1, y0] = project([b[2], b[3]]);
+  zoom.fit([x0, y0, x1, y1]);
 }
 
 function paint() {
@@ -116,8 +164,12 @@ function paint() {
 
 async function load() {
   try {
-    const data = await api('/api/map');
+    const [data, shapes] = await Promise.all([api('/api/map'), api('/api/boundaries').catch((err) => {
+      status(errorText(err), 'error');
+      return {features: []};
+    })]);
     mapData = data;
+    outlines = shapes.features;
     sites.clear();
     for (const s of data.sites) sites.set(s.id, s);
     const area = new URLSearchParams(location.hash.slice(1)).get('area') || '';
@@ -144,11 +196,11 @@ const refetch = debounce(async () => {
 
 areaSelect.addEventListener('change', () => {
   history.replaceState(null, '', areaSelect.value ? `#area=${encodeURIComponent(areaSelect.value)}` : location.pathname);
-  if (mapData) {
-    draw(mapData);
-    paint();
-  }
+  if (mapData) showArea();
 });
+document.getElementById('zoom-in').addEventListener('click', () => zoom.zoomBy(1.5));
+document.getElementById('zoom-out').addEventListener('click', () => zoom.zoomBy(1 / 1.5));
+document.getElementById('zoom-reset').addEventListener('click', () => zoom.reset());
 
 on('site', (s) => {
   if (!markers.has(s.id)) return;
