@@ -3,7 +3,7 @@
 Each topic has the readings' partition count, and a site's records go to the partition of its
 readings (the producer's murmur2 partitioner on the same key), so the worker that owns a site's
 readings partition owns its state. On an assignment the worker reads the owned partitions from
-the beginning and keeps the last value of every key (:meth:`Changelog.restore`); a write is a
+the beginning and keeps the last value of every key, or the one a policy prefers (:meth:`Changelog.restore`); a write is a
 record of the key's whole new value (:meth:`Changelog.put`). The topics are the ones the faust
 tables of earlier versions wrote (``<app id>-<table>-changelog``, JSON values, raw site-id keys),
 so the state of a running deployment carries over.
@@ -39,11 +39,15 @@ class Changelog:
     """The latest value of every site of the owned partitions of one compacted topic."""
 
     def __init__(self, topic: str, partitions: int, bootstrap: str, producer: AIOKafkaProducer,
-                 default: Callable[[], Any]) -> None:
+                 default: Callable[[], Any], newer: Callable[[Any, Any], bool] | None = None) -> None:
         self.topic, self.partitions, self.bootstrap = topic, partitions, bootstrap
         self.producer = producer
         self.default = default
+        self.newer = newer
+        """Whether a record replaces the value read before it (default: always, the last one wins)."""
         self.values: dict[str, Any] = {}
+        self.superseded: set[str] = set()
+        """Keys whose last record lost to an earlier one in the latest :meth:`restore`."""
         self.owned: set[int] = set()
 
     def __getitem__(self, site: str) -> Any:
@@ -58,6 +62,7 @@ class Changelog:
     def drop(self) -> None:
         """Forget everything (the partitions were revoked)."""
         self.values.clear()
+        self.superseded.clear()
         self.owned.clear()
 
     async def restore(self, partitions: Iterable[int], timeout_s: float = 120.0) -> int:
@@ -67,6 +72,7 @@ class Changelog:
         response, and every partition is fetched at least once: a listed end offset can be stale
         (seen on Tansu, docs/ARCHITECTURE.md §15), a fetch response's is not."""
         self.owned = set(partitions)
+        self.superseded.clear()
         tps = [TopicPartition(self.topic, p) for p in sorted(self.owned)]
         if not tps:
             return 0
@@ -87,8 +93,14 @@ class Changelog:
                         site = rec.key.decode()
                         if rec.value is None:
                             self.values.pop(site, None)
+                            self.superseded.discard(site)
+                            continue
+                        value = orjson.loads(rec.value)
+                        if self.newer is None or site not in self.values or self.newer(self.values[site], value):
+                            self.values[site] = value
+                            self.superseded.discard(site)
                         else:
-                            self.values[site] = orjson.loads(rec.value)
+                            self.superseded.add(site)
                 behind = [tp for tp in tps if (hw := consumer.highwater(tp)) is None
                           or await consumer.position(tp) < max(hw, end[tp])]
                 if not behind:

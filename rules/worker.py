@@ -5,11 +5,10 @@ One asyncio loop, one consumer of the group ``hazwatch-rules`` on ``hazwatch.rea
 partition *i* of both). Per ``getmany`` micro-batch: keep the runtime maintenance records, decode
 the readings messages, load the state of their sites, evaluate, send the warning and health events
 and wait for Kafka's acknowledgement. The new state stays in the engine's arrays; a *snapshot*
-writes the state of every site changed since the last one to the changelog (:mod:`rules.changelog`),
-each with the partition and offset of the last readings message it reflects, waits for those
-writes, and only then commits the consumed offsets. A snapshot is taken every ``SNAPSHOT_S`` (longer
-when snapshots are slow: ``SNAPSHOT_SHARE``), after ``SNAPSHOT_MAX_MESSAGES`` messages, before partitions are handed over in a rebalance, and at a
-clean stop.
+(:mod:`rules.handover`) writes what changed to the changelog and then commits the offsets it
+covers. A snapshot is taken every ``SNAPSHOT_S`` (longer when snapshots are slow:
+``SNAPSHOT_SHARE``), after ``SNAPSHOT_MAX_MESSAGES`` messages, before partitions are handed over in
+a rebalance (between two turns of the loop, never inside one), and at a clean stop.
 
 Why this order survives a crash (SIGKILL) at any point:
 
@@ -35,6 +34,7 @@ fetches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -42,9 +42,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
 
 from config.models import Config
@@ -55,6 +55,7 @@ from rules import metrics
 from rules.changelog import METADATA_MAX_AGE_MS, Changelog, partition_of
 from rules.decode import decode
 from rules.engine import Engine, Output
+from rules.handover import Handover, newer
 from rules.maintenance import RuntimeWindow, upsert_window
 
 __all__ = ["RulesWorker", "decode", "run_worker"]
@@ -85,8 +86,13 @@ def _dead(payload: dict) -> bytes:
     return orjson.dumps({"source": "rules", **payload})
 
 
-class RulesWorker(ConsumerRebalanceListener):
+class RulesWorker(Handover):
     """The shell's state and steps; :meth:`run` is the loop. Also the consumer's rebalance listener."""
+
+    snapshot_s_target = SNAPSHOT_S
+    snapshot_share = SNAPSHOT_SHARE
+    snapshot_max_messages = SNAPSHOT_MAX_MESSAGES
+    commit_interval_s = COMMIT_INTERVAL_S
 
     def __init__(self, config: Config, *, group: str = "hazwatch-rules",
                  on_ready: Callable[[], None] | None = None) -> None:
@@ -100,63 +106,14 @@ class RulesWorker(ConsumerRebalanceListener):
         self.engine = Engine(config)
         self.engine.warm_up()  # compiled before the first batch, not during it
         self.engine.start(int(time.time() * 1000))  # sensors never seen count their silence from now
-        self.loaded: set[str] = set()  # sites whose state is in the engine's arrays
-        self.offsets: dict[str, list[int]] = {}  # site -> [partition, offset] of its last message in the state
-        self.dirty: set[str] = set()  # sites whose arrays are ahead of the changelog
-        self.pending: list[tuple[list[ConsumerRecord], int]] = []  # readings since the last snapshot, and their clock
-        self.consumed: dict[TopicPartition, int] = {}  # next offset to commit, once a snapshot covers it
-        self.covered: dict[TopicPartition, int] = {}  # next offsets a snapshot covers, not committed yet
-        self.last_commit = time.monotonic()
-        self.last_snapshot = time.monotonic()
-        self.snapshot_s = 0.0  # how long the last snapshot took
+        self._init_handover()
         self.last_tick = time.monotonic()
-        self.ready = False
-        self.failed: BaseException | None = None  # the state could not be restored
         self.stopping = asyncio.Event()
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.state: Changelog | None = None
         self.windows: Changelog | None = None
         self._owned: tuple[frozenset[int], list[str]] = (frozenset(), [])
-
-    # -- rebalance -------------------------------------------------------------------------
-    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
-        try:
-            if self.ready:
-                await self.snapshot(commit=True)  # hand over what this worker has done
-        finally:  # a failed hand-over is replayed by the next owner: forget everything either way
-            self._forget()
-
-    def _forget(self) -> None:
-        self.ready = False
-        self.loaded.clear()
-        self.offsets.clear()
-        self.dirty.clear()
-        self.pending.clear()
-        self.consumed.clear()
-        self.covered.clear()
-        assert self.state is not None and self.windows is not None
-        self.state.drop()
-        self.windows.drop()
-
-    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        assert self.state is not None and self.windows is not None and self.consumer is not None
-        # aiokafka's fetcher starts on the new assignment while this runs: nothing is handed out
-        # until the state is back (and what slips through is fetched again: run())
-        self.consumer.pause(*assigned)
-        mine = {tp.partition for tp in assigned if tp.topic == READINGS}
-        try:
-            n = await self.state.restore(mine) + await self.windows.restore(
-                {tp.partition for tp in assigned if tp.topic == MAINTENANCE})
-        except Exception as exc:  # aiokafka would only log it: run() ends the worker, a restart retries
-            self.failed = exc
-            raise
-        self.consumer.resume(*assigned)
-        log.info("partitions %s assigned; %d changelog records restored", sorted(mine), n)
-        self.ready = True
-        if self.on_ready is not None:
-            self.on_ready()
 
     def owned_sites(self) -> list[str]:
         assert self.state is not None
@@ -166,6 +123,9 @@ class RulesWorker(ConsumerRebalanceListener):
         return self._owned[1]
 
     # -- state -----------------------------------------------------------------------------
+    def export_site(self, site: str) -> dict:
+        return self.engine.export_site(site)
+
     def load(self, sites: Iterable[str]) -> None:
         """The runtime windows of ``sites``, and their state from the changelog if not loaded yet."""
         assert self.state is not None and self.windows is not None
@@ -178,39 +138,6 @@ class RulesWorker(ConsumerRebalanceListener):
                 if saved.get("offset") is not None:
                     self.offsets[site] = saved["offset"]
                 self.loaded.add(site)
-
-    async def snapshot(self, *, commit: bool = False) -> None:
-        """Write every dirty site to the changelog, wait for the writes, then commit the offsets
-        that this state covers (at most every ``COMMIT_INTERVAL_S`` unless ``commit``)."""
-        assert self.state is not None and self.consumer is not None
-        started = time.monotonic()
-        writes = []
-        for site in self.dirty:
-            state = self.engine.export_site(site)
-            if site in self.offsets:
-                state["offset"] = self.offsets[site]
-            writes.append(await self.state.put(site, state))
-        await asyncio.gather(*writes)
-        self.dirty.clear()
-        self.covered.update(self.consumed)
-        self.pending.clear()
-        self.consumed.clear()
-        self.last_snapshot = time.monotonic()
-        self.snapshot_s = self.last_snapshot - started
-        metrics.SNAPSHOT_SECONDS.observe(self.snapshot_s)
-        if self.covered and (commit or time.monotonic() - self.last_commit >= COMMIT_INTERVAL_S):
-            try:
-                await self.consumer.commit(dict(self.covered))
-            except CommitFailedError as exc:  # the group rebalanced meanwhile (Kafka stalled past the session)
-                log.warning("offsets not committed (%s); whoever owns the partitions next consumes those "
-                            "readings again, and the snapshot's per-site offsets skip what it covers", exc)
-            self.covered.clear()
-            self.last_commit = time.monotonic()
-
-    def snapshot_due(self) -> bool:
-        return bool(self.dirty or self.consumed) and (
-            time.monotonic() - self.last_snapshot >= max(SNAPSHOT_S, self.snapshot_s / SNAPSHOT_SHARE)
-            or sum(len(records) for records, _ in self.pending) >= SNAPSHOT_MAX_MESSAGES)
 
     # -- events ----------------------------------------------------------------------------
     async def _send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future:
@@ -324,15 +251,34 @@ class RulesWorker(ConsumerRebalanceListener):
                 metrics.LAG.labels(str(tp.partition)).set(max(0, end - self.consumed[tp]))
 
     # -- the loop --------------------------------------------------------------------------
+    async def take_turn(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        assert self.consumer is not None
+        if self.failed is not None:
+            raise RuntimeError("the rules state could not be restored") from self.failed
+        if not self.ready:
+            # fetched on a new assignment before its state is back (aiokafka hands out records of
+            # a new assignment before it calls the listener): fetch them again once it is
+            for tp, records in batches.items():
+                with contextlib.suppress(IllegalStateError):  # not ours any more: nothing to fetch again
+                    self.consumer.seek(tp, records[0].offset)
+            return
+        if batches:
+            await self.handle(batches)
+        if time.monotonic() - self.last_tick >= TICK_S:
+            await self.tick()
+        if self.snapshot_due():
+            await self.snapshot()
+
     async def run(self) -> None:
         kafka = self.config.settings.kafka
-        # acks=all; not idempotent (Tansu has no InitProducerId): a retried send can duplicate an
-        # event or a state record, which the idempotency keys and last-value reads make harmless
-        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all",
+        # acks=all, idempotent: a retried send is stored once, and a batch is retried until Kafka
+        # takes it (a plain aiokafka producer gives a batch up after its request timeout, and a
+        # hung Kafka node would then fail a whole turn's events)
+        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all", enable_idempotence=True,
                                          client_id=f"{self.group}-producer")
         await self.producer.start()
         state_topic, windows_topic = RULES_CHANGELOGS
-        self.state = Changelog(state_topic, self.n_partitions, kafka.bootstrap, self.producer, dict)
+        self.state = Changelog(state_topic, self.n_partitions, kafka.bootstrap, self.producer, dict, newer)
         self.windows = Changelog(windows_topic, kafka.partitions[MAINTENANCE], kafka.bootstrap, self.producer, list)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap, group_id=self.group, client_id=self.group,
@@ -349,20 +295,11 @@ class RulesWorker(ConsumerRebalanceListener):
         try:
             while not self.stopping.is_set():
                 batches = await self.consumer.getmany(timeout_ms=TAKE_WITHIN_MS, max_records=TAKE_MAX)
-                if self.failed is not None:
-                    raise RuntimeError("the rules state could not be restored") from self.failed
-                if batches and not self.ready:  # fetched while the state is restored: fetch it again later
-                    for tp, records in batches.items():
-                        self.consumer.seek(tp, records[0].offset)
-                    continue
-                if batches:
-                    await self.handle(batches)
-                if time.monotonic() - self.last_tick >= TICK_S:
-                    await self.tick()
-                if self.snapshot_due():
-                    await self.snapshot()
-            if self.ready:
-                await self.snapshot(commit=True)  # a clean stop hands over everything
+                async with self.turn:  # a rebalance waits for the end of the turn (rules.handover)
+                    await self.take_turn(batches)
+            async with self.turn:
+                if self.ready:
+                    await self.snapshot(commit=True)  # a clean stop hands over everything
         finally:
             if ops is not None:
                 ops.shutdown()
