@@ -27,7 +27,7 @@ demo: setup
 
 ## All tests: unit tests, then end-to-end tests on real brokers and worker processes.
 test: setup kafka
-	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=50 $(PYTEST_ARGS)
 
 ## Only the fast tests (no brokers).
 test-fast: setup
