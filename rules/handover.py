@@ -1,8 +1,13 @@
 """How the rules worker hands its state over: snapshots, commits, and the rebalance listener.
 
-A *snapshot* writes the state of every site changed since the last one to the changelog
+A *snapshot* writes the state of every site changed since it began to the changelog
 (:mod:`rules.changelog`), each with the partition and offset of the last readings message it
-reflects, waits for those writes, and only then commits the consumed offsets.
+reflects, waits for those writes, and only then commits the offsets consumed when it began. It is
+written in slices of ``slice_sites`` sites, one slice at the end of each turn of the loop, so that
+no turn holds the readings back for the whole export (about 0.2 s for 1,000 changed sites). A
+site that changes again after its slice was written is simply dirty for the next snapshot; one
+whose slice comes later is written with its newer state and the offset that state reflects, which
+is still at or beyond what the snapshot commits. A hand-over or a clean stop writes the rest at once.
 
 aiokafka (0.14) calls the rebalance listener from its coordinator task, at any point where the
 worker's loop awaits: while a batch's events wait for Kafka's acknowledgement, say. A hand-over
@@ -29,6 +34,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -51,6 +57,17 @@ def newer(kept: dict[str, Any], read: dict[str, Any]) -> bool:
     return not (old and new and old[0] == new[0] and new[1] < old[1])
 
 
+@dataclass
+class Snapshot:
+    """A snapshot being written: the sites still to write, the writes sent, what it will commit."""
+
+    sites: list[str]
+    covers: dict[TopicPartition, int]
+    batches: int  # the replay batches (``pending``) it makes unnecessary once done
+    writes: list[asyncio.Future] = field(default_factory=list)
+    export_s: float = 0.0
+
+
 class Handover(ConsumerRebalanceListener):
     """The snapshot, commit and rebalance half of :class:`rules.worker.RulesWorker`."""
 
@@ -58,6 +75,7 @@ class Handover(ConsumerRebalanceListener):
     snapshot_share: float
     snapshot_max_messages: int
     commit_interval_s: float
+    slice_sites: int
     consumer: AIOKafkaConsumer | None
     state: Changelog | None
     windows: Changelog | None
@@ -72,7 +90,8 @@ class Handover(ConsumerRebalanceListener):
         self.consumed: dict[TopicPartition, int] = {}  # next offset to commit, once a snapshot covers it
         self.covered: dict[TopicPartition, int] = {}  # next offsets a snapshot covers, not committed yet
         self.last_commit = self.last_snapshot = time.monotonic()
-        self.snapshot_s = 0.0  # how long the last snapshot took
+        self.snapshot_s = 0.0  # how long the last snapshot's exports took
+        self.writing: Snapshot | None = None
         self.ready = False
         self.failed: BaseException | None = None  # the state could not be restored
 
@@ -84,26 +103,51 @@ class Handover(ConsumerRebalanceListener):
         raise NotImplementedError
 
     # -- snapshots ---------------------------------------------------------------------------
+    def begin_snapshot(self) -> None:
+        """Start a snapshot of the sites dirty now, to commit the offsets consumed now."""
+        assert self.writing is None
+        self.writing = Snapshot(sorted(self.dirty), dict(self.consumed), len(self.pending))
+        self.dirty.clear()
+        self.consumed.clear()
+        self.last_snapshot = time.monotonic()
+
+    async def snapshot_slice(self, n: int | None = None) -> None:
+        """Send the next ``n`` sites of the snapshot being written (all: None); once every write is
+        sent and acknowledged, the snapshot is done and its offsets are covered."""
+        assert self.state is not None and self.writing is not None
+        w = self.writing
+        started = time.perf_counter()
+        take, w.sites = (w.sites, []) if n is None else (w.sites[:n], w.sites[n:])
+        for site in take:
+            state = self.export_site(site)
+            if site in self.offsets:
+                state["offset"] = self.offsets[site]
+            w.writes.append(await self.state.put(site, state))
+        w.export_s += time.perf_counter() - started
+        if w.sites:
+            return
+        await asyncio.gather(*w.writes)
+        self.covered.update(w.covers)
+        del self.pending[:w.batches]
+        self.snapshot_s = w.export_s
+        metrics.SNAPSHOT_SECONDS.observe(w.export_s)
+        self.writing = None
+
     async def snapshot(self, *, commit: bool = False) -> None:
-        """Write every dirty site to the changelog, wait for the writes, then commit the offsets
-        that this state covers (at most every ``commit_interval_s`` unless ``commit``)."""
-        assert self.state is not None and self.consumer is not None
-        if self.dirty or self.consumed:
-            started = time.monotonic()
-            writes = []
-            for site in self.dirty:
-                state = self.export_site(site)
-                if site in self.offsets:
-                    state["offset"] = self.offsets[site]
-                writes.append(await self.state.put(site, state))
-            await asyncio.gather(*writes)
+        """Take a snapshot step at the end of a turn: begin one when due, write a slice of the one
+        being written, commit what a finished one covers (at most every ``commit_interval_s``).
+        ``commit``: write everything now, wait for it and commit (a hand-over, a clean stop)."""
+        assert self.consumer is not None
+        if commit and self.writing is not None:  # the rest of this one, and what changed since, at once
+            self.writing.sites = sorted(set(self.writing.sites) | self.dirty)
+            self.writing.covers.update(self.consumed)
+            self.writing.batches = len(self.pending)
             self.dirty.clear()
-            self.covered.update(self.consumed)
-            self.pending.clear()
             self.consumed.clear()
-            self.last_snapshot = time.monotonic()
-            self.snapshot_s = self.last_snapshot - started
-            metrics.SNAPSHOT_SECONDS.observe(self.snapshot_s)
+        elif self.writing is None and (self.dirty or self.consumed) and (commit or self.snapshot_due()):
+            self.begin_snapshot()
+        if self.writing is not None:
+            await self.snapshot_slice(None if commit else self.slice_sites)
         if self.covered and (commit or time.monotonic() - self.last_commit >= self.commit_interval_s):
             try:
                 await self.consumer.commit(dict(self.covered))
@@ -114,11 +158,16 @@ class Handover(ConsumerRebalanceListener):
             self.last_commit = time.monotonic()
 
     def snapshot_due(self) -> bool:
-        now = time.monotonic()
-        if self.dirty or self.consumed:
-            return (now - self.last_snapshot >= max(self.snapshot_s_target, self.snapshot_s / self.snapshot_share)
-                    or sum(len(records) for records, _ in self.pending) >= self.snapshot_max_messages)
-        return bool(self.covered) and now - self.last_commit >= self.commit_interval_s
+        """Whether a snapshot should begin now (a snapshot being written goes on in any case)."""
+        if self.writing is not None or not (self.dirty or self.consumed):
+            return False
+        return (time.monotonic() - self.last_snapshot >= max(self.snapshot_s_target, self.snapshot_s / self.snapshot_share)
+                or sum(len(records) for records, _ in self.pending) >= self.snapshot_max_messages)
+
+    def snapshot_work(self) -> bool:
+        """Whether the end of this turn has snapshot work: a slice, a snapshot to begin, a commit."""
+        return (self.writing is not None or self.snapshot_due()
+                or bool(self.covered) and time.monotonic() - self.last_commit >= self.commit_interval_s)
 
     # -- rebalance (called from aiokafka's coordinator task) -----------------------------------
     def lost(self) -> bool:
@@ -143,6 +192,7 @@ class Handover(ConsumerRebalanceListener):
         for kept in (self.loaded, self.offsets, self.dirty, self.consumed, self.covered):
             kept.clear()
         self.pending.clear()
+        self.writing = None
         assert self.state is not None and self.windows is not None
         self.state.drop()
         self.windows.drop()

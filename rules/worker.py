@@ -75,6 +75,8 @@ SNAPSHOT_SHARE = 0.1
 """The share of the worker's time that snapshots may take: after a snapshot that took longer than
 ``SNAPSHOT_SHARE * SNAPSHOT_S`` (every one of 1,000 sites changed: about 0.2 s), the next one waits
 ``duration / SNAPSHOT_SHARE``. A crash then replays more readings; it loses and repeats nothing."""
+SNAPSHOT_SLICE = int(os.environ.get("HAZWATCH_RULES_SNAPSHOT_SLICE", "100"))
+"""Sites written per turn of the loop while a snapshot is written (rules.handover)."""
 SNAPSHOT_MAX_MESSAGES = 100_000
 """A snapshot after this many readings messages however soon: what a crash replays stays bounded."""
 COMMIT_INTERVAL_S = float(os.environ.get("HAZWATCH_RULES_COMMIT_INTERVAL_S", "0"))
@@ -93,6 +95,7 @@ class RulesWorker(Handover):
     snapshot_share = SNAPSHOT_SHARE
     snapshot_max_messages = SNAPSHOT_MAX_MESSAGES
     commit_interval_s = COMMIT_INTERVAL_S
+    slice_sites = SNAPSHOT_SLICE
 
     def __init__(self, config: Config, *, group: str = "hazwatch-rules",
                  on_ready: Callable[[], None] | None = None) -> None:
@@ -266,7 +269,7 @@ class RulesWorker(Handover):
             await self.handle(batches)
         if time.monotonic() - self.last_tick >= TICK_S:
             await self.tick()
-        if self.snapshot_due():
+        if self.snapshot_work():
             await self.snapshot()
 
     async def run(self) -> None:
