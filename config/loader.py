@@ -64,6 +64,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "HAZWATCH_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
     "HAZWATCH_KAFKA_REPLICATION_FACTOR": ("kafka", "replication_factor"),
     "HAZWATCH_KAFKA_MIN_INSYNC_REPLICAS": ("kafka", "min_insync_replicas"),
+    "HAZWATCH_KAFKA_IDEMPOTENCE": ("kafka", "idempotence"),
     "HAZWATCH_DATABASE_URL": ("database", "url"),
     "HAZWATCH_TWILIO_BASE_URL": ("sms", "base_url"),
     "TWILIO_ACCOUNT_SID": ("sms", "account_sid"),

@@ -288,6 +288,11 @@ class KafkaSettings(_Model):
     """Copies of each hazwatch topic. Production runs 3, with ``min_insync_replicas`` 2."""
     min_insync_replicas: Annotated[int, Field(ge=1)] = 1
     """Copies an ``acks=all`` write must reach before it counts (the topics' ``min.insync.replicas``)."""
+    idempotence: bool = True
+    """Idempotent producers in the rules worker: a retried send is stored once, and a send is retried
+    until Kafka takes it. False only for a broker that refuses aiokafka's InitProducerId request
+    (Tansu 0.6, the embedded default, answers it with an unknown error): a send is then given up
+    after the producer's request timeout (40 s), and the worker stops and is restarted."""
     partitions: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: dict(PARTITIONS))
     """Partitions per topic: a consumer group of N workers needs at least N. Topics left out keep
     their defaults (config/topics.py)."""

@@ -347,6 +347,7 @@ class EmbeddedStack:
         return {**accounts, "HAZWATCH_MQTT_URL": self.mqtt_url, "HAZWATCH_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
                 "HAZWATCH_KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
                 "HAZWATCH_KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas),
+                **({"HAZWATCH_KAFKA_IDEMPOTENCE": "false"} if self.kafka_kind == "tansu" else {}),
                 "HAZWATCH_DATA_DIR": str(self.workdir / "data")}
 
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Process:

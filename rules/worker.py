@@ -276,9 +276,9 @@ class RulesWorker(Handover):
         kafka = self.config.settings.kafka
         # acks=all, idempotent: a retried send is stored once, and a batch is retried until Kafka
         # takes it (a plain aiokafka producer gives a batch up after its request timeout, and a
-        # hung Kafka node would then fail a whole turn's events)
-        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all", enable_idempotence=True,
-                                         client_id=f"{self.group}-producer")
+        # hung Kafka node would then fail a whole turn's events); see KafkaSettings.idempotence
+        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all",
+                                         enable_idempotence=kafka.idempotence, client_id=f"{self.group}-producer")
         await self.producer.start()
         state_topic, windows_topic = RULES_CHANGELOGS
         self.state = Changelog(state_topic, self.n_partitions, kafka.bootstrap, self.producer, dict, newer)

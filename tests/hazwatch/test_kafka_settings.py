@@ -77,3 +77,11 @@ def test_a_complete_cache_is_used_without_maven(monkeypatch: pytest.MonkeyPatch,
         jars.ensure_jars()
     (libs / "COMPLETE").write_text(jars.KAFKA_VERSION)
     assert jars.ensure_jars() == libs
+
+
+def test_the_embedded_tansu_stack_turns_idempotence_off_for_its_services(tmp_path: Path) -> None:
+    """Tansu 0.6 answers aiokafka's InitProducerId with an unknown error; Apache Kafka keeps it on."""
+    assert load_config(example_dir()).settings.kafka.idempotence is True
+    tansu = EmbeddedStack(tmp_path, kafka="tansu").env()
+    assert load_config(example_dir(), env=tansu).settings.kafka.idempotence is False
+    assert "HAZWATCH_KAFKA_IDEMPOTENCE" not in EmbeddedStack(tmp_path, kafka="apache").env()
