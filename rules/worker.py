@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from config.models import Config
@@ -241,6 +241,8 @@ class RulesWorker(Handover):
             now_ms = int(time.time() * 1000)
             try:
                 await self.evaluate(readings, now_ms)
+            except KafkaError:  # a send Kafka gave up (kafka.idempotence off): stop, nothing is committed,
+                raise           # and the restarted worker evaluates the batch again
             except Exception:  # noqa: BLE001 - one bad batch must not stop the worker
                 log.exception("batch of %d messages failed; dead-lettering it", len(readings))
                 await self.rebuild()
