@@ -115,11 +115,16 @@ def _stop_all() -> None:
         _terminate(proc)
 
 
-def _terminate(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+def _signal_stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGCONT)  # a paused (SIGSTOP) child cannot act on SIGTERM
             proc.terminate()
+
+
+def _terminate(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    if proc.poll() is None:
+        _signal_stop(proc)
         try:
             proc.wait(grace_s)
         except subprocess.TimeoutExpired:
@@ -190,9 +195,24 @@ class Process:
             return ""
 
 
+def listening(bootstrap: str) -> bool:
+    """Whether every ``host:port`` of ``bootstrap`` accepts a TCP connection. A readiness probe
+    tries this before a Kafka client: kafka-python's clients, made while no broker listens yet,
+    back off between attempts and noticed a broker listening after 3 s only 8 s after its start."""
+    for address in bootstrap.split(","):
+        host, port = address.rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=1.0).close()
+        except OSError:
+            return False
+    return True
+
+
 def _kafka_ready(bootstrap: str) -> bool:
     from kafka import KafkaAdminClient
 
+    if not listening(bootstrap):
+        return False
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000, client_id="hw-probe")
     try:
         admin.list_topics()
@@ -253,8 +273,11 @@ class EmbeddedStack:
     """MQTT + Kafka brokers for one demo or test run. Use as a context manager."""
 
     def __init__(self, workdir: Path | None = None, *, kafka: str | None = None, kafka_nodes: int | None = None,
-                 devices: Iterable[str] = ()) -> None:
+                 devices: Iterable[str] = (), disposable: bool = False) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-"))
+        self.disposable = disposable
+        """The brokers hold nothing worth a clean stop (a test's stack): :meth:`stop` kills them
+        (a clean stop of an Apache Kafka node took 2-10 s of every end-to-end test's teardown)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.processes: list[Process] = []
         self.mqtt_port = 0
@@ -367,13 +390,19 @@ class EmbeddedStack:
         """Services first, newest first; then the brokers, the Kafka nodes together (a KRaft node
         that stops alone waits for a quorum that its stopped peers no longer give it)."""
         brokers = {p.name for p in self.processes if p.name == "mqtt-broker" or p.name.startswith("kafka-")}
-        for proc in reversed(self.processes):
-            if proc.name not in brokers:
-                proc.stop()
+        services = [p for p in reversed(self.processes) if p.name not in brokers and p.popen is not None]
+        for proc in services:  # all asked at once: their clean stops overlap
+            assert proc.popen is not None
+            _signal_stop(proc.popen)
+        for proc in services:
+            proc.stop()
         for proc in self.processes:
             if proc.name in brokers and proc.alive():
                 assert proc.popen is not None
                 with contextlib.suppress(ProcessLookupError):
+                    if self.disposable:
+                        proc.popen.kill()
+                        continue
                     proc.popen.send_signal(signal.SIGCONT)
                     proc.popen.terminate()
         for proc in self.processes:

@@ -171,8 +171,14 @@ replica.lag.time.max.ms=10000
 
     # -- readiness and leaders ----------------------------------------------------------------
     def all_brokers_up(self) -> bool:
-        """True when the cluster's metadata names every node as a live broker."""
+        """True when the cluster's metadata names every node as a live broker (every node's port
+        is tried first: ``hazwatch.runtime.listening``)."""
         from kafka import KafkaAdminClient
+
+        from hazwatch.runtime import listening
+
+        if not listening(",".join(n.address for n in self.nodes)):
+            return False
 
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000, client_id="hw-probe")
         try:

@@ -28,7 +28,7 @@ H = 3_600_000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(tmp_path_factory.mktemp("stack")) as s:
+    with EmbeddedStack(tmp_path_factory.mktemp("stack"), disposable=True) as s:
         yield s
 
 

@@ -115,7 +115,7 @@ class Harness:
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
-    with EmbeddedStack(tmp_path) as stack, FakeTwilioServer() as twilio:
+    with EmbeddedStack(tmp_path, disposable=True) as stack, FakeTwilioServer() as twilio:
         h = Harness(tmp_path, stack, twilio)
         h.start()
         try:
@@ -130,7 +130,7 @@ def harness_factory(tmp_path: Path) -> Iterator:
     started: list[tuple[Harness, EmbeddedStack, FakeTwilioServer]] = []
 
     def make(notify: dict | None = None) -> Harness:
-        stack = EmbeddedStack(tmp_path).start()
+        stack = EmbeddedStack(tmp_path, disposable=True).start()
         twilio = FakeTwilioServer().start()
         h = Harness(tmp_path, stack, twilio, notify)
         started.append((h, stack, twilio))

@@ -246,7 +246,7 @@ def pipeline(tmp_path: Path, settings_patch: dict, sites_edit: Callable[[dict], 
         path.write_text(yaml.safe_dump(sites, allow_unicode=True))
     # every site's device has an account, and so has XX-404: a device whose site is not configured
     devices = [s.id for s in load_config(config_dir, env={}).sites] + [UNCONFIGURED_SITE]
-    with EmbeddedStack(tmp_path, kafka_nodes=kafka_nodes, devices=devices) as stack:
+    with EmbeddedStack(tmp_path, kafka_nodes=kafka_nodes, devices=devices, disposable=True) as stack:
         stack.extra_env.update(service_env)
         procs = start_services(stack, config_dir)
         p = Pipeline(stack, procs, load_config(config_dir), config_dir)
