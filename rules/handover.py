@@ -179,8 +179,9 @@ class Handover(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         async with self.turn:
             lost = self.lost()
-            log.info("partitions %s: %s", "lost" if lost else "revoked",
-                     sorted((tp.topic, tp.partition) for tp in revoked))
+            if revoked:  # nothing on the first join
+                log.info("partitions %s: %s", "lost" if lost else "revoked",
+                         sorted((tp.topic, tp.partition) for tp in revoked))
             try:
                 if self.ready and not lost:
                     await self.snapshot(commit=True)  # hand over what this worker has done
