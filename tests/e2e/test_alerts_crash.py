@@ -53,25 +53,68 @@ def test_alerts_sigkill_while_sending_sends_each_sms_once(pipeline: Pipeline) ->
     assert any(r.provider_id == hung_sid for r in sent), "the in-flight message was reconciled, not resent"
 
 
-# -- the same for Alibaba Cloud SMS (sms-aliyun), against its fake ---------------------------------
-ALIYUN_RULES = [
-    {"name": "centre", "audiences": ["operators"], "channels": ["sms-aliyun"]},
-    {"name": "enterprise", "match": {"levels": ["yellow", "orange", "red"]}, "audiences": ["officers"],
-     "channels": ["sms-aliyun"]},
-    {"name": "county-red", "match": {"levels": ["red"]}, "audiences": ["regulators:county"], "channels": ["sms-aliyun"]},
-    {"name": "residents-red", "match": {"levels": ["red"]}, "audiences": ["residents"], "channels": ["sms-aliyun", "cap"]},
-]
+# -- the same for the Chinese SMS providers (sms-aliyun, sms-tencent), against their fakes ----------
+
+def _routes(channel: str) -> list[dict]:
+    return [
+        {"name": "centre", "audiences": ["operators"], "channels": [channel]},
+        {"name": "enterprise", "match": {"levels": ["yellow", "orange", "red"]}, "audiences": ["officers"],
+         "channels": [channel]},
+        {"name": "county-red", "match": {"levels": ["red"]}, "audiences": ["regulators:county"], "channels": [channel]},
+        {"name": "residents-red", "match": {"levels": ["red"]}, "audiences": ["residents"], "channels": [channel, "cap"]},
+    ]
+
+
+def _provider_settings(channel: str, section: dict) -> dict:
+    """The example routed to ``channel``; its account and endpoint come from the environment."""
+    patch = copy.deepcopy(E2E_SETTINGS)
+    patch["routing"]["rules"] = _routes(channel)
+    patch["notify"]["channels"] = {"timeout_s": 60, **section}
+    return patch
+
+
+PROVIDERS = {
+    "sms-aliyun": {
+        "settings": _provider_settings("sms-aliyun", {"sms_aliyun": {"sign_name": "应急管理", "templates": [
+            {"code": "SMS_465320213", "params": {"site": "site", "event": "event", "level": "level"}}]}}),
+        "fake": "fake-aliyun-sms",
+        "env": lambda url: {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-e2e", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "e2e-secret",
+                            "HAZWATCH_ALIYUN_SMS_ENDPOINT": url},
+        "key": "out_id",
+        # a send answers with the BizId; a lookup after the crash finds the message by its OutId
+        "ids": lambda m: {m["biz_id"], f"OutId:{m['out_id']}"},
+        "looked_up": lambda m: {f"OutId:{m['out_id']}"},
+    },
+    "sms-tencent": {
+        "settings": _provider_settings("sms-tencent", {"sms_tencent": {
+            "sms_sdk_app_id": "1400006666", "sign_name": "应急管理", "templates": [
+                {"id": "1110", "params": ["site", "event", "level"]}]}}),
+        "fake": "fake-tencent-sms",
+        "env": lambda url: {"TENCENTCLOUD_SECRET_ID": "AKID-e2e", "TENCENTCLOUD_SECRET_KEY": "e2e-secret",
+                            "HAZWATCH_TENCENT_SMS_ENDPOINT": url},
+        "key": "session_context",
+        # a send answers with the SerialNo; so does a lookup (the delivery receipt's)
+        "ids": lambda m: {m["serial_no"]},
+        "looked_up": lambda m: {m["serial_no"]},
+    },
+}
 
 
 @pytest.fixture
-def aliyun_fake() -> Iterator[str]:
-    """``hazwatch channels fake sms-aliyun`` in its own process; its URL."""
-    process = subprocess.Popen([sys.executable, "-m", "hazwatch", "channels", "fake", "sms-aliyun", "--port", "0"],
+def provider(request: pytest.FixtureRequest) -> dict:
+    return PROVIDERS[request.param]
+
+
+@pytest.fixture
+def provider_fake(provider: dict) -> Iterator[str]:
+    """``hazwatch channels fake <channel>`` in its own process; its URL."""
+    channel = next(name for name, p in PROVIDERS.items() if p is provider)
+    process = subprocess.Popen([sys.executable, "-m", "hazwatch", "channels", "fake", channel, "--port", "0"],
                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         line = process.stdout.readline().strip()
-        match = re.fullmatch(r"fake-aliyun-sms listening on (http://127\.0\.0\.1:\d+)", line)
+        match = re.fullmatch(rf"{provider['fake']} listening on (http://127\.0\.0\.1:\d+)", line)
         assert match, line
         yield match.group(1)
     finally:
@@ -83,41 +126,43 @@ def aliyun_fake() -> Iterator[str]:
             process.wait(timeout=5)
 
 
-def _aliyun_settings() -> dict:
-    """The example routed to sms-aliyun; its account and endpoint come from the environment."""
-    patch = copy.deepcopy(E2E_SETTINGS)
-    patch["routing"]["rules"] = ALIYUN_RULES
-    patch["notify"]["channels"] = {"timeout_s": 60, "sms_aliyun": {"sign_name": "应急管理", "templates": [
-        {"code": "SMS_465320213", "params": {"site": "site", "event": "event", "level": "level"}}]}}
-    return patch
+@pytest.fixture
+def settings_patch(request: pytest.FixtureRequest) -> dict:
+    if "provider" not in request.fixturenames:
+        return E2E_SETTINGS
+    settings: dict = request.getfixturevalue("provider")["settings"]
+    return settings
 
 
 @pytest.fixture
 def service_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """For a test with the Aliyun fake: its account and endpoint reach the services through the
+    """For a test with a provider's fake: its account and endpoint reach the services through the
     environment, as in docker-compose (the loader applies them: config.channels.channel_env)."""
-    if "aliyun_fake" not in request.fixturenames:
+    if "provider_fake" not in request.fixturenames:
         return {}
-    return {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-e2e", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "e2e-secret",
-            "HAZWATCH_ALIYUN_SMS_ENDPOINT": request.getfixturevalue("aliyun_fake")}
+    env: dict[str, str] = request.getfixturevalue("provider")["env"](request.getfixturevalue("provider_fake"))
+    return env
 
 
-@pytest.mark.parametrize("settings_patch", [_aliyun_settings()])
-def test_alerts_sigkill_while_sending_by_aliyun_sends_each_sms_once(aliyun_fake: str, pipeline: Pipeline) -> None:
+@pytest.mark.parametrize("provider", list(PROVIDERS), indirect=True)
+def test_alerts_sigkill_while_sending_by_a_chinese_provider_sends_each_sms_once(
+        provider: dict, provider_fake: str, pipeline: Pipeline) -> None:
+    channel = next(name for name, p in PROVIDERS.items() if p is provider)
+
     def accepted() -> list[dict]:
-        return httpx.get(f"{aliyun_fake}/_fake/messages").json()["messages"]
+        messages: list[dict] = httpx.get(f"{provider_fake}/_fake/messages").json()["messages"]
+        return messages
 
     expected = expected_sequences(ROOT / "sensors" / "scenarios" / "chemical.yaml")
-    # Aliyun takes the first message but does not answer: alerts is inside SendSms, its row is
-    # "sending", and Aliyun already has the message
-    httpx.post(f"{aliyun_fake}/_fake/fail", json={"mode": "timeout", "count": 1, "delay_s": 120})
+    # the provider takes the first message but does not answer: alerts is inside SendSms, its row
+    # is "sending", and the provider already has the message
+    httpx.post(f"{provider_fake}/_fake/fail", json={"mode": "timeout", "count": 1, "delay_s": 120})
     pipeline.publish(plan(pipeline.config, load_scenario("chemical"), seed=3))
 
     def hung() -> bool:
-        return len(accepted()) >= 1 and any(r.channel == "sms-aliyun" and r.status == "sending"
-                                            for r in rows(pipeline))
+        return len(accepted()) >= 1 and any(r.channel == channel and r.status == "sending" for r in rows(pipeline))
 
-    wait_until(hung, 90, "an Aliyun send in flight")
+    wait_until(hung, 90, f"an {channel} send in flight")
     pipeline.restart("alerts")  # SIGKILL, then a fresh process on the same database
 
     def settled() -> bool:
@@ -127,13 +172,14 @@ def test_alerts_sigkill_while_sending_by_aliyun_sends_each_sms_once(aliyun_fake:
 
     wait_until(settled, 150, "the outbox to settle after the restart")
     taken = accepted()
-    keys = [m["out_id"] for m in taken]
+    keys = [m[provider["key"]] for m in taken]
     assert len(set(keys)) == len(keys), "an SMS went out twice"
-    sent = [r for r in rows(pipeline) if r.channel == "sms-aliyun" and r.status == "sent"]
-    assert sent and not [r for r in rows(pipeline) if r.channel == "sms-aliyun" and r.status == "failed"]
-    ids = {m["biz_id"] for m in taken} | {f"OutId:{k}" for k in keys}
+    sent = [r for r in rows(pipeline) if r.channel == channel and r.status == "sent"]
+    assert sent and not [r for r in rows(pipeline) if r.channel == channel and r.status == "failed"]
+    ids = set().union(*(provider["ids"](m) for m in taken))
     assert {r.provider_id for r in sent} <= ids, "the outbox and the provider agree"
-    assert len({r.provider_id for r in sent}) == len(taken), "every SMS Aliyun took is in the outbox, once"
+    assert len({r.provider_id for r in sent}) == len(taken), f"every SMS {channel} took is in the outbox, once"
     assert max(Counter((r.episode, r.level, r.recipient) for r in sent).values()) == 1
-    assert any(r.provider_id == f"OutId:{keys[0]}" for r in sent), "the in-flight SMS was looked up, not resent"
+    assert any(r.provider_id in provider["looked_up"](taken[0]) for r in sent), \
+        "the in-flight SMS was looked up, not resent"
     assert not pipeline.sms(), "nothing went by Twilio"
