@@ -118,12 +118,8 @@ def provider_fake(provider: dict) -> Iterator[str]:
         assert match, line
         yield match.group(1)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # a held "timeout" answer
-            process.kill()
-            process.wait(timeout=5)
+        process.kill()  # it holds a "timeout" answer, and nothing worth a clean stop
+        process.wait(timeout=10)
 
 
 @pytest.fixture
