@@ -144,7 +144,7 @@ class Handover(ConsumerRebalanceListener):
             self.writing.batches = len(self.pending)
             self.dirty.clear()
             self.consumed.clear()
-        elif self.writing is None and (self.dirty or self.consumed) and (commit or self.snapshot_due()):
+        elif commit and (self.dirty or self.consumed) or self.snapshot_due():
             self.begin_snapshot()
         if self.writing is not None:
             await self.snapshot_slice(None if commit else self.slice_sites)
