@@ -158,10 +158,11 @@ def _rss_mb(pid: int) -> float:
 
 
 def bench_pipeline(*, single_rates: list[int], batch_rates: list[int], step_s: float = 20.0,
-                   overload_s: float = 30.0, sites: int = 1000, sensors: int = 10, ingest_processes: int = 1,
+                   overload_s: float = 30.0, overload_rate: int = 0, sites: int = 1000, sensors: int = 10, ingest_processes: int = 1,
                    kafka: str | None = None, workdir: Path | None = None, inject_loss: int = 0,
                    log: Any = print) -> dict[str, Any]:
-    """Run the benchmark (module docstring); ``inject_loss`` single readings of the first step go
+    """Run the benchmark (module docstring); ``overload_rate``: the overload step's, instead of
+    twice the best sustained single rate; ``inject_loss`` single readings of the first step go
     to a topic the broker acknowledges and drops, to prove the loss count."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="hazwatch-bench-pipeline-"))
     config_dir = workdir / "config"
@@ -194,8 +195,8 @@ def bench_pipeline(*, single_rates: list[int], batch_rates: list[int], step_s: f
                                          sensors, start_ms, watched, lag, probe, inject_loss if i == 0 else 0, log))
                 start_ms += ts_span(int(rate * step_s), len(load_sites) * sensors)
             sustained = [r["offered_per_s"] for r in results if r["shape"] == "single" and r["sustained"]]
-            if overload_s > 0 and sustained:
-                rate = 2 * max(sustained)
+            rate = overload_rate or 2 * max(sustained, default=0)
+            if overload_s > 0 and rate:
                 results.append(_run_step(ctx, stack, f"overload single {rate:,}/s", "single", rate, overload_s,
                                          load_sites, sensors, start_ms, watched, lag, probe, 0, log,
                                          settle_s=600.0))

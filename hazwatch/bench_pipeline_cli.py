@@ -105,6 +105,7 @@ def pipeline_command(
     batch_rates: Annotated[str, typer.Option(help="Gateway-batch (50) steps, readings/s")] = "50000,100000,200000",
     step_s: Annotated[float, typer.Option(help="Seconds of load per step")] = 20.0,
     overload_s: Annotated[float, typer.Option(help="Seconds of the overload step (2x the best sustained single rate; 0: none)")] = 30.0,
+    overload_rate: Annotated[int, typer.Option(help="The overload step's readings/s (0: 2x the best sustained single rate)")] = 0,
     sites: Annotated[int, typer.Option(help="Load sites (one device connection each)")] = 1000,
     sensors: Annotated[int, typer.Option(help="Sensors per load site")] = 10,
     ingest: Annotated[int, typer.Option(help="Ingest processes (more than one: an MQTT shared subscription)")] = 1,
@@ -119,7 +120,7 @@ def pipeline_command(
 
     err = Console(stderr=True)
     result = bench_pipeline(single_rates=_rates(single_rates), batch_rates=_rates(batch_rates), step_s=step_s,
-                            overload_s=overload_s, sites=sites, sensors=sensors, ingest_processes=ingest,
+                            overload_s=overload_s, overload_rate=overload_rate, sites=sites, sensors=sensors, ingest_processes=ingest,
                             kafka=kafka, log=lambda msg: err.print(f"[dim]{msg}[/]"))
     if limits:
         from hazwatch.bench_limits import bench_limits

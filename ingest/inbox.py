@@ -1,12 +1,14 @@
 """Ingest's inbox: what paho's thread has read and the main thread has not yet sent to Kafka.
 
-It holds at most ``limit`` messages (a read pass may overshoot it once). When it is full, paho's thread waits before it reads more:
-the socket stops being read, TCP's window closes, and Mosquitto keeps the rest as in-flight
-messages of ingest's session (the shipped ``max_inflight_messages 0`` lets it hold any number while
-the connection lasts). Nothing is dropped. Being full is said loudly: a WARNING when it starts and
-when it ends, the gauges ``hazwatch_ingest_inbox_messages`` and ``hazwatch_ingest_overloaded``, and
-the counter ``hazwatch_ingest_overloaded_seconds_total``; the state ends when the inbox is down to
-half its limit (docs/ARCHITECTURE.md §5).
+It holds at most ``limit`` messages (a read pass may overshoot it once). When it is full, paho's
+thread waits before it reads more: the socket stops being read, TCP's window closes, and Mosquitto
+keeps the rest as in-flight messages of ingest's session (the shipped ``max_inflight_messages 0``
+lets it hold any number while the connection lasts). Meanwhile paho's thread still writes the
+PUBACKs and pings (``BatchingClient.stay_alive``), so the connection lasts. Nothing is dropped.
+Being full is said loudly: a WARNING when it starts and when it ends, the gauges
+``hazwatch_ingest_inbox_messages`` and ``hazwatch_ingest_overloaded``, and the counter
+``hazwatch_ingest_overloaded_seconds_total``; the state ends when the inbox is down to half its
+limit (docs/ARCHITECTURE.md §5).
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ class Inbox:
     def full(self) -> bool:
         return self._full_since is not None
 
-    def put(self, arrival: Arrival, stopping: Callable[[], bool]) -> None:
-        """Add ``arrival`` once there is room (whatever its size: a pass is never split)."""
+    def put(self, arrival: Arrival, stopping: Callable[[], bool], idle: Callable[[], None] = lambda: None) -> None:
+        """Add ``arrival`` once there is room (whatever its size: a pass is never split); while it
+        waits, call ``idle`` every 0.5 s (paho's thread keeps its connection alive)."""
         with self._cond:
             while self._count >= self.limit and not stopping():
                 if self._full_since is None:
@@ -68,6 +71,7 @@ class Inbox:
                     log.warning("ingest is overloaded: %d messages wait for Kafka; MQTT is left unread "
                                 "(the broker keeps the rest) until they are sent", self._count)
                 self._cond.wait(0.5)
+                idle()
             self._arrivals.append(arrival)
             self._count += len(arrival.messages)
             INBOX_MESSAGES.set(self._count)

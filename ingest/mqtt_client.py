@@ -19,14 +19,23 @@ acknowledged such messages to the devices before it saved them (docs/ARCHITECTUR
 existed nowhere else. This client first reads every whole packet that is still buffered, then lets
 paho handle the lost connection.
 
+Paho pings every ``keepalive`` s and takes the broker for dead when no byte has come for
+``keepalive`` s after a PINGREQ. While ingest's inbox is full, paho's thread waits to hand on a
+batch and reads nothing, so after 30 s paho would close a healthy connection, and Mosquitto, hearing
+nothing from it (no PUBACK, no PINGREQ) for 45 s, would too. Then the broker drops what arrives for
+the disconnected session once its queue, which counts the messages in flight, is past
+``max_queued_messages``, and sends every unacknowledged message again. :meth:`stay_alive`, called
+while that thread waits, keeps the PUBACKs and PINGREQs going out and counts the pause as life.
+
 It overrides methods private to paho (``_sock_recv``, ``_handle_publish``, ``_loop_rc_handle``)
-and calls ``_packet_read`` and ``_packet_queue``; pyproject.toml pins paho-mqtt 2.2.0 and
-tests/ingest/test_mqtt_client.py checks the behaviour on that version.
+and calls ``_packet_read``, ``_packet_queue`` and ``_send_pingreq``; pyproject.toml pins paho-mqtt
+2.2.0 and tests/ingest/test_mqtt_client.py checks the behaviour on that version.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -60,6 +69,7 @@ class BatchingClient(mqtt.Client):
         self._rsock: object = None
         self._rbuf = b""
         self._rpos = 0
+        self._paused_ping = 0.0
 
     # -- reading ------------------------------------------------------------------------------
     def _sock_recv(self, bufsize: int) -> bytes:
@@ -128,6 +138,23 @@ class BatchingClient(mqtt.Client):
                 break
             handled += 1
         return handled
+
+    # -- keepalive ---------------------------------------------------------------------------
+    def stay_alive(self) -> None:
+        """Called by paho's thread while it waits to hand on a batch (ingest's inbox is full) and
+        reads nothing: write what is queued (the PUBACKs of what went to Kafka meanwhile) and a
+        PINGREQ every half keepalive, so that the broker keeps the connection. Not reading is this
+        client's choice, so the silence does not count against the broker either."""
+        if self._sock is None:
+            return
+        now = time.monotonic()
+        with self._msgtime_mutex:  # what paho's keepalive check reads
+            self._last_bytes_received = now
+        if self._keepalive and now - self._paused_ping >= self._keepalive / 2:
+            self._paused_ping = now
+            self._send_pingreq()
+        if self.want_write():
+            self.loop_write()
 
     # -- acknowledging ------------------------------------------------------------------------
     def ack_many(self, mids: Iterable[int]) -> None:

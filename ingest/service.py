@@ -111,6 +111,8 @@ class IngestService:
         client.on_connect = self._on_connect
         client.on_batch = self._on_batch
         client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.enable_logger(logging.getLogger("hazwatch.ingest.mqtt"))  # paho's errors (a failed socket, keepalive)
         # paho annotates the delays as int; it computes with floats
         client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)  # type: ignore[arg-type]
         # production's account: hazwatch-ingest (deploy/mosquitto/acl); TLS for an mqtts:// URL
@@ -133,6 +135,10 @@ class IngestService:
         log.info("connected to MQTT (session present: %s), subscribed %s", flags.session_present,
                  [s for s, _ in subs])
 
+    def _on_disconnect(self, _c: mqtt.Client, _ud: object, _flags: object, rc: ReasonCode, _props: object) -> None:
+        if not self.stopping.is_set():
+            log.warning("lost the MQTT connection (%s); reconnecting: the broker keeps the session", rc)
+
     def _on_subscribe(self, _c: mqtt.Client, _ud: object, _mid: int, codes: list, _props: object) -> None:
         if any(getattr(c, "is_failure", False) for c in codes):
             log.error("MQTT subscription refused: %s", codes)
@@ -140,7 +146,9 @@ class IngestService:
             self.on_subscribed()
 
     def _on_batch(self, messages: list[Received]) -> None:  # paho's thread; waits while the inbox is full
-        self.inbox.put(Arrival(self._connection, int(time.time() * 1000), messages), self.stopping.is_set)
+        client = self._mqtt
+        self.inbox.put(Arrival(self._connection, int(time.time() * 1000), messages), self.stopping.is_set,
+                       client.stay_alive if client is not None else lambda: None)
 
     # -- processing ---------------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes, received_ms: int | None = None) -> list[Record]:

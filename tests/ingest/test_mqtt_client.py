@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 
@@ -30,7 +31,7 @@ def publish_packet(mid: int, payload: bytes, topic: bytes = b"hw/v1/CH-001/GT-10
 class FakeBroker:
     """One accepted connection of a client, spoken to by hand: CONNECT in, CONNACK out."""
 
-    def __init__(self, client: BatchingClient) -> None:
+    def __init__(self, client: BatchingClient, keepalive: int = 60) -> None:
         self.server = socket.create_server(("127.0.0.1", 0))
         self.client = client
         self.got: list[Received] = []
@@ -38,7 +39,7 @@ class FakeBroker:
         client.on_connect = lambda *_: self.connected.set()
         client.on_disconnect = lambda *_: self.lost.set()
         client.on_batch = self._on_batch
-        client.connect_async("127.0.0.1", self.server.getsockname()[1])
+        client.connect_async("127.0.0.1", self.server.getsockname()[1], keepalive=keepalive)
         client.loop_start()
         self.conn, _ = self.server.accept()
         self.conn.recv(1024)  # CONNECT
@@ -112,5 +113,70 @@ def test_messages_buffered_when_the_broker_dies_all_reach_on_message() -> None:
         broker.conn.close()  # reset, as the kernel does for a killed broker
         assert broker.lost.wait(10), "the client never noticed the lost connection"
         assert [m.payload for m in broker.got] == [str(i).encode() for i in range(N)]
+    finally:
+        broker.close()
+
+
+PINGREQ = b"\xc0\x00"
+
+
+def _read_for(conn: socket.socket, seconds: float) -> bytes:
+    """Everything the client writes within ``seconds``."""
+    got, end = b"", time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        conn.settimeout(left)
+        try:
+            data = conn.recv(65536)
+        except TimeoutError:
+            break
+        if not data:
+            break
+        got += data
+    return got
+
+
+def test_a_broker_that_keeps_sending_keeps_the_connection_however_late_its_pingresp() -> None:
+    """A broker with a backlog for the client answers its PINGREQ only after the backlog: for
+    several keepalive periods it sends messages and no PINGRESP. The client stays (paho 2.2 pings
+    again while bytes come), and takes a broker that then goes silent for dead."""
+    broker = FakeBroker(new_client(), keepalive=1)
+    try:
+        written = b""
+        for i in range(40):  # 4 s of messages, 4 keepalive periods, no PINGRESP
+            broker.conn.sendall(publish_packet(i + 1, b"x"))
+            written += _read_for(broker.conn, 0.1)
+        assert not broker.lost.is_set(), "the client closed a connection that was delivering messages"
+        assert len(broker.wait_for(40)) == 40
+        assert PINGREQ in written  # it did ask
+        assert broker.lost.wait(30), "a broker silent after a PINGREQ was never taken for dead"
+    finally:
+        broker.close()
+
+
+def test_while_the_batch_waits_the_client_still_acknowledges_and_pings() -> None:
+    """Ingest's inbox is full: on_batch waits, calling stay_alive, for several keepalive periods.
+    The PUBACKs of messages acknowledged meanwhile and PINGREQs reach the broker, and the
+    connection lasts."""
+    client = new_client()
+    release = threading.Event()
+    broker = FakeBroker(client, keepalive=1)
+
+    def full_inbox(batch: list[Received]) -> None:
+        broker._on_batch(batch)
+        while not release.wait(0.2):
+            client.stay_alive()
+
+    client.on_batch = full_inbox
+    try:
+        broker.conn.sendall(publish_packet(7, b"x"))
+        broker.wait_for(1)
+        client.ack_many([7])  # the main thread sent it to Kafka meanwhile
+        written = _read_for(broker.conn, 3.5)
+        release.set()
+        assert written.startswith(struct.pack("!BBH", 0x40, 2, 7)) or struct.pack("!BBH", 0x40, 2, 7) in written
+        assert written.count(PINGREQ) >= 2
+        broker.conn.sendall(publish_packet(8, b"y"))
+        assert [m.mid for m in broker.wait_for(2)] == [7, 8]
+        assert not broker.lost.is_set()
     finally:
         broker.close()
