@@ -12,8 +12,10 @@ its own.
 Per step it reports: readings offered, published and acknowledged by Mosquitto, reaching Kafka
 (read back and counted by (site, sensor, ts)), lost (acknowledged but not in Kafka) and
 duplicated; the rules worker's lag (records of ``hazwatch.readings`` its group has not committed:
-max during the step, and the seconds until it was 0 after the step); sustained or not; CPU µs per
-reading and RSS of every process; probe latencies (n, p50, p99, max).
+max during the step, and the seconds until it was 0 after the step); the most messages the MQTT
+broker held and the messages it dropped (its ``$SYS`` counts, every 10 s, through
+:class:`ingest.broker_watch.BrokerWatch`); sustained or not; CPU µs per reading and RSS of every
+process; probe latencies (n, p50, p99, max).
 
 A step is *sustained* when the load published at least 95 % of the offered rate, Mosquitto
 acknowledged every message, and ingest and the rules worker were through the step's readings
@@ -35,12 +37,14 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer
 
 from config import example_dir
+from config.mqtt import MqttSettings
 from config.topics import READINGS
 from hazwatch.bench_ingest import BATCH, cpu_s, iter_readings
 from hazwatch.bench_load import Step, run_load
 from hazwatch.bench_probe import Probe, Sample, percentiles
 from hazwatch.demo import start_services
 from hazwatch.runtime import EmbeddedStack, all_partitions, wait_for
+from ingest.broker_watch import BrokerWatch
 
 __all__ = ["bench_pipeline", "plan_step", "ts_span", "write_config"]
 
@@ -185,6 +189,10 @@ def bench_pipeline(*, single_rates: list[int], batch_rates: list[int], step_s: f
                       sensor=PROBE[1], red=PROBE[2], normal=PROBE[3])
         probe.start()
         lag = _Lag(stack.kafka_bootstrap)
+        broker = BrokerWatch(MqttSettings(url=f"mqtt://127.0.0.1:{stack.mqtt_port}", username="hazwatch-ingest",
+                                          password=stack.mqtt_passwords.get("hazwatch-ingest")),
+                             client_id="bench-broker-watch")  # what the broker holds and drops, per step
+        broker.start()
         start_ms = int(time.time() * 1000) - 3_600_000
         plan = [("single", r) for r in single_rates] + [("batch", r) for r in batch_rates]
         results: list[dict[str, Any]] = []
@@ -192,17 +200,19 @@ def bench_pipeline(*, single_rates: list[int], batch_rates: list[int], step_s: f
         try:
             for i, (shape, rate) in enumerate(plan):
                 results.append(_run_step(ctx, stack, f"{shape} {rate:,}/s", shape, rate, step_s, load_sites,
-                                         sensors, start_ms, watched, lag, probe, inject_loss if i == 0 else 0, log))
+                                         sensors, start_ms, watched, lag, probe, inject_loss if i == 0 else 0, log,
+                                         broker=broker))
                 start_ms += ts_span(int(rate * step_s), len(load_sites) * sensors)
             sustained = [r["offered_per_s"] for r in results if r["shape"] == "single" and r["sustained"]]
             rate = overload_rate or 2 * max(sustained, default=0)
             if overload_s > 0 and rate:
                 results.append(_run_step(ctx, stack, f"overload single {rate:,}/s", "single", rate, overload_s,
                                          load_sites, sensors, start_ms, watched, lag, probe, 0, log,
-                                         settle_s=600.0))
+                                         settle_s=600.0, broker=broker))
         finally:
             probe.stop()
             lag.close()
+            broker.stop()
         counts = _count(stack.kafka_bootstrap, [r.pop("_ts") for r in results])
     for r, (total, distinct) in zip(results, counts, strict=True):
         acked = min(r["readings"], r.pop("_acked_readings"))
@@ -231,7 +241,8 @@ def _slowest(samples: list[Sample]) -> dict[str, float] | None:
 
 def _run_step(ctx: Any, stack: EmbeddedStack, name: str, shape: str, rate: int, seconds: float,
               load_sites: list[str], sensors: int, start_ms: int, watched: dict[str, int], lag: _Lag,
-              probe: Probe, inject_loss: int, log: Any, settle_s: float = 120.0) -> dict[str, Any]:
+              probe: Probe, inject_loss: int, log: Any, settle_s: float = 120.0,
+              broker: BrokerWatch | None = None) -> dict[str, Any]:
     readings = int(rate * seconds)
     step = plan_step(name, shape, readings, rate, load_sites, sensors, start_ms)
     if inject_loss:
@@ -245,10 +256,12 @@ def _run_step(ctx: Any, stack: EmbeddedStack, name: str, shape: str, rate: int, 
     log(f"{name}: {readings:,} readings in {len(step.messages):,} messages over {seconds:g} s")
     cpu0 = {n: cpu_s(pid) for n, pid in watched.items()}
     t0, wall0 = time.monotonic(), time.time()
+    dropped0 = broker.drops_seen if broker else 0
     go.set()
-    max_lag, published = 0, None
+    max_lag, published, max_stored = 0, None, 0
     while published is None:
         max_lag = max(max_lag, lag.rules())
+        max_stored = max(max_stored, (broker.stored or 0) if broker else 0)
         if not out.empty():
             published = out.get()
         elif not load.is_alive() and out.empty():
@@ -266,6 +279,7 @@ def _run_step(ctx: Any, stack: EmbeddedStack, name: str, shape: str, rate: int, 
             stable_since, last_end = time.monotonic(), now_end
         current = lag.rules()
         max_lag = max(max_lag, current)
+        max_stored = max(max_stored, (broker.stored or 0) if broker else 0)
         if current == 0 and time.monotonic() - stable_since >= 1.0:
             break
     drained_s = time.monotonic() - t0 - published["publish_s"]
@@ -278,7 +292,8 @@ def _run_step(ctx: Any, stack: EmbeddedStack, name: str, shape: str, rate: int, 
     result = {
         "step": name, "shape": shape, "offered_per_s": rate, "readings": readings,
         "published_per_s": round(published_rate), "acknowledged": published["acknowledged"] * per,
-        "max_rules_lag_records": max_lag, "drained_after_s": round(drained_s, 1),
+        "max_rules_lag_records": max_lag, "broker_stored_max": max_stored,
+        "broker_dropped": (broker.drops_seen - dropped0) if broker else None, "drained_after_s": round(drained_s, 1),
         "sustained": published_rate >= 0.95 * offered and published["acknowledged"] == published["messages"]
         and drained_s <= SETTLE_S + 1.0,
         "cpu_us_per_reading": {n: round(v / readings * 1e6, 1) for n, v in cpu.items()},

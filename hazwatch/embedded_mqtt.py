@@ -63,7 +63,7 @@ def broker_files(workdir: Path, port: int, devices: Sequence[str]) -> tuple[list
         f"password_file {passwd}\nacl_file {MOSQUITTO_ACL}\n"
         f"persistence true\npersistence_location {data}/\nautosave_on_changes false\n"
         "autosave_interval 1\nmax_inflight_messages 0\nset_tcp_nodelay true\n"
-        "max_queued_messages 100000\n"
+        "max_queued_messages 100000\nsys_interval 10\n"
     )
     return ["mosquitto", "-c", str(conf)], "mosquitto", passwords
 

@@ -33,6 +33,7 @@ from config.topics import DEADLETTER, HEALTH, READINGS
 from config.urls import mqtt_host_port
 from hazwatch.ops import KafkaCheck, serve_from_env
 from ingest.deadletter import deadletter_record, reason_kind
+from ingest.broker_watch import BrokerWatch
 from ingest.dedup import RecentMessages, message_key
 from ingest.delivery import Record, deliver
 from ingest.inbox import Arrival, Inbox
@@ -243,9 +244,11 @@ class IngestService:
                         self.config.settings.kafka.bootstrap)
         self._mqtt = self._connect_mqtt()
         self._mqtt.loop_start()
+        watch = BrokerWatch(self.config.settings.mqtt, client_id=f"{self.client_id}-watch")  # the broker's drops
+        watch.start()
         kafka = KafkaCheck(self.config.settings.kafka.bootstrap, client_id=f"{self.client_id}-health")
-        ops = serve_from_env("ingest", {"mqtt": self._mqtt_health, "kafka": kafka, "inbox": self._inbox_health},
-                             soft=("inbox",))
+        ops = serve_from_env("ingest", {"mqtt": self._mqtt_health, "kafka": kafka, "inbox": self._inbox_health,
+                                        "broker_drops": watch.check}, soft=("inbox", "broker_drops"))
         try:
             while not self.stopping.is_set():
                 arrivals = self.inbox.take(MICRO_BATCH, timeout=0.2, gather_s=GATHER_S)
@@ -275,6 +278,7 @@ class IngestService:
             if ops is not None:
                 ops.shutdown()
             kafka.close()
+            watch.stop()
             self._mqtt.loop_stop()
             self._mqtt.disconnect()
             if self._producer is not None:
