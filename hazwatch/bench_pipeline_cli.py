@@ -26,7 +26,8 @@ def _rates(text: str) -> list[int]:
 def table(result: dict[str, Any]) -> Table:
     t = Table(title=f"hazwatch bench pipeline (Kafka {result['kafka']}, {result['sites']:,} sites x "
                     f"{result['sensors_per_site']} sensors, {result['ingest_processes']} ingest)")
-    for col in ("step", "published/s", "acked", "in Kafka", "lost", "dup", "rules lag max", "drained s",
+    for col in ("step", "published/s", "acked", "in Kafka", "lost", "dup", "broker held max / dropped",
+                "rules lag max", "drained s",
                 "sustained", "warning p50/p99/max ms", "SMS p50/p99/max ms", "hazwatch µs/rdg",
                 "ingest/rules/alerts µs", "mqtt/kafka/load µs"):
         t.add_column(col, justify="left" if col == "step" else "right")
@@ -38,7 +39,8 @@ def table(result: dict[str, Any]) -> Table:
 
         lat = [f"{d['p50']}/{d['p99']}/{d['max']}" if d["n"] else "-" for d in (s["warning_ms"], s["sms_ms"])]
         t.add_row(s["step"], f"{s['published_per_s']:,}", f"{s['acknowledged']:,}", f"{s['in_kafka']:,}",
-                  str(s["lost"]), str(s["duplicated"]), f"{s['max_rules_lag_records']:,}",
+                  str(s["lost"]), str(s["duplicated"]),
+                  f"{s.get('broker_stored_max', 0):,} / {s.get('broker_dropped')}", f"{s['max_rules_lag_records']:,}",
                   str(s["drained_after_s"]), "yes" if s["sustained"] else "no", *lat,
                   str(s["hazwatch_cpu_us_per_reading"]), "/".join(part(p) for p in SERVICES),
                   "/".join(part(p) for p in ("mqtt", "kafka", "load")))
