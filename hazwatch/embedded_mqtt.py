@@ -62,7 +62,7 @@ def broker_files(workdir: Path, port: int, devices: Sequence[str]) -> tuple[list
         f"listener {port} 127.0.0.1\nallow_anonymous false\nuser {getpass.getuser()}\n"
         f"password_file {passwd}\nacl_file {MOSQUITTO_ACL}\n"
         f"persistence true\npersistence_location {data}/\nautosave_on_changes false\n"
-        "autosave_interval 1\nmax_inflight_messages 20000\nset_tcp_nodelay true\n"
+        "autosave_interval 1\nmax_inflight_messages 50000\nset_tcp_nodelay true\n"
         "max_queued_messages 2000000\nmax_queued_bytes 1073741824\nsys_interval 10\n"
     )
     return ["mosquitto", "-c", str(conf)], "mosquitto", passwords

@@ -22,10 +22,10 @@ import crc32c
 __all__ = ["DEFAULT_CAPACITY", "RecentMessages", "message_key"]
 
 DEFAULT_CAPACITY = 110_000
-"""Messages remembered at least: more than Mosquitto sends again after a restart with the shipped
-settings (ingest's session holds at most ``max_queued_messages`` 100 000 unacknowledged messages
-plus what arrived while they were sent), plus what the devices resend. 2 x 110 000 digests take
-about 17 MB (measured with tracemalloc)."""
+"""Messages remembered at least: more than Mosquitto sends again after a restart or a reconnect with
+the shipped settings (the messages in flight to ingest, at most ``max_inflight_messages`` 50,000,
+which also bounds what ingest holds unacknowledged), plus what the devices resend. 2 x 110 000
+digests take about 17 MB (measured with tracemalloc)."""
 
 
 _M64 = (1 << 64) - 1

@@ -2,10 +2,11 @@
 
 It holds at most ``limit`` messages (a read pass may overshoot it once). When it is full, paho's
 thread waits before it reads more: the socket stops being read, TCP's window closes, and Mosquitto
-keeps the rest as in-flight messages of ingest's session (the shipped ``max_inflight_messages 0``
-lets it hold any number while the connection lasts). Meanwhile paho's thread still writes the
-PUBACKs and pings (``BatchingClient.stay_alive``), so the connection lasts. Nothing is dropped.
-Being full is said loudly: a WARNING when it starts and when it ends, the gauges
+keeps the rest in ingest's session, in flight up to its window (``max_inflight_messages`` 50,000,
+which in practice keeps the inbox below that) and queued behind it (``max_queued_messages``; past
+that bound the broker drops, which ``ingest.broker_watch`` reports). Meanwhile paho's thread still
+writes the PUBACKs and pings (``BatchingClient.stay_alive``), so the connection lasts. Being full is
+said loudly: a WARNING when it starts and when it ends, the gauges
 ``hazwatch_ingest_inbox_messages`` and ``hazwatch_ingest_overloaded``, and the counter
 ``hazwatch_ingest_overloaded_seconds_total``; the state ends when the inbox is down to half its
 limit (docs/ARCHITECTURE.md §5).
