@@ -23,16 +23,19 @@ Decisions taken here, and why:
   show the held all-clear to the operators, who verify on site and close the episode by hand.
 - **A site at red** (another episode of the same site is at red) suppresses its blue, yellow and
   orange raised/escalated/deescalated messages; it never suppresses an all-clear.
+- The last two are the default inhibition rules; ``notify.inhibit`` replaces them
+  (config/inhibit.py), but no rule can inhibit red.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from config.models import LEVELS
+from config.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule
 from config.notify import RateLimit
 
 __all__ = [
@@ -53,10 +56,8 @@ RateDecision = Literal["send", "drop", "send_over_cap"]
 #: Keys a silence matcher may have; an omitted key matches anything (alerts/store.py ``Silence``).
 MATCHER_KEYS: frozenset[str] = frozenset({"site", "subject", "rule", "max_level"})
 
-#: Inhibition reasons returned by :func:`inhibited`.
-FAULT = "subject in fault"
-FAULT_ALL_CLEAR = "subject in fault: all-clear held"
-SITE_AT_RED = "site at red"
+#: The default rules' names (config/inhibit.py), the reasons :func:`inhibited` returns with them.
+FAULT, FAULT_ALL_CLEAR, SITE_AT_RED = (rule.name for rule in DEFAULT_INHIBIT_RULES)
 
 _RANK: dict[str, int] = {level: i for i, level in enumerate(LEVELS)}  # normal 0 .. red 4
 _WARNING_LEVELS = ("blue", "yellow", "orange", "red")
@@ -162,14 +163,17 @@ def silenced_by(
     return None
 
 
-def inhibited(*, level: str, kind: str, site_at_red: bool, subject_in_fault: bool) -> str | None:
-    """Why a message is inhibited, or ``None`` when it goes on.
+def inhibited(*, level: str, kind: str, site_level: str, subject_in_fault: bool,
+              rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> str | None:
+    """The name of the first of ``rules`` (config/inhibit.py) that inhibits a message, or ``None``
+    when it goes on.
 
-    ``level`` is the event's new level (``"normal"`` for an all-clear); ``site_at_red``: another
-    episode of the same site is at red; ``subject_in_fault``: the subject's sensor is in fault.
-    Red is never inhibited. A fault inhibits the other threshold warnings (:data:`FAULT`) and
-    holds the all-clear (:data:`FAULT_ALL_CLEAR`); a site at red inhibits blue, yellow and orange
-    raised/escalated/deescalated messages (:data:`SITE_AT_RED`), never an all-clear. When both
+    ``level`` is the event's new level (``"normal"`` for an all-clear); ``site_level``: the highest
+    level of the site's other active episodes (``"normal"`` if none); ``subject_in_fault``: the
+    subject's sensor is in fault. Red is never inhibited, whatever the rules say. With the default
+    rules: a fault inhibits the other threshold warnings (:data:`FAULT`) and holds the all-clear
+    (:data:`FAULT_ALL_CLEAR`); a site at red inhibits blue, yellow and orange
+    raised/escalated/deescalated messages (:data:`SITE_AT_RED`), never an all-clear; when both
     apply, the fault is named: it is the more specific cause.
     """
     if kind not in _KINDS:
@@ -177,14 +181,12 @@ def inhibited(*, level: str, kind: str, site_at_red: bool, subject_in_fault: boo
     rank = _rank(level)
     if (kind == "cleared") != (rank == 0):
         raise ValueError(f"a {kind} message cannot be at level {level!r}")
+    _rank(site_level)
     if level == "red":
         return None
-    if kind == "cleared":
-        return FAULT_ALL_CLEAR if subject_in_fault else None
-    if subject_in_fault:
-        return FAULT
-    if site_at_red:
-        return SITE_AT_RED
+    for rule in rules:
+        if rule.matches(level=level, kind=kind, subject_in_fault=subject_in_fault, site_level=site_level):
+            return rule.name
     return None
 
 

@@ -26,7 +26,7 @@ from alerts.escalation import due_steps
 from alerts.noise import SilenceRule, group_wait_until, inhibited, silenced_by
 from alerts.plan import Heard, Notice, notice_key, plan_event, plan_steps
 from alerts.store import Episode, Fault, LevelChange, Notification, Silence, Store
-from config.models import Config
+from config.models import Config, level_rank
 from rules.events import WarningEvent
 
 __all__ = ["Intake", "latest_event"]
@@ -118,8 +118,8 @@ class Intake:
         silences = [SilenceRule(x.id, x.matcher, x.starts_at, x.ends_at, x.ended_at)
                     for x in s.scalars(select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now))]
         site = notices[0].site
-        red_elsewhere = {e for (e,) in s.execute(select(Episode.id).where(
-            Episode.site == site, Episode.level == "red", Episode.state.in_(ACTIVE)))}
+        active = dict(s.execute(select(Episode.id, Episode.level).where(  # the site's open episodes
+            Episode.site == site, Episode.state.in_(ACTIVE))).tuples().all())
         faults = {f for (f,) in s.execute(select(Fault.subject).where(Fault.site == site))}
         rows = []
         suppressed = 0
@@ -127,8 +127,10 @@ class Intake:
             ev = n.event
             silence = silenced_by(silences, site=ev.site, subject=ev.subject, rule=ev.rule, level=n.level, now=now)
             # an all-clear is silenced exactly when its warnings were: it goes to who heard them
-            why = inhibited(level=ev.level, kind=ev.kind, site_at_red=bool(red_elsewhere - {ev.episode}),
-                            subject_in_fault=ev.subject in faults and ev.rule != "equipment_fault") if n.kind in (
+            elsewhere = max((lv for e, lv in active.items() if e != ev.episode), key=level_rank, default="normal")
+            why = inhibited(level=ev.level, kind=ev.kind, site_level=elsewhere,
+                            subject_in_fault=ev.subject in faults and ev.rule != "equipment_fault",
+                            rules=self.config.settings.notify.inhibit) if n.kind in (
                 "raised", "escalated", "deescalated", "cleared") else None
             status, reason = "pending", None
             if silence is not None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 from config.channel_registry import CHANNEL_NAMES
 from config.channels import ChannelsSettings
+from config.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule
 
 __all__ = [
     "AUDIENCES",
@@ -307,3 +308,5 @@ class NotifySettings(_Model):
     channel_alarm: ChannelAlarm = ChannelAlarm()
     channels: ChannelsSettings = ChannelsSettings()
     """Settings of the channels beyond Twilio SMS and CAP (config/channels.py)."""
+    inhibit: list[InhibitRule] = list(DEFAULT_INHIBIT_RULES)
+    """Inhibition rules, the first match naming the reason (config/inhibit.py); [] inhibits nothing."""

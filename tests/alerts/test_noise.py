@@ -6,10 +6,12 @@ and never dropped by the rate limit; the all-clear follows its warning.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from alerts.noise import (
     FAULT,
@@ -21,7 +23,8 @@ from alerts.noise import (
     rate_decision,
     silenced_by,
 )
-from config.notify import RateLimit
+from config.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule
+from config.notify import NotifySettings, RateLimit
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2025, 11, 23, 14, 0, tzinfo=CST)
@@ -254,7 +257,7 @@ def test_inhibition_matrix(
     level: str, kind: str, site_at_red: bool, subject_in_fault: bool, expected: str | None
 ) -> None:
     got = inhibited(
-        level=level, kind=kind, site_at_red=site_at_red, subject_in_fault=subject_in_fault
+        level=level, kind=kind, site_level="red" if site_at_red else "normal", subject_in_fault=subject_in_fault
     )
     assert got == expected
 
@@ -278,7 +281,7 @@ def test_inhibition_reasons() -> None:
 )
 def test_inhibition_rejects_impossible_messages(level: str, kind: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        inhibited(level=level, kind=kind, site_at_red=False, subject_in_fault=False)
+        inhibited(level=level, kind=kind, site_level="normal", subject_in_fault=False)
 
 
 # ----------------------------------------------------------------------------- rate limit
@@ -356,3 +359,44 @@ def test_group_wait_until(level: str, wait_s: float, expected: datetime) -> None
 def test_group_wait_rejects_negative_wait() -> None:
     with pytest.raises(ValueError, match="group_wait_s must be >= 0"):
         group_wait_until(level="yellow", created_at=T0, group_wait_s=-1)
+
+
+# -- inhibition rules from the configuration (config/inhibit.py) ----------------------------------
+def _rule(**kw: object) -> InhibitRule:
+    return InhibitRule.model_validate({"name": "orange site", "source": {"site_level": "orange"},
+                                       "levels": ["blue", "yellow"], "kinds": ["raised"]} | kw)
+
+
+@pytest.mark.parametrize(("site_level", "level", "kind", "expected"), [
+    ("orange", "yellow", "raised", "orange site"),
+    ("red", "blue", "raised", "orange site"),  # at that level or above
+    ("yellow", "yellow", "raised", None),
+    ("orange", "orange", "raised", None),  # not a target level
+    ("orange", "yellow", "escalated", None),  # not a target kind
+    ("orange", "red", "raised", None),
+])
+def test_a_configured_rule_inhibits_what_it_names_and_nothing_else(
+        site_level: str, level: str, kind: str, expected: str | None) -> None:
+    assert inhibited(level=level, kind=kind, site_level=site_level, subject_in_fault=True,
+                     rules=[_rule()]) == expected
+
+
+def test_without_rules_nothing_is_inhibited() -> None:
+    assert inhibited(level="yellow", kind="raised", site_level="red", subject_in_fault=True, rules=[]) is None
+
+
+def test_the_default_rules_are_the_configuration_default() -> None:
+    assert NotifySettings().inhibit == list(DEFAULT_INHIBIT_RULES)
+    assert [r.name for r in DEFAULT_INHIBIT_RULES] == [FAULT, FAULT_ALL_CLEAR, SITE_AT_RED]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"levels": ["orange", "red"]}, "red is never inhibited"),
+    ({"kinds": ["cleared"]}, "list both `cleared` (kinds) and `normal`"),
+    ({"source": {}}, "give exactly one source"),
+    ({"source": {"fault": True, "site_level": "red"}}, "give exactly one source"),
+    ({"levels": []}, "at least 1 item"),
+])
+def test_a_rule_that_cannot_be_meant_is_refused(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        _rule(**change)

@@ -59,6 +59,22 @@ def test_site_at_red_inhibits_lower_levels_of_the_same_site(harness_factory) -> 
     wait_until(lambda: len(h.to(OP1)) == 2, 30, "the second red")
 
 
+def test_inhibition_rules_come_from_the_configuration(harness_factory) -> None:
+    """notify.inhibit replaces the default rules: here a site at orange holds its yellow messages,
+    and the default "site at red" rule is gone."""
+    h = harness_factory(notify={"inhibit": [{"name": "site at orange", "source": {"site_level": "orange"},
+                                             "levels": ["blue", "yellow"], "kinds": ["raised", "escalated"]}]})
+    h.send("raised", "orange", "normal", 0, subject="TD-001/PZ-01")
+    wait_until(lambda: h.to(OP1), 30, "the orange SMS")
+    h.send("raised", "yellow", "normal", 0.1, subject="TD-001/FB-01")
+    h.send("raised", "orange", "normal", 0.2, subject="TD-001/DB-01")  # not a target level: it goes out
+    wait_until(lambda: len(rows_for(h, OP1)) == 3, 30, "the yellow and the second orange notice")
+    yellow, orange = rows_for(h, OP1)[1:]
+    assert yellow.status == "suppressed" and yellow.suppressed_reason == "inhibited: site at orange"
+    assert orange.status != "suppressed"
+    wait_until(lambda: len(h.to(OP1)) == 2, 30, "the second orange SMS")
+
+
 def test_silence_hides_up_to_its_max_level_and_is_audited(harness_factory) -> None:
     h = harness_factory()
     silence = SilenceService(h.service.store).create(
