@@ -39,22 +39,24 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 @app.command()
 def ingest(config: ConfigDir = None, client_id: str = "hazwatch-ingest-1") -> None:
-    """MQTT -> validate -> Kafka hazwatch.readings (invalid input -> hazwatch.deadletter)."""
+    """MQTT -> validate -> Kafka hazwatch.readings (invalid input -> hazwatch.deadletter). SIGHUP
+    reloads the configuration (sites and sensors, limits)."""
     from ingest.service import IngestService
 
     _logging()
-    service = IngestService(_config(config), client_id=client_id)
+    service = IngestService(_config(config), client_id=client_id, config_dir=config)
     _stop_on_signals(service.stopping)
+    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
     service.on_subscribed = _mark_ready
     service.run()
 
 
 @app.command()
 def rules(config: ConfigDir = None, loglevel: str = "warn") -> None:
-    """The rules worker: hazwatch.readings -> hazwatch.warnings."""
+    """The rules worker: hazwatch.readings -> hazwatch.warnings. SIGHUP reloads the configuration."""
     from rules.worker import run_worker
 
-    run_worker(_config(config, warn=True), loglevel=loglevel, on_ready=_mark_ready)
+    run_worker(_config(config, warn=True), loglevel=loglevel, on_ready=_mark_ready, config_dir=config)
 
 
 @app.command()

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -28,6 +29,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Counter, Histogram
 
 from config.models import Config
+from config.reload import applied, reload_config
 from config.mqtt import configure_client
 from config.topics import DEADLETTER, HEALTH, READINGS
 from config.urls import mqtt_host_port
@@ -83,9 +85,21 @@ instead of 78 µs). 20 ms saved a little more CPU but tripled the light-load lat
 _DEDUPLICATED = ("reading", "batch")  # status messages repeat legitimately (online, offline, online)
 
 
+def _fixed(old: Config, new: Config) -> str | None:
+    """What ingest cannot change while it runs."""
+    a, b = old.settings, new.settings
+    if (a.mqtt, a.kafka, a.ingest.inbox_max_messages, a.ingest.shared_group) != (
+            b.mqtt, b.kafka, b.ingest.inbox_max_messages, b.ingest.shared_group):
+        return "the mqtt or kafka settings, ingest.inbox_max_messages or ingest.shared_group changed: restart ingest"
+    return None
+
+
 class IngestService:
-    def __init__(self, config: Config, *, client_id: str = "hazwatch-ingest-1") -> None:
+    def __init__(self, config: Config, *, client_id: str = "hazwatch-ingest-1",
+                 config_dir: Path | None = None) -> None:
         self.config = config
+        self.config_dir = config_dir  # read again on SIGHUP (:meth:`request_reload`)
+        self.reload_requested = False
         self.client_id = client_id
         self.recent = RecentMessages()
         self.redelivered = 0
@@ -150,6 +164,23 @@ class IngestService:
         client = self._mqtt
         self.inbox.put(Arrival(self._connection, int(time.time() * 1000), messages), self.stopping.is_set,
                        client.stay_alive if client is not None else lambda: None)
+
+    # -- reloading (SIGHUP) -----------------------------------------------------------------
+    def request_reload(self) -> None:
+        self.reload_requested = True
+
+    def reload(self) -> None:
+        """Validate the configuration directory again and, unless refused (config/reload.py), put
+        it in force from the next micro-batch: sites, sensors, ranges and ingest's limits. The
+        brokers and the inbox size need a restart."""
+        self.reload_requested = False
+        new = reload_config(self.config_dir, self.config, service="ingest", fixed=_fixed)
+        if new is not None:
+            before = {s.id for s in self.config.sites}
+            self.config = new
+            sites = {s.id for s in new.sites}
+            applied("ingest", self.config_dir, f"{len(sites)} sites ({len(sites - before)} added, "
+                    f"{len(before - sites)} removed)")
 
     # -- processing ---------------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes, received_ms: int | None = None) -> list[Record]:
@@ -251,6 +282,8 @@ class IngestService:
                                         "broker_drops": watch.check}, soft=("inbox", "broker_drops"))
         try:
             while not self.stopping.is_set():
+                if self.reload_requested:
+                    self.reload()
                 arrivals = self.inbox.take(MICRO_BATCH, timeout=0.2, gather_s=GATHER_S)
                 if not arrivals:
                     continue

@@ -17,6 +17,9 @@ Compilation happens on the first call of a process (about a second per loop; ``c
 keeps the machine code in ``__pycache__``, ``~/.cache/numba`` or ``NUMBA_CACHE_DIR`` for the next
 process). Where numba finds no writable cache location the loops are compiled in memory instead
 (:func:`_jit`): every start then pays the compilation, but nothing fails.
+
+This module holds the threshold, rate and trend loops; the rainfall loop is in
+:mod:`rules.kernels_rain` and the data-quality loop in :mod:`rules.kernels_quality`.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["quality_loop", "rain_loop", "rate_loop", "threshold_loop", "trend_loop"]
+__all__ = ["rate_loop", "threshold_loop", "trend_loop"]
 
 N_RANKS = 4  # blue..red
 EMPTY_TS = -(1 << 62)  # an empty ring slot (rules.rate.EMPTY_TS)
-OFFLINE, STUCK, OUT_OF_RANGE = 1, 2, 4  # rules.quality fault bits
-NO_COUNTER = np.iinfo(np.int64).min  # rules.rain: no counter baseline yet
-RAIN_ABSENT = 1 << 62  # rules.rain: a rung that is not configured
+OFFLINE, STUCK, OUT_OF_RANGE = 1, 2, 4  # rules.quality fault bits (rules.kernels_quality)
+NO_COUNTER = np.iinfo(np.int64).min  # rules.rain: no counter baseline yet (rules.kernels_rain)
+RAIN_ABSENT = 1 << 62  # rules.rain: a rung that is not configured (rules.kernels_rain)
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -307,200 +310,3 @@ def trend_loop(sensor, ts, val, row_of_sensor, sign, rungs, window_ms, spacing_m
         if new == 0:
             episode_ts[r] = -1
     return stale, invalid, out_i[:n_out], out_f[:n_out]
-
-
-# -- rainfall windows ---------------------------------------------------------------------------
-@_jit(nogil=True)
-def rain_loop(sensor, ts, val, row_of_sensor, is_counter, rungs_cmm, deadband_cmm, window_bins, bin_ms,
-              max_cmm, bin_cap, bins, sums, last_ts, counter, level, episode_ts, peak):
-    """Add each reading's rain to its row's 5-minute bins, update the window sums and step the
-    any-window ladder (rules.rain). Returns ``(n_stale, n_invalid, out)``: ``out`` is (k, 12)
-    int64 rows ``[row, reading, old, new, episode_ts, peak, window, sum x5]``, one per change."""
-    n_bins = bins.shape[1]
-    n_win = window_bins.shape[0]
-    out = np.empty((sensor.shape[0], 7 + n_win), dtype=np.int64)
-    ring = np.empty(n_bins, dtype=np.int64)
-    n_out = 0
-    stale = 0
-    invalid = 0
-    for i in range(sensor.shape[0]):
-        r = row_of_sensor[sensor[i]]
-        if r < 0:
-            continue
-        x = val[i]
-        if not np.isfinite(x):
-            invalid += 1
-            continue
-        t = ts[i]
-        last = last_ts[r]
-        if t <= last:
-            stale += 1
-            continue
-        cmm = np.int64(np.rint(min(max(x, 0.0), max_cmm / 100) * 100.0))  # 0.01 mm
-        head = t // bin_ms
-        advance = head - max(last, 0) // bin_ms if last >= 0 else n_bins
-        rain = cmm
-        if is_counter[r]:  # the counter's delta; a drop is a reset; a first reading is the baseline
-            base = counter[r]
-            if base == NO_COUNTER or advance >= n_bins:
-                base = cmm
-            rain = cmm - base if cmm >= base else cmm
-            counter[r] = cmm
-        slot = head % n_bins
-        if advance <= 1:  # the newest bin or the next: the sums lose the bins leaving each window
-            if advance == 1:
-                for w in range(n_win):
-                    sums[r, w] -= bins[r, (head - window_bins[w]) % n_bins]
-                bins[r, slot] = 0  # the slot held the bin 24 h before the new one
-            old = np.int64(bins[r, slot])
-            new = min(old + rain, bin_cap)
-            bins[r, slot] = new
-            for w in range(n_win):
-                sums[r, w] += new - old
-        elif advance >= n_bins:  # a first reading, or a gap of 24 h or more: an empty ring
-            for j in range(n_bins):
-                bins[r, j] = 0
-            first = min(rain, bin_cap)
-            bins[r, slot] = first
-            for w in range(n_win):
-                sums[r, w] = first
-        else:  # bins skipped: empty them and re-sum the ring
-            for age in range(n_bins):
-                ring[age] = 0 if age < advance else bins[r, (head - age) % n_bins]
-            ring[0] = min(ring[0] + rain, bin_cap)
-            total = 0
-            w = 0
-            for age in range(n_bins):
-                bins[r, (head - age) % n_bins] = ring[age]
-                total += ring[age]
-                while w < n_win and window_bins[w] - 1 == age:
-                    sums[r, w] = total
-                    w += 1
-        last_ts[r] = t
-        # levels: rung q of window w holds at its sum, or at sum - deadband once reached
-        old_level = np.int64(level[r])
-        new_level = 0
-        for q in range(N_RANKS):
-            cut = deadband_cmm[r] if old_level >= q + 1 else 0
-            for w in range(n_win):
-                if sums[r, w] >= rungs_cmm[r, w, q] - cut:
-                    new_level = q + 1
-                    break
-        if new_level == old_level:
-            continue
-        if old_level == 0:
-            episode_ts[r] = t
-        pk = np.int64(peak[r]) if old_level else 0
-        peak[r] = max(pk, new_level)
-        # the deciding window: the new level's by the largest sum / rung (on a clear, the one
-        # closest to keeping the old level); ties go to the shorter window
-        rank = new_level if new_level else old_level
-        cut = deadband_cmm[r] if old_level >= new_level else 0
-        best = -np.inf
-        window = 0
-        for w in range(n_win):
-            rung = rungs_cmm[r, w, rank - 1]
-            ratio = sums[r, w] / max(rung, 1) if rung < RAIN_ABSENT else -np.inf
-            if new_level and not sums[r, w] >= rung - cut:
-                ratio = -np.inf
-            if ratio > best:
-                best = ratio
-                window = w
-        out[n_out, 0] = r
-        out[n_out, 1] = i
-        out[n_out, 2] = old_level
-        out[n_out, 3] = new_level
-        out[n_out, 4] = episode_ts[r]
-        out[n_out, 5] = peak[r]
-        out[n_out, 6] = window
-        for w in range(n_win):
-            out[n_out, 7 + w] = sums[r, w]
-        n_out += 1
-        level[r] = new_level
-        if new_level == 0:
-            episode_ts[r] = -1
-            peak[r] = 0
-    return stale, invalid, out[:n_out]
-
-
-# -- data quality -------------------------------------------------------------------------------
-@_jit(inline="always")
-def _median_sorted(buf, w):
-    """Sort ``buf[:w]`` in place (insertion sort: w <= 32) and return its median."""
-    for a in range(1, w):
-        x = buf[a]
-        b = a - 1
-        while b >= 0 and buf[b] > x:
-            buf[b + 1] = buf[b]
-            b -= 1
-        buf[b + 1] = x
-    return 0.5 * (buf[(w - 1) // 2] + buf[w // 2])
-
-
-@_jit(nogil=True)
-def quality_loop(sensor, ts, val, now, lo, hi, stuck_samples, spike_row, spike_window, spike_mad, mad_floor,
-                 faults, run, last_ts, last_seen, last_v, outlier, win_count, win_head, window, quarantined):
-    """Out of range, stuck and spike checks per reading (rules.quality). Sets ``quarantined[i]``
-    and the fault bits; returns ``(n_stale, ints, floats)`` for the readings whose faults changed or
-    that are spikes: ints ``[reading, before, after, spike]``, floats ``[median, MAD, limit]``."""
-    per_reading_now = now.shape[0] > 1
-    out_i = np.empty((sensor.shape[0], 4), dtype=np.int64)
-    out_f = np.empty((sensor.shape[0], 3), dtype=np.float64)
-    buf = np.empty(max(window.shape[1], 1), dtype=np.float64)
-    n_out = 0
-    stale = 0
-    for i in range(sensor.shape[0]):
-        r = sensor[i]
-        t = ts[i]
-        x = val[i]
-        if t <= last_ts[r]:
-            stale += 1
-            quarantined[i] = True
-            continue
-        last_ts[r] = t
-        last_seen[r] = now[i] if per_reading_now else now[0]
-        before = np.int64(faults[r])
-        after = before & ~OFFLINE  # any reading ends offline
-        bad = not np.isfinite(x) or x < lo[r] or x > hi[r]
-        after = after | OUT_OF_RANGE if bad else after & ~OUT_OF_RANGE
-        n_stuck = np.int64(stuck_samples[r])
-        run[r] = min(run[r] + 1, max(n_stuck, 1)) if x == last_v[r] else 1
-        last_v[r] = x
-        after = after | STUCK if n_stuck > 0 and run[r] >= n_stuck else after & ~STUCK
-        spike = False
-        med = np.nan
-        mad = np.nan
-        limit = np.nan
-        row = spike_row[r]
-        if row >= 0 and not bad:  # Hampel test against the window of accepted readings
-            w = np.int64(spike_window[r])
-            for j in range(w):
-                buf[j] = window[row, j]
-            med = _median_sorted(buf, w)
-            for j in range(w):
-                buf[j] = abs(window[row, j] - med)
-            mad = _median_sorted(buf, w)
-            floor = mad_floor[r] if mad_floor[r] > 0 else 1e-3 * max(1.0, abs(med))
-            limit = spike_mad[r] * max(mad, floor)
-            dev = x - med
-            side = 0
-            if win_count[r] >= w and abs(dev) > limit:
-                side = 1 if dev > 0 else -1
-            spike = side != 0 and side != outlier[r]  # isolated: the previous one was not
-            outlier[r] = side
-            if not spike:
-                window[row, win_head[r]] = x
-                win_head[r] = (win_head[r] + 1) % w
-                win_count[r] = min(win_count[r] + 1, w)
-        quarantined[i] = after != 0 or spike
-        if after != before or spike:
-            out_i[n_out, 0] = i
-            out_i[n_out, 1] = before
-            out_i[n_out, 2] = after
-            out_i[n_out, 3] = spike
-            out_f[n_out, 0] = med
-            out_f[n_out, 1] = mad
-            out_f[n_out, 2] = limit
-            n_out += 1
-        faults[r] = after
-    return stale, out_i[:n_out], out_f[:n_out]

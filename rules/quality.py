@@ -4,7 +4,7 @@ A sensor in fault is *quarantined*: its readings neither raise nor clear thresho
 it is healthy again (issue 5; STANDARDS: "faulty sensors look like real alarms ... disconnection must
 be its own alarm type"). Per-sensor state lives in preallocated arrays indexed by the dense sensor
 index of :class:`rules.threshold.ThresholdTable` (sites, then sensors, in configuration order); a
-micro-batch is checked by one compiled loop over the readings (:func:`rules.kernels.quality_loop`),
+micro-batch is checked by one compiled loop over the readings (:func:`rules.kernels_quality.quality_loop`),
 each sensor's readings in ts order.
 
 Checks, per fresh reading (ts newer than the sensor's last one; older or equal ones change nothing
@@ -54,7 +54,7 @@ import numpy as np
 
 from config.models import Config
 from rules.events import WarningEvent, episode_id
-from rules.kernels import quality_loop
+from rules.kernels_quality import quality_loop
 from rules.rows import by_sensor_time, zeros
 
 __all__ = ["CHECKS", "FAULT_RULE", "STATE_BYTES_PER_SENSOR", "QualityEngine", "QualityState",

@@ -2,7 +2,7 @@
 
 Every sensor with a ``rain:`` rule is a *row* (:class:`RainTable`, dense arrays); its state lives
 in preallocated arrays (:class:`RainState`); a micro-batch is evaluated by one compiled loop over
-the readings (:func:`rules.kernels.rain_loop`), each row's readings in ts order.
+the readings (:func:`rules.kernels_rain.rain_loop`), each row's readings in ts order.
 
 Binning. Each row keeps a ring of 288 five-minute bins (24 h), aligned to the epoch: bin ``k``
 covers ``[k * 5 min, (k + 1) * 5 min)``. A reading's rain is added to the bin of its timestamp.
@@ -52,7 +52,7 @@ import numpy as np
 from config.models import LEVELS, Config
 from config.rules import RAIN_WINDOWS_H
 from rules.events import WarningEvent
-from rules.kernels import rain_loop
+from rules.kernels_rain import rain_loop
 from rules.rows import RowNames, by_sensor_time, zeros
 
 __all__ = ["BIN_MS", "N_BINS", "RainEngine", "RainState", "RainTable", "RainTransition"]

@@ -40,6 +40,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -48,6 +49,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from config.models import Config
+from config.reload import LOADED_AT
 from config.topics import DEADLETTER, HEALTH, MAINTENANCE, READINGS, RULES_CHANGELOGS, WARNINGS
 from hazwatch.logs import configure_logging
 from hazwatch.ops import KafkaCheck, serve_from_env
@@ -57,6 +59,7 @@ from rules.decode import decode
 from rules.engine import Engine, Output
 from rules.handover import Handover, newer
 from rules.maintenance import RuntimeWindow, upsert_window
+from rules.reload import Reload
 
 __all__ = ["RulesWorker", "decode", "run_worker"]
 
@@ -88,7 +91,7 @@ def _dead(payload: dict) -> bytes:
     return orjson.dumps({"source": "rules", **payload})
 
 
-class RulesWorker(Handover):
+class RulesWorker(Handover, Reload):
     """The shell's state and steps; :meth:`run` is the loop. Also the consumer's rebalance listener."""
 
     snapshot_s_target = SNAPSHOT_S
@@ -98,17 +101,15 @@ class RulesWorker(Handover):
     slice_sites = SNAPSHOT_SLICE
 
     def __init__(self, config: Config, *, group: str = "hazwatch-rules",
-                 on_ready: Callable[[], None] | None = None) -> None:
-        self.config = config
+                 on_ready: Callable[[], None] | None = None, config_dir: Path | None = None) -> None:
         self.group = group
         self.on_ready = on_ready
-        kafka = config.settings.kafka
-        self.n_partitions = kafka.partitions[READINGS]
-        self.sites_known = {s.id for s in config.sites}
-        self.retain_ms = int(config.settings.ingest.max_age_s * 1000) + 86_400_000  # windows older cannot matter
-        self.engine = Engine(config)
+        self.config_dir = config_dir  # read again on SIGHUP (rules.reload)
+        self.n_partitions = config.settings.kafka.partitions[READINGS]
+        self._configured(config)
+        self.started_ms = int(time.time() * 1000)  # sensors never seen count their silence from now
+        self.engine = Engine(config, started_ms=self.started_ms)
         self.engine.warm_up()  # compiled before the first batch, not during it
-        self.engine.start(int(time.time() * 1000))  # sensors never seen count their silence from now
         self._init_handover()
         self.last_tick = time.monotonic()
         self.stopping = asyncio.Event()
@@ -117,6 +118,14 @@ class RulesWorker(Handover):
         self.state: Changelog | None = None
         self.windows: Changelog | None = None
         self._owned: tuple[frozenset[int], list[str]] = (frozenset(), [])
+
+    def _configured(self, config: Config) -> None:
+        """Put ``config`` in force (at start, and by a reload with its new engine)."""
+        self.config = config
+        self.sites_known = {s.id for s in config.sites}
+        self.retain_ms = int(config.settings.ingest.max_age_s * 1000) + 86_400_000  # windows older cannot matter
+        self._owned = (frozenset(), [])
+        LOADED_AT.set(time.time())
 
     def owned_sites(self) -> list[str]:
         assert self.state is not None
@@ -302,6 +311,8 @@ class RulesWorker(Handover):
                 batches = await self.consumer.getmany(timeout_ms=TAKE_WITHIN_MS, max_records=TAKE_MAX)
                 async with self.turn:  # a rebalance waits for the end of the turn (rules.handover)
                     await self.take_turn(batches)
+                    if self.reload_requested:  # SIGHUP: between turns too (rules.reload)
+                        await self.reload()
             async with self.turn:
                 if self.ready:
                     await self.snapshot(commit=True)  # a clean stop hands over everything
@@ -314,16 +325,18 @@ class RulesWorker(Handover):
 
 
 def run_worker(config: Config, *, loglevel: str = "warn", app_id: str = "hazwatch-rules",
-               on_ready: Callable[[], None] | None = None) -> None:
+               on_ready: Callable[[], None] | None = None, config_dir: Path | None = None) -> None:
     """Run one rules worker until SIGTERM/SIGINT (a clean stop: last snapshot, offsets committed,
-    the group left). ``on_ready`` is called after each assignment once the state is restored."""
+    the group left); SIGHUP reads ``config_dir`` again (rules.reload). ``on_ready`` is called after
+    each assignment once the state is restored."""
     configure_logging(loglevel)
 
     async def main() -> None:
-        worker = RulesWorker(config, group=app_id, on_ready=on_ready)
+        worker = RulesWorker(config, group=app_id, on_ready=on_ready, config_dir=config_dir)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, worker.request_reload)
         await worker.run()
 
     asyncio.run(main())

@@ -1,0 +1,100 @@
+"""The rules worker reloads its configuration on SIGHUP (rules/reload.py): a threshold changed
+while readings flow judges the next reading, and the warning already raised is not raised again;
+a configuration that does not validate is refused and the one in force keeps working."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import yaml
+
+from config.topics import WARNINGS
+from tests.e2e.conftest import Pipeline, TopicReader, wait_until
+
+SUBJECT = "CH-001/GT-101"  # combustible gas: yellow 10, orange 25, red 50 %LEL, held 10 s, every 5 s
+
+
+def _set_rung(config_dir: Path, level: str, value: object) -> None:
+    path = config_dir / "sites.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    site = next(s for s in doc["sites"] if s["id"] == "CH-001")
+    sensor = next(s for s in site["sensors"] if s["id"] == "GT-101")
+    rung = next(r for r in sensor["thresholds"][0]["ladder"] if r["level"] == level)
+    rung["value"] = value
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def _reloads_of(pipeline: Pipeline, service: str, result: str) -> float:
+    port = pipeline.procs[service].env["HAZWATCH_OPS_PORT"]
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
+        if line.startswith(f'hazwatch_config_reloads_total{{result="{result}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_threshold_changed_on_sighup_judges_the_next_reading_and_nothing_is_raised_twice(
+        pipeline: Pipeline) -> None:
+    warnings = TopicReader(pipeline.stack.kafka_bootstrap, WARNINGS)
+    start = int(time.time() * 1000) - 60_000
+    rules = pipeline.procs["rules"].popen
+    assert rules is not None
+
+    def send(first: int, value: float) -> None:  # three readings 5 s apart: a level held 10 s
+        pipeline.publish([(f"hw/v1/{SUBJECT}/reading", orjson.dumps({"ts": start + i * 5000, "v": value}))
+                          for i in range(first, first + 3)])
+
+    def changes() -> list[tuple[str, str]]:
+        return [(w["kind"], w["level"]) for w in warnings.poll()
+                if w["subject"] == SUBJECT and w["rule"] == "combustible_gas"]
+
+    try:
+        send(0, 14.0)  # above yellow (10)
+        wait_until(lambda: changes() == [("raised", "yellow")], 90, "the yellow warning")
+
+        _set_rung(pipeline.config_dir, "orange", "twelve")  # does not validate
+        rules.send_signal(signal.SIGHUP)
+        wait_until(lambda: _reloads_of(pipeline, "rules", "refused") == 1, 60, "the refused reload")
+
+        _set_rung(pipeline.config_dir, "orange", 13)  # orange from 25 %LEL down to 13
+        rules.send_signal(signal.SIGHUP)
+        wait_until(lambda: _reloads_of(pipeline, "rules", "applied") == 1, 60, "the reload")
+        send(3, 14.0)  # the same value: orange now
+        wait_until(lambda: len(changes()) >= 2, 90, "the escalation")
+        assert changes() == [("raised", "yellow"), ("escalated", "orange")]
+        send(6, 55.0)  # and the worker goes on: red (50) as before
+        wait_until(lambda: len(changes()) >= 3, 90, "the red escalation")
+        assert changes() == [("raised", "yellow"), ("escalated", "orange"), ("escalated", "red")]
+    finally:
+        warnings.close()
+
+
+def test_a_sensor_added_on_sighup_is_ingested_and_judged(pipeline: Pipeline) -> None:
+    path = pipeline.config_dir / "sites.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    site = next(s for s in doc["sites"] if s["id"] == "CH-001")
+    site["sensors"].append({**next(s for s in site["sensors"] if s["id"] == "GT-101"), "id": "GT-199"})
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    for service in ("ingest", "rules"):
+        popen = pipeline.procs[service].popen
+        assert popen is not None
+        popen.send_signal(signal.SIGHUP)
+    for service in ("ingest", "rules"):
+        wait_until(lambda s=service: _reloads_of(pipeline, s, "applied") == 1, 60, f"{service}'s reload")
+
+    warnings = TopicReader(pipeline.stack.kafka_bootstrap, WARNINGS)
+    try:
+        start = int(time.time() * 1000) - 30_000
+        pipeline.publish([("hw/v1/CH-001/GT-199/reading", orjson.dumps({"ts": start + i * 5000, "v": 30.0}))
+                          for i in range(3)])  # orange (25), held 10 s
+        def new() -> list[tuple[str, str]]:
+            return [(w["kind"], w["level"]) for w in warnings.poll()
+                    if w["subject"] == "CH-001/GT-199" and w["rule"] == "combustible_gas"]
+
+        wait_until(new, 90, "its warning")
+        assert new() == [("raised", "orange")]
+    finally:
+        warnings.close()
