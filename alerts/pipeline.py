@@ -119,7 +119,7 @@ class Intake:
                     for x in s.scalars(select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now))]
         site = notices[0].site
         active = dict(s.execute(select(Episode.id, Episode.level).where(  # the site's open episodes
-            Episode.site == site, Episode.state.in_(ACTIVE))).tuples().all())
+            Episode.site == site, Episode.state.in_(ACTIVE))).all())
         faults = {f for (f,) in s.execute(select(Fault.subject).where(Fault.site == site))}
         rows = []
         suppressed = 0
