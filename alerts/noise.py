@@ -181,7 +181,7 @@ def inhibited(*, level: str, kind: str, site_level: str, subject_in_fault: bool,
     rank = _rank(level)
     if (kind == "cleared") != (rank == 0):
         raise ValueError(f"a {kind} message cannot be at level {level!r}")
-    _rank(site_level)
+    _rank(site_level)  # an unknown level raises, as for ``level``
     if level == "red":
         return None
     for rule in rules:

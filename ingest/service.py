@@ -29,7 +29,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Counter, Histogram
 
 from config.models import Config
-from config.reload import applied, reload_config
+from config.reload import LOADED_AT, applied, reload_config
 from config.mqtt import configure_client
 from config.topics import DEADLETTER, HEALTH, READINGS
 from config.urls import mqtt_host_port
@@ -100,6 +100,7 @@ class IngestService:
         self.config = config
         self.config_dir = config_dir  # read again on SIGHUP (:meth:`request_reload`)
         self.reload_requested = False
+        LOADED_AT.set(time.time())
         self.client_id = client_id
         self.recent = RecentMessages()
         self.redelivered = 0

@@ -9,12 +9,13 @@ hand-over, rules.handover):
 2. a change the worker cannot apply while running (Kafka's bootstrap or partition counts) is refused
    the same way: those need a restart;
 3. a snapshot is written and its offsets committed (``snapshot(commit=True)``), so the changelog
-   holds the state as of this moment;
-4. a new :class:`rules.engine.Engine` is built from the new configuration, and each loaded site
-   that still exists gets its state back through the engine's own ``export_site``/``import_site``
-   (the changelog's format): a sensor's level, episode and windows are kept where its rule still
-   exists, so a warning already raised is not raised again, and the next reading is judged by the
-   new thresholds. Sites that are gone are dropped; new ones start fresh.
+   holds every loaded site's state as of this moment;
+4. a new :class:`rules.engine.Engine` is built from the new configuration and the sites are
+   marked not loaded: each gets its state back from the changelog into the new engine when it is
+   next needed (``load``, the engine's ``import_site``, as after a hand-over). A sensor's level,
+   episode and windows are kept where its rule still exists, so a warning already raised is not
+   raised again, and the next reading is judged by the new thresholds. Sites that are gone are
+   not loaded again; new ones start fresh.
 
 The outcome is counted as every service's (config/reload.py).
 """
@@ -22,7 +23,7 @@ The outcome is counted as every service's (config/reload.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from config.reload import applied, reload_config
 from rules.engine import Engine
@@ -48,9 +49,7 @@ class Reload:
     engine: Engine
     started_ms: int
     loaded: set[str]
-    dirty: set[str]
     ready: bool
-    windows: Any
     reload_requested: bool = False
 
     def request_reload(self) -> None:
@@ -70,21 +69,14 @@ class Reload:
         if new is None:
             return False
         if self.ready:
-            await self.snapshot(commit=True)
-        saved = {site: self.engine.export_site(site) for site in self.loaded}
+            await self.snapshot(commit=True)  # the changelog holds every loaded site's state
         engine = Engine(new, started_ms=self.started_ms)
         engine.warm_up()
-        sites = {s.id for s in new.sites}
-        kept = {site for site in saved if site in sites}
-        for site in kept:
-            engine.import_site(site, saved[site])
-            if self.windows is not None:
-                engine.set_site_windows(site, self.windows[site])
-        before = {s.id for s in self.config.sites}
+        before, sites = {s.id for s in self.config.sites}, {s.id for s in new.sites}
+        kept = len(self.loaded & sites)
         self.engine = engine
         self._configured(new)
-        self.loaded = kept
-        self.dirty |= kept  # the next snapshot writes their state as the new engine holds it
+        self.loaded.clear()  # each site's state comes back from the changelog into the new engine (load)
         applied("rules", self.config_dir, f"{len(sites)} sites ({len(sites - before)} added, "
-                f"{len(before - sites)} removed), rule state kept for {len(kept)} loaded sites")
+                f"{len(before - sites)} removed), rule state kept for the {kept} loaded sites that remain")
         return True

@@ -107,6 +107,7 @@ class RulesWorker(Handover, Reload):
         self.config_dir = config_dir  # read again on SIGHUP (rules.reload)
         self.n_partitions = config.settings.kafka.partitions[READINGS]
         self._configured(config)
+        LOADED_AT.set(time.time())
         self.started_ms = int(time.time() * 1000)  # sensors never seen count their silence from now
         self.engine = Engine(config, started_ms=self.started_ms)
         self.engine.warm_up()  # compiled before the first batch, not during it
@@ -125,7 +126,6 @@ class RulesWorker(Handover, Reload):
         self.sites_known = {s.id for s in config.sites}
         self.retain_ms = int(config.settings.ingest.max_age_s * 1000) + 86_400_000  # windows older cannot matter
         self._owned = (frozenset(), [])
-        LOADED_AT.set(time.time())
 
     def owned_sites(self) -> list[str]:
         assert self.state is not None
