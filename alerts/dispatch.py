@@ -104,6 +104,11 @@ class Dispatcher(CapDispatch):
         self.audio_dir = audio_dir
         self.publish_audio = publish_audio
 
+    def reconfigure(self, config: Config, channels: Mapping[str, Channel]) -> None:
+        """Put a reloaded configuration in force from the next pass (alerts/service.py)."""
+        self.config, self.channels = config, dict(channels)
+        self.alarms.config, self.alarms.settings = config, config.settings.notify.channel_alarm
+
     # -- bookkeeping ----------------------------------------------------------------------------
     def recover(self) -> int:
         """After a crash: rows left ``sending`` may or may not have gone out -> reconcile them,

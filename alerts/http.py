@@ -238,12 +238,14 @@ def _find_cap(store: Store, config: Config, identifier: str) -> bytes | None:
 
 
 # -- the app -----------------------------------------------------------------------------------
-def create_alerts_api(store: Store, config: Config, *,
+def create_alerts_api(store: Store, config: Config | Callable[[], Config], *,
                       clock: Callable[[], dt.datetime] = utcnow, checks: Mapping[str, Check] | None = None) -> FastAPI:
-    """The alerts HTTP API on ``store``; ``clock`` stamps deliveries and an empty feed; ``checks``
-    (read at each request, so the service can add to it later) answer ``/healthz``."""
+    """The alerts HTTP API on ``store``; ``config``: the configuration, or how to get the one in
+    force (it changes on a reload); ``clock`` stamps deliveries and an empty feed; ``checks`` (read at
+    each request, so the service can add to it later) answer ``/healthz``."""
     app = FastAPI(title="hazwatch-alerts", openapi_url=None, docs_url=None, redoc_url=None)
-    settings = config.settings
+    current: Callable[[], Config] = config if callable(config) else lambda: config
+    settings = current().settings  # the SMS accounts: a reload that changes them is refused
     # callbacks of the second SMS account (channel alarms) are signed with its own token
     tokens = [a.auth_token.get_secret_value() for a in (settings.sms, settings.sms_fallback) if a is not None]
 
@@ -252,7 +254,7 @@ def create_alerts_api(store: Store, config: Config, *,
         # parsed by hand: FastAPI's Form() would need python-multipart
         body = await _read_body(request, MAX_CALLBACK_BYTES)
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        url = _signed_url(config, request)
+        url = _signed_url(current(), request)
         signature = request.headers.get("X-Twilio-Signature")
         if not any(verify_signature(token, url, params, signature) for token in tokens):
             log.warning("status callback for %s rejected: bad signature for %s",
@@ -267,14 +269,15 @@ def create_alerts_api(store: Store, config: Config, *,
 
     @app.get("/cap/feed.atom")
     def cap_feed(request: Request) -> Response:
-        entries = active_cap_entries(store, config)
-        body = atom_feed(entries, base_url=_public_base(config, request),
-                         sender=settings.cap.sender, now=clock(), tz=settings.timezone)
+        now_in_force = current()
+        entries = active_cap_entries(store, now_in_force)
+        body = atom_feed(entries, base_url=_public_base(now_in_force, request), sender=now_in_force.settings.cap.sender,
+                         now=clock(), tz=now_in_force.settings.timezone)
         return Response(body, media_type="application/atom+xml")
 
     @app.get("/cap/{identifier}.xml")
     def cap_document(identifier: str) -> Response:
-        xml = _find_cap(store, config, identifier)
+        xml = _find_cap(store, current(), identifier)
         if xml is None:
             raise HTTPException(404, f"no CAP message {identifier}")
         return Response(xml, media_type=CAP_MEDIA_TYPE)

@@ -32,19 +32,22 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.channels.base import Channel
 from alerts.channels.registry import build_routed
+from config.channels import ChannelConfigError
 from alerts.channels.sms import SmsChannel
 from alerts.dispatch import Dispatcher
 from alerts.http import create_alerts_api, serve_in_thread, status_callback_url
 from alerts.ops import OUTBOX, database_check
 from alerts.pipeline import Intake
-from alerts.store import Fault, Store, utcnow
+from alerts.store import Action, Fault, Store, utcnow
 from config.models import Config
+from config.reload import LOADED_AT, Report, applied, refused, reload_config
 from config.mqtt import MqttSettings, configure_client
 from config.topics import DEADLETTER, DELIVERIES, HEALTH, WARNINGS
+from hazwatch.control import ControlListener
 from hazwatch.ops import Check, KafkaCheck
 from rules.events import WarningEvent
 
-__all__ = ["AlertsService", "CapPublisher"]
+__all__ = ["AlertsService", "CapPublisher", "unreloadable"]
 
 log = logging.getLogger("hazwatch.alerts")
 
@@ -81,13 +84,30 @@ class CapPublisher:
         self.client.loop_stop()
 
 
+def unreloadable(old: Config, new: Config) -> str | None:
+    """What the alerts service cannot change while it runs, or None."""
+    a, b = old.settings, new.settings
+    fixed = ("database", "kafka", "mqtt", "sms", "sms_fallback")
+    if changed := [k for k in fixed if getattr(a, k) != getattr(b, k)]:
+        return f"the {', '.join(changed)} settings changed: restart the alerts service to apply them"
+    if (a.notify.http, a.notify.sms_timeout_s) != (b.notify.http, b.notify.sms_timeout_s):
+        return "notify.http or notify.sms_timeout_s changed: restart the alerts service to apply them"
+    return None
+
+
 class AlertsService:
     def __init__(self, config: Config, *, store: Store | None = None, sms: SmsChannel | None = None,
                  clock: Callable[[], dt.datetime] = utcnow, group_id: str = "hazwatch-alerts",
                  seed: int | None = None, data_dir: Path | None = None,
-                 channels: Mapping[str, Channel] | None = None) -> None:
+                 channels: Mapping[str, Channel] | None = None, config_dir: Path | None = None) -> None:
         s = config.settings
         self.config = config
+        self.config_dir = config_dir  # read again on SIGHUP or a request on the control topic (:meth:`reload`)
+        self.reload_requested = False
+        self.control: ControlListener | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.started_ms = int(time.time() * 1000)
+        LOADED_AT.set(time.time())
         self.store = store or Store(s.database.url)
         self.sms = sms or SmsChannel(s.sms.account_sid, s.sms.auth_token.get_secret_value(), s.sms.from_number,
                                      base_url=s.sms.base_url, timeout_s=s.notify.sms_timeout_s)
@@ -97,6 +117,7 @@ class AlertsService:
         # the other channels its routing rules name (alerts.channels.registry), built now: one not
         # configured stops the service here, not at the first warning
         self.channels = dict(build_routed(s, os.environ) if channels is None else channels)
+        self.own_channels = channels is None  # built here, so built again from a reloaded configuration
         self.clock = clock
         self.group_id = group_id
         self.rng = random.Random(seed)
@@ -168,12 +189,46 @@ class AlertsService:
         log.info("%s %s -> %s: %s", record["type"], record["kind"], record.get("to") or record.get("zone"),
                  record["status"])
 
+    # -- reloading (SIGHUP, or a reload asked for in the console) --------------------------------
+    def request_reload(self) -> None:
+        self.reload_requested = True
+
+    def reload(self) -> bool:
+        """Validate the configuration directory again and, unless refused (config/reload.py and
+        :func:`unreloadable`), put it in force from the next event: sites, zones, recipients,
+        routing, escalation, inhibition, grouping and rate limits, and the channels the routing
+        names. A reload not asked for in the console (SIGHUP) is recorded in the audit table here,
+        as ``config_reload`` by ``SIGHUP``; the console records its own with the admin's name."""
+        self.reload_requested = False
+        pending = self.control.pending if self.control is not None else None
+        report: Report | None = self.control.reporter() if self.control is not None else None
+        new = reload_config(self.config_dir, self.config, service="alerts", fixed=unreloadable, report=report)
+        if new is None:
+            return False
+        channels = self.channels
+        if self.own_channels:
+            try:
+                channels = build_routed(new.settings, os.environ)
+            except ChannelConfigError as exc:
+                refused("alerts", self.config_dir, f"a channel the routing names is not configured: {exc}", report)
+                return False
+        old, self.config, self.channels = self.config, new, dict(channels)
+        self.intake.config = new
+        if self.dispatcher is not None:
+            self.dispatcher.reconfigure(new, self.channels)
+        lines = applied("alerts", self.config_dir, old, new, report)
+        if pending is None:
+            with self.store.session.begin() as s:
+                s.add(Action(action="config_reload", actor="SIGHUP", at=self.clock(),
+                             text="; ".join(lines) or "no change"))
+        return True
+
     # -- composition --------------------------------------------------------------------------
     def run(self) -> None:
         s = self.config.settings
         # 1. HTTP: status callbacks and the CAP feed (port 0 picks a free port)
         checks: dict[str, Check] = {"database": lambda: database_check(self.store)}
-        served = serve_in_thread(create_alerts_api(self.store, self.config, clock=self.clock, checks=checks),
+        served = serve_in_thread(create_alerts_api(self.store, lambda: self.config, clock=self.clock, checks=checks),
                                  s.notify.http.host, s.notify.http.port)
         self.http_port = served.port
         callback = status_callback_url(self.config, served.url)
@@ -189,6 +244,10 @@ class AlertsService:
                                 on_result=self._on_result, status_callback=callback, rng=self.rng,
                                 audio_dir=self.data_dir, publish_audio=cap.publish_audio, fallback=self.fallback,
                                 channels=self.channels)
+        self.dispatcher = dispatcher
+        if self.config_dir is not None:  # a reload asked for in the console (hazwatch/control.py)
+            self.control = ControlListener(s.kafka.bootstrap, "alerts", lambda _request: self.request_reload(),
+                                           since_ms=self.started_ms).start()
         log.info("alerts: claiming outbox rows as %s", dispatcher.claims.owner)
         log.info("alerts: %d notification(s) to reconcile after restart", dispatcher.recover())
         # 3. inputs
@@ -207,6 +266,11 @@ class AlertsService:
         next_timers = 0.0
         try:
             while not self.stopping.is_set():
+                if self.reload_requested:
+                    try:
+                        self.reload()
+                    except Exception:  # noqa: BLE001 - e.g. the audit record: the reload stands or not, logged
+                        log.exception("alerts: reload failed")
                 handled = 0
                 try:
                     handled = self._consume(consumer)
@@ -229,6 +293,8 @@ class AlertsService:
                     log.exception("dispatch failed; retrying")
                     time.sleep(1)
         finally:
+            if self.control is not None:
+                self.control.stop()
             consumer.close()
             self.producer.flush(5)
             self.producer.close(5)

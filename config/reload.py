@@ -16,10 +16,15 @@ from pathlib import Path
 
 from prometheus_client import Counter, Gauge
 
+from config.diff import changes, summary
 from config.loader import ConfigError, load_config
 from config.models import Config
 
-__all__ = ["LOADED_AT", "RELOADS", "applied", "reload_config"]
+__all__ = ["LOADED_AT", "RELOADS", "Report", "applied", "refused", "reload_config"]
+
+Report = Callable[[str, str], None]
+"""Told the outcome of a reload: ``(result, detail)``, result ``applied`` or ``refused`` (a
+service that follows the control topic publishes it there, hazwatch/control.py)."""
 
 log = logging.getLogger("hazwatch.config")
 
@@ -28,7 +33,7 @@ LOADED_AT = Gauge("hazwatch_config_loaded_timestamp_seconds", "When the configur
 
 
 def reload_config(directory: Path | None, in_force: Config, *, service: str,
-                  fixed: Callable[[Config, Config], str | None]) -> Config | None:
+                  fixed: Callable[[Config, Config], str | None], report: Report | None = None) -> Config | None:
     """The configuration in ``directory`` now, or None (refused, logged as an ERROR) when there is
     no directory, it does not validate, or ``fixed(in_force, new)`` names a change that needs a
     restart."""
@@ -43,13 +48,27 @@ def reload_config(directory: Path | None, in_force: Config, *, service: str,
             if (why_fixed := fixed(in_force, new)) is None:
                 return new
             why = why_fixed
-    log.error("%s: configuration in %s not reloaded, the one in force stays: %s", service, directory, why)
-    RELOADS.labels("refused").inc()
+    refused(service, directory, why, report)
     return None
 
 
-def applied(service: str, directory: Path | None, summary: str) -> None:
-    """Count and log a reload that was applied."""
+def refused(service: str, directory: Path | None, why: str, report: Report | None = None) -> None:
+    """Count and log a reload that was refused, and why."""
+    log.error("%s: configuration in %s not reloaded, the one in force stays: %s", service, directory, why)
+    RELOADS.labels("refused").inc()
+    if report is not None:
+        report("refused", why.strip())
+
+
+def applied(service: str, directory: Path | None, old: Config, new: Config, report: Report | None = None,
+            note: str = "", lines: list[str] | None = None) -> list[str]:
+    """Count and log a reload that was applied; what changed (config/diff.py, or ``lines`` when
+    already known)."""
+    lines = changes(old, new) if lines is None else lines
     RELOADS.labels("applied").inc()
     LOADED_AT.set(time.time())
-    log.warning("%s: configuration reloaded from %s: %s", service, directory, summary)
+    detail = summary(lines) + (f" ({note})" if note else "")
+    log.warning("%s: configuration reloaded from %s: %s", service, directory, detail)
+    if report is not None:
+        report("applied", detail)
+    return lines

@@ -7,7 +7,7 @@ workers. These are the defaults; ``kafka.partitions`` in hazwatch.yaml changes t
 
 from __future__ import annotations
 
-__all__ = ["DEADLETTER", "DELIVERIES", "HEALTH", "MAINTENANCE", "NOTIFICATIONS", "PARTITIONS", "READINGS",
+__all__ = ["CONTROL", "DEADLETTER", "DELIVERIES", "HEALTH", "MAINTENANCE", "NOTIFICATIONS", "PARTITIONS", "READINGS",
            "RULES_CHANGELOGS", "WARNINGS"]
 
 READINGS = "hazwatch.readings"
@@ -17,6 +17,7 @@ DEADLETTER = "hazwatch.deadletter"
 NOTIFICATIONS = "hazwatch.notifications"
 DELIVERIES = "hazwatch.deliveries"
 MAINTENANCE = "hazwatch.maintenance"
+CONTROL = "hazwatch.control"
 
 PARTITIONS: dict[str, int] = {
     READINGS: 12,
@@ -25,6 +26,7 @@ PARTITIONS: dict[str, int] = {
     DEADLETTER: 1,  # low volume; one partition keeps rejects in arrival order
     NOTIFICATIONS: 12,
     DELIVERIES: 12,
+    CONTROL: 1,  # reload requests and their outcomes (hazwatch/control.py), read by every process
 }
 # Runtime maintenance windows, keyed by site id like the readings and with as many partitions: the
 # worker that owns a site's readings owns its windows (faust assigns co-partitioned topics together).

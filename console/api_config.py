@@ -17,11 +17,13 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 
+from config.checks import config_warnings
 from config.loader import ConfigError, load_config
 from config.models import Config
 from console.auth import User, api_user, context, require_role
 
-__all__ = ["REDACTED", "ConfigView", "check_directory", "config_view", "mask_phone", "redact", "router"]
+__all__ = ["REDACTED", "ConfigView", "ReloadOutcome", "ReloadView", "check_directory", "config_view", "mask_phone",
+           "redact", "router"]
 
 router = APIRouter(prefix="/api", tags=["configuration"])
 CurrentUser = Annotated[User, Depends(api_user)]
@@ -44,6 +46,8 @@ class ConfigIssueView(_Out):
 class ConfigCheck(_Out):
     valid: bool
     issues: list[ConfigIssueView] = []
+    warnings: list[ConfigIssueView] = []
+    """What ``hazwatch check-config`` warns of (config/checks.py): not errors, but worth a look."""
 
 
 class RuleCounts(_Out):
@@ -135,16 +139,17 @@ def mask_phone(phone: str) -> str:
 
 
 def check_directory(directory: Path) -> dict[str, Any]:
-    """What ``hazwatch check-config DIRECTORY`` would say now: ``{"valid": true, "issues": []}``
-    or ``{"valid": false, "issues": [{"file", "path", "reason"}, ...]}``."""
+    """What ``hazwatch check-config DIRECTORY`` would say now: ``{"valid": true, "issues": [],
+    "warnings": [...]}`` or ``{"valid": false, "issues": [{"file", "path", "reason"}, ...]}``."""
     try:
-        load_config(directory)
+        loaded = load_config(directory)
     except ConfigError as exc:
         return {"valid": False, "issues": [{"file": i.file, "path": i.path, "reason": i.reason} for i in exc.issues]}
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # unreadable file, bad encoding
         return {"valid": False, "issues": [{"file": str(getattr(exc, "filename", "") or ""), "path": "",
                                             "reason": f"{exc.__class__.__name__}: {exc}"}]}
-    return {"valid": True, "issues": []}
+    return {"valid": True, "issues": [], "warnings": [{"file": i.file, "path": i.path, "reason": i.reason}
+                                                     for i in config_warnings(loaded)]}
 
 
 def _counts(config: Config) -> dict[str, Any]:
@@ -194,3 +199,54 @@ def get_config(request: Request, user: CurrentUser) -> dict[str, Any]:
     require_role(user, "admin")
     ctx = context(request)
     return config_view(ctx.config, ctx.config_dir)
+
+
+class ReloadView(_Out):
+    applied: bool
+    changes: list[str]
+    issues: list[ConfigIssueView]
+    request: str | None
+
+
+class ReloadOutcome(_Out):
+    request: str | None
+    service: str
+    instance: str
+    result: str
+    detail: str
+    at: int
+
+
+@router.post("/config/reload", response_model=ReloadView, responses={
+    401: {"description": "not logged in"}, 403: {"description": "not an admin"},
+    409: {"description": "refused: the directory does not validate, or a change needs a restart; nothing changed"},
+    503: {"description": "Kafka did not take the request; nothing changed"}})
+def reload_config(request: Request, user: CurrentUser) -> Any:
+    """Read the configuration directory again and put it in force in every service (console/reload.py):
+    validated first; refused with every reason, and nothing changed, when it does not validate.
+    Recorded in the audit log with what changed. Each service's outcome follows in
+    ``GET /api/config/reloads``."""
+    from fastapi.responses import JSONResponse
+
+    from console.reload import reload_everywhere
+
+    require_role(user, "admin")
+    ctx = context(request)
+    try:
+        outcome = reload_everywhere(ctx, user.username)
+    except Exception as exc:  # noqa: BLE001 - Kafka did not take the request: nothing changed
+        return JSONResponse({"detail": f"the services could not be asked ({exc.__class__.__name__}: {exc}); "
+                             "nothing changed"}, status_code=503)
+    body = {"applied": outcome.applied, "changes": outcome.changes, "issues": outcome.issues,
+            "request": outcome.request}
+    return body if outcome.applied else JSONResponse(body, status_code=409)
+
+
+@router.get("/config/reloads", response_model=list[ReloadOutcome], responses={
+    401: {"description": "not logged in"}, 403: {"description": "not an admin"}})
+def reload_outcomes(request: Request, user: CurrentUser) -> list[dict[str, Any]]:
+    """The services' answers to reloads since the console started, newest first: each service
+    instance's ``applied`` or ``refused``, with what changed or why not."""
+    require_role(user, "admin")
+    return [{k: o.get(k) for k in ("request", "service", "instance", "result", "detail", "at")}
+            for o in context(request).outcomes]

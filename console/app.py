@@ -8,8 +8,10 @@ import contextlib
 import datetime as dt
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -58,8 +60,12 @@ class ConsoleContext:
     site_states: SiteStates = field(default_factory=SiteStates)
     """Site summaries shared by the event streams."""
     config_dir: Path | None = None
-    """The directory ``config`` was loaded from (``GET /api/config`` checks it again); None when
-    the configuration was built some other way (tests)."""
+    """The directory ``config`` was loaded from (``GET /api/config`` checks it again, a reload reads
+    it, console/reload.py); None when the configuration was built some other way (tests)."""
+    own_requests: set[str] = field(default_factory=set)
+    """Reload requests this console made (it has applied them already)."""
+    outcomes: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
+    """The services' reload outcomes, newest first (hazwatch/control.py), for the admin."""
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -96,10 +102,19 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
         reader=reader, config_dir=config_dir, history=history)
 
     # 2. background work: the Kafka reader thread and the episode poller task
+    #    and the control topic's listener (a reload asked for by an admin here or elsewhere)
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from console.reload import reload_here
+        from hazwatch.control import ControlListener
+
+        control = None
         if reader is not None:
             reader.start()
+            if config_dir is not None:
+                control = ControlListener(config.settings.kafka.bootstrap, "console",
+                                          lambda request: reload_here(ctx, request),
+                                          on_outcome=ctx.outcomes.appendleft).start()
         poller = asyncio.create_task(events.poll_episodes(ctx), name="console-episode-poller")
         try:
             yield
@@ -107,6 +122,8 @@ def create_app(config: Config, store: Store, live: LiveState | None = None, *,
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+            if control is not None:
+                await asyncio.to_thread(control.stop)
             if reader is not None:
                 await asyncio.to_thread(reader.stop)
 

@@ -8,6 +8,7 @@ following; readiness does not wait for it).
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -72,6 +73,12 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None,
     config = listening_on(config, host, port)
     app = build(config, config_dir=config_dir)
     server = uvicorn.Server(uvicorn_config(app, config.settings.console))
+
+    def reload_on_sighup(*_: object) -> None:  # the console alone (console/reload.py), off the signal handler
+        from console.reload import reload_here
+
+        threading.Thread(target=reload_here, args=(app.state.console,), name="console-reload", daemon=True).start()
+    signal.signal(signal.SIGHUP, reload_on_sighup)
     ready_file = os.environ.get("HAZWATCH_READY_FILE")
     if ready_file:
         def mark_ready() -> None:

@@ -77,7 +77,8 @@ def history(config: ConfigDir = None) -> None:
 
 @app.command()
 def alerts(config: ConfigDir = None) -> None:
-    """Warnings -> outbox -> SMS (twilio) and CAP broadcasts (MQTT)."""
+    """Warnings -> outbox -> SMS and the other channels, CAP broadcasts (MQTT). SIGHUP reloads the
+    configuration (recipients, zones, routing, escalation, inhibition, limits)."""
     from alerts.service import AlertsService
 
     _logging()
@@ -85,8 +86,9 @@ def alerts(config: ConfigDir = None) -> None:
     audio = Path(data) / "audio" if data else None  # loudspeaker WAVs, when espeak-ng is installed
     if audio is not None:
         audio.mkdir(parents=True, exist_ok=True)
-    service = AlertsService(_config(config, warn=True), data_dir=audio)
+    service = AlertsService(_config(config, warn=True), data_dir=audio, config_dir=config)
     _stop_on_signals(service.stopping)
+    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
     service.on_assigned = _mark_ready
     service.run()
 
@@ -175,7 +177,8 @@ def run(config: ConfigDir = None) -> None:
 @app.command()
 def demo(
     duration: Annotated[float, typer.Option(help="Stop after S seconds (0: when the scenario is over)")] = 0,
-    scenario: Annotated[str, typer.Option(help="Scenario name or YAML path")] = "all",
+    scenario: Annotated[str, typer.Option(
+        help="Scenario name or YAML path (city: the whole example city; all: its three busy sites alone)")] = "city",
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
     config: ExampleConfigDir = None,
     console_port: Annotated[int, typer.Option(help="Port of the operator console (0: no console)")] = 8080,

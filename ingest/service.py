@@ -33,6 +33,7 @@ from config.reload import LOADED_AT, applied, reload_config
 from config.mqtt import configure_client
 from config.topics import DEADLETTER, HEALTH, READINGS
 from config.urls import mqtt_host_port
+from hazwatch.control import ControlListener
 from hazwatch.ops import KafkaCheck, serve_from_env
 from ingest.deadletter import deadletter_record, reason_kind
 from ingest.broker_watch import BrokerWatch
@@ -100,7 +101,10 @@ class IngestService:
         self.config = config
         self.config_dir = config_dir  # read again on SIGHUP (:meth:`request_reload`)
         self.reload_requested = False
+        self.control: ControlListener | None = None
+        """Follows the control topic (hazwatch/control.py): a reload asked for in the console."""
         LOADED_AT.set(time.time())
+        self.started_ms = int(time.time() * 1000)
         self.client_id = client_id
         self.recent = RecentMessages()
         self.redelivered = 0
@@ -175,13 +179,11 @@ class IngestService:
         it in force from the next micro-batch: sites, sensors, ranges and ingest's limits. The
         brokers and the inbox size need a restart."""
         self.reload_requested = False
-        new = reload_config(self.config_dir, self.config, service="ingest", fixed=_fixed)
+        report = self.control.reporter() if self.control is not None else None
+        new = reload_config(self.config_dir, self.config, service="ingest", fixed=_fixed, report=report)
         if new is not None:
-            before = {s.id for s in self.config.sites}
-            self.config = new
-            sites = {s.id for s in new.sites}
-            applied("ingest", self.config_dir, f"{len(sites)} sites ({len(sites - before)} added, "
-                    f"{len(before - sites)} removed)")
+            old, self.config = self.config, new
+            applied("ingest", self.config_dir, old, new, report)
 
     # -- processing ---------------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes, received_ms: int | None = None) -> list[Record]:
@@ -278,6 +280,9 @@ class IngestService:
         self._mqtt.loop_start()
         watch = BrokerWatch(self.config.settings.mqtt, client_id=f"{self.client_id}-watch")  # the broker's drops
         watch.start()
+        if self.config_dir is not None:
+            self.control = ControlListener(self.config.settings.kafka.bootstrap, "ingest",
+                                           lambda _request: self.request_reload(), since_ms=self.started_ms).start()
         kafka = KafkaCheck(self.config.settings.kafka.bootstrap, client_id=f"{self.client_id}-health")
         ops = serve_from_env("ingest", {"mqtt": self._mqtt_health, "kafka": kafka, "inbox": self._inbox_health,
                                         "broker_drops": watch.check}, soft=("inbox", "broker_drops"))
@@ -313,6 +318,8 @@ class IngestService:
                 ops.shutdown()
             kafka.close()
             watch.stop()
+            if self.control is not None:
+                self.control.stop()
             self._mqtt.loop_stop()
             self._mqtt.disconnect()
             if self._producer is not None:

@@ -30,6 +30,7 @@ from rules.engine import Engine
 
 if TYPE_CHECKING:
     from config.models import Config
+    from hazwatch.control import ControlListener
 
 __all__ = ["Reload", "unreloadable"]
 
@@ -51,6 +52,8 @@ class Reload:
     loaded: set[str]
     ready: bool
     reload_requested: bool = False
+    control: ControlListener | None = None
+    """Follows the control topic (hazwatch/control.py): a reload asked for in the console."""
 
     def request_reload(self) -> None:
         """The SIGHUP handler: the reload happens at the end of the current turn."""
@@ -65,18 +68,18 @@ class Reload:
     async def reload(self) -> bool:
         """Apply the configuration directory as it is now (module docstring); whether it was."""
         self.reload_requested = False
-        new = reload_config(self.config_dir, self.config, service="rules", fixed=unreloadable)
+        report = self.control.reporter() if self.control is not None else None
+        new = reload_config(self.config_dir, self.config, service="rules", fixed=unreloadable, report=report)
         if new is None:
             return False
         if self.ready:
             await self.snapshot(commit=True)  # the changelog holds every loaded site's state
         engine = Engine(new, started_ms=self.started_ms)
         engine.warm_up()
-        before, sites = {s.id for s in self.config.sites}, {s.id for s in new.sites}
-        kept = len(self.loaded & sites)
+        old, kept = self.config, len(self.loaded & {s.id for s in new.sites})
         self.engine = engine
         self._configured(new)
         self.loaded.clear()  # each site's state comes back from the changelog into the new engine (load)
-        applied("rules", self.config_dir, f"{len(sites)} sites ({len(sites - before)} added, "
-                f"{len(before - sites)} removed), rule state kept for the {kept} loaded sites that remain")
+        applied("rules", self.config_dir, old, new, report,
+                note=f"rule state kept for the {kept} loaded sites that remain")
         return True

@@ -51,6 +51,7 @@ from aiokafka.structs import ConsumerRecord
 from config.models import Config
 from config.reload import LOADED_AT
 from config.topics import DEADLETTER, HEALTH, MAINTENANCE, READINGS, RULES_CHANGELOGS, WARNINGS
+from hazwatch.control import ControlListener
 from hazwatch.logs import configure_logging
 from hazwatch.ops import KafkaCheck, serve_from_env
 from rules import metrics
@@ -306,6 +307,9 @@ class RulesWorker(Handover, Reload):
         kafka_check = KafkaCheck(kafka.bootstrap, client_id=f"{self.group}-health")
         ops = serve_from_env("rules", {"kafka": kafka_check, "state": lambda: None if self.failed is None else
                                        f"the rules state could not be restored: {self.failed!r}"})
+        if self.config_dir is not None:  # a reload asked for in the console (hazwatch/control.py)
+            self.control = ControlListener(kafka.bootstrap, "rules", lambda _request: self.request_reload(),
+                                           since_ms=self.started_ms).start()
         try:
             while not self.stopping.is_set():
                 batches = await self.consumer.getmany(timeout_ms=TAKE_WITHIN_MS, max_records=TAKE_MAX)
@@ -317,6 +321,8 @@ class RulesWorker(Handover, Reload):
                 if self.ready:
                     await self.snapshot(commit=True)  # a clean stop hands over everything
         finally:
+            if self.control is not None:
+                self.control.stop()
             if ops is not None:
                 ops.shutdown()
             kafka_check.close()

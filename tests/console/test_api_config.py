@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from alerts.store import Store
 from config import example_dir, load_config
+from config.checks import config_warnings
 from console.api_config import REDACTED, hide_url_password, mask_phone
 from console.app import create_app
 from tests.console.conftest import Clock, login
@@ -54,12 +56,12 @@ def test_admin_sees_the_configuration_with_secrets_redacted(secret_client: TestC
     assert settings["mqtt"]["url"] == f"mqtt://ingest:{REDACTED}@mqtt.example:1883"
     assert settings["sms"]["from_number"] == "+8610690000110"  # not a secret
     assert body["directory"] == str(config_dir)
-    assert body["check"] == {"valid": True, "issues": []}
+    assert body["check"] == {"valid": True, "issues": [], "warnings": []}
     config = load_config(config_dir)
     assert body["fingerprint"] == config.sensor_fingerprint
-    assert body["counts"] == {"sites": 3, "sensors": 10,
-                              "rules": {"threshold": 8, "rate": 1, "rain": 1, "trend": 1, "site": 0},
-                              "maintenance": 0, "zones": 4, "subscribers": 6, "recipients": 10}
+    assert body["counts"] == {"sites": 16, "sensors": 32,
+                              "rules": {"threshold": 23, "rate": 1, "rain": 9, "trend": 1, "site": 1},
+                              "maintenance": 0, "zones": 15, "subscribers": 21, "recipients": 22}
     # sites with their sensors and rules, as configured
     ch = next(s for s in body["sites"] if s["id"] == "CH-001")
     gt = next(x for x in ch["sensors"] if x["id"] == "GT-101")
@@ -85,13 +87,26 @@ def test_a_file_broken_after_start_shows_invalid(secret_client: TestClient, conf
     sites.write_text(sites.read_text(encoding="utf-8").replace("period_s: 5\n", "period_s: -5\n", 1),
                      encoding="utf-8")
     body = secret_client.get("/api/config").json()
-    assert body["check"] == {"valid": False, "issues": [
+    assert body["check"] == {"valid": False, "warnings": [], "issues": [
         {"file": "sites.yaml", "path": "sites[0].sensors[0].period_s", "reason": "out of range: must be greater than 0, got -5"}]}
     # the console still shows what it loaded at start
     assert body["sites"][0]["sensors"][0]["period_s"] == 5
     sites.write_text("sites: [\n", encoding="utf-8")  # not YAML at all
     issue, = secret_client.get("/api/config").json()["check"]["issues"]
     assert issue["file"] == "sites.yaml" and issue["reason"].startswith("not valid YAML")
+
+
+def test_check_config_warnings_show_beside_a_valid_check(secret_client: TestClient, config_dir: Path) -> None:
+    login(secret_client, "admin")
+    zones = config_dir / "zones.yaml"
+    doc = yaml.safe_load(zones.read_text(encoding="utf-8"))
+    doc["zones"][2]["subscribers"] = []  # Z-XIAHE-VILLAGE: nobody downstream of the dam would be texted
+    zones.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    check = secret_client.get("/api/config").json()["check"]
+    assert check["valid"] is True and check["issues"] == []
+    expected = [{"file": i.file, "path": i.path, "reason": i.reason} for i in config_warnings(load_config(config_dir))]
+    assert check["warnings"] == expected
+    assert any(w["path"].startswith("zones[2]") for w in check["warnings"]), check["warnings"]
 
 
 def test_only_admins_see_the_configuration(secret_client: TestClient) -> None:

@@ -1,6 +1,8 @@
-"""The rules worker reloads its configuration on SIGHUP (rules/reload.py): a threshold changed
-while readings flow judges the next reading, and the warning already raised is not raised again;
-a configuration that does not validate is refused and the one in force keeps working."""
+"""The services reload their configuration on SIGHUP (rules/reload.py, ingest, alerts): a threshold
+changed while readings flow judges the next reading, and the warning already raised is not raised
+again; a configuration that does not validate is refused and the one in force keeps working; a
+sensor added is ingested and judged, and a recipient added is texted. (A reload asked for in the
+console: tests/console/test_e2e_reload.py.)"""
 
 from __future__ import annotations
 
@@ -11,10 +13,14 @@ from pathlib import Path
 import httpx
 import orjson
 import yaml
+from sqlalchemy import select
+
+from alerts.store import Action
 
 from config.topics import WARNINGS
 from tests.e2e.conftest import Pipeline, TopicReader, wait_until
 
+NEW_OPERATOR = "+8613800000099"
 SUBJECT = "CH-001/GT-101"  # combustible gas: yellow 10, orange 25, red 50 %LEL, held 10 s, every 5 s
 
 
@@ -72,18 +78,31 @@ def test_a_threshold_changed_on_sighup_judges_the_next_reading_and_nothing_is_ra
         warnings.close()
 
 
-def test_a_sensor_added_on_sighup_is_ingested_and_judged(pipeline: Pipeline) -> None:
+def test_a_sensor_and_a_recipient_added_on_sighup_are_ingested_judged_and_texted(pipeline: Pipeline) -> None:
     path = pipeline.config_dir / "sites.yaml"
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     site = next(s for s in doc["sites"] if s["id"] == "CH-001")
     site["sensors"].append({**next(s for s in site["sensors"] if s["id"] == "GT-101"), "id": "GT-199"})
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    for service in ("ingest", "rules"):
+    path = pipeline.config_dir / "recipients.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["recipients"].append({"name": "值班员新同事", "phone": NEW_OPERATOR, "role": "operator"})
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    for service in ("ingest", "rules", "alerts"):
         popen = pipeline.procs[service].popen
         assert popen is not None
         popen.send_signal(signal.SIGHUP)
     for service in ("ingest", "rules"):
         wait_until(lambda s=service: _reloads_of(pipeline, s, "applied") == 1, 60, f"{service}'s reload")
+    store = pipeline.store()  # alerts records a reload by SIGHUP in the audit table, with what changed
+    try:
+        def recorded() -> list[tuple[str, str | None]]:
+            with store.session() as s:
+                return [(a.actor, a.text) for a in s.scalars(select(Action).where(Action.action == "config_reload"))]
+        wait_until(recorded, 60, "alerts' reload")
+        assert recorded() == [("SIGHUP", "sensor CH-001/GT-199 added; recipient +86138****0099 (operator) added")]
+    finally:
+        store.engine.dispose()
 
     warnings = TopicReader(pipeline.stack.kafka_bootstrap, WARNINGS)
     try:
@@ -96,5 +115,7 @@ def test_a_sensor_added_on_sighup_is_ingested_and_judged(pipeline: Pipeline) -> 
 
         wait_until(new, 90, "its warning")
         assert new() == [("raised", "orange")]
+        wait_until(lambda: any(m["to"] == NEW_OPERATOR for m in pipeline.sms()), 90, "the new operator's SMS")
+        assert ["GT-199" in m["body"] for m in pipeline.sms() if m["to"] == NEW_OPERATOR] == [True]
     finally:
         warnings.close()

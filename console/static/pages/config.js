@@ -1,5 +1,6 @@
-// Configuration (admins only), read-only: what the console loaded at start, from /api/config
-// (secrets redacted, phone numbers masked), and whether the files on disk still load now.
+// Configuration (admins only): the configuration in force, from /api/config (secrets redacted,
+// phone numbers masked), whether the files on disk load now (and check-config's warnings), and
+// the reload: POST /api/config/reload, then each service's answer from /api/config/reloads.
 import {LANG, api, errorText, fmtAge, fmtTime, h, label, levelBadge, ruleLabel, start, status, t} from '/static/app.js';
 
 start();
@@ -162,13 +163,70 @@ function summary(cfg) {
   if (!v) {
     check.replaceChildren(h('p', {class: 'muted', 'data-valid': 'unknown'}, t('config.unknown')));
   } else if (v.valid) {
-    check.replaceChildren(h('p', {class: 'check-ok', 'data-valid': 'true'}, `✓ ${t('config.valid')}`));
+    check.replaceChildren(h('p', {class: 'check-ok', 'data-valid': 'true'}, `✓ ${t('config.valid')}`),
+      ...(v.warnings?.length ? [h('p', {class: 'warn'}, t('config.warnings', {n: v.warnings.length})),
+        issueList(v.warnings, 'config-warnings')] : []));
   } else {
     check.replaceChildren(h('p', {class: 'error', 'data-valid': 'false'}, `✗ ${t('config.invalid', {n: v.issues.length})}`),
-      h('ul', {class: 'issues', 'data-testid': 'config-issues'}, v.issues.map((i) => h('li', {},
-        h('code', {}, i.file), `: ${i.path || '<root>'}: ${i.reason}`))));
+      issueList(v.issues, 'config-issues'));
   }
 }
+
+/** One line of config/diff.py ("sensor CH-001/GT-101 changed: thresholds", "site TD-009 added",
+ * "settings changed: notify", "; "-joined in a summary) in the page's language; unknown text as is. */
+function changeText(text) {
+  return text.split('; ').map((line) => {
+    let m = line.match(/^(site|sensor|zone|recipient) (.+) (added|removed)$/);
+    if (m) return t(`config.change.${m[3]}`, {what: label('config.change', m[1]), id: m[2]});
+    m = line.match(/^(site|sensor|zone|recipient) (.+) changed: (.+)$/);
+    if (m) return t('config.change.changed', {what: label('config.change', m[1]), id: m[2], fields: m[3]});
+    m = line.match(/^settings changed: (.+)$/);
+    if (m) return t('config.change.settings', {fields: m[1]});
+    m = line.match(/^(.*) \(rule state kept for the (\d+) loaded sites that remain\)$/);
+    if (m) return `${changeText(m[1])} ${t('config.change.kept', {n: m[2]})}`;
+    if (line === 'no change') return t('config.no_change');
+    m = line.match(/^and (\d+) more$/);
+    return m ? t('config.change.more', {n: m[1]}) : line;
+  }).join('；');
+}
+
+/** Problems as "file: path: reason", one per line. */
+function issueList(issues, testid) {
+  return h('ul', {class: 'issues', 'data-testid': testid}, issues.map((i) => h('li', {},
+    i.file ? h('code', {}, i.file) : '', `${i.file ? ': ' : ''}${i.path || '<root>'}: ${i.reason}`)));
+}
+
+async function outcomes() {
+  const rows = await api('/api/config/reloads');
+  document.getElementById('outcome-rows').replaceChildren(...(rows.length ? rows.map((o) => h('tr', {
+    'data-testid': 'reload-outcome', 'data-service': o.service, 'data-result': o.result},
+  cell(fmtTime(o.at)), cell(o.service), cell(h('code', {}, o.instance)), cell(label('config.result', o.result)),
+  cell(o.result === 'applied' ? changeText(o.detail) : o.detail))) : [h('tr', {}, h('td', {colspan: 5, class: 'muted'}, t('config.no_outcomes')))]));
+}
+
+async function reload() {
+  const button = document.getElementById('reload');
+  const result = document.getElementById('reload-result');
+  button.disabled = true;
+  result.replaceChildren(h('p', {class: 'muted'}, t('config.reloading')));
+  try {
+    const r = await api('/api/config/reload', {method: 'POST'});
+    result.replaceChildren(h('p', {class: 'check-ok', 'data-applied': 'true'}, `✓ ${t('config.reloaded', {n: r.changes.length})}`),
+      h('ul', {'data-testid': 'reload-changes'}, (r.changes.length ? r.changes : ['no change']).map((c) => h('li', {'data-change': c}, changeText(c)))));
+    await load();
+  } catch (err) {
+    const body = err.status === 409 && err.detail && typeof err.detail === 'object' ? err.detail : null;
+    result.replaceChildren(body
+      ? h('div', {'data-applied': 'false'}, h('p', {class: 'error'}, `✗ ${t('config.reload_refused', {n: body.issues.length})}`),
+        issueList(body.issues, 'reload-issues'))
+      : h('p', {class: 'error', 'data-applied': 'false'}, errorText(err)));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.getElementById('reload').addEventListener('click', reload);
+setInterval(() => outcomes().catch(() => {}), 2000);
 
 function zones(cfg) {
   document.getElementById('zone-rows').replaceChildren(...cfg.zones.map((z) => h('tr', {'data-zone': z.id},
@@ -193,6 +251,7 @@ async function load() {
     zones(cfg);
     recipients(cfg);
     document.getElementById('settings').textContent = JSON.stringify(cfg.settings, null, 2);
+    await outcomes();
   } catch (err) {
     status(errorText(err), 'error');
   }
