@@ -158,6 +158,8 @@ class ZoneView(_Out):
     id: str
     name: str
     polygon: list[tuple[float, float]]
+    sites: list[str] = []
+    """The sites that affect the zone (its own zone, extra zones, hazard radius)."""
 
 
 class MapView(_Out):

@@ -62,10 +62,13 @@ def map_view(request: Request, user: CurrentUser) -> dict[str, Any]:
     """Zone outlines (circles as 48-point polygons) and site summaries; bounds cover both."""
     ctx = context(request)
     sites = summaries(request, user)
-    zone_ids = {z for s in visible_sites(request, user) for z in ctx.config.affected_zones(s.id)}
+    affecting: dict[str, list[str]] = {}  # zone -> the visible sites that affect it
+    for site in visible_sites(request, user):
+        for z in ctx.config.affected_zones(site.id):
+            affecting.setdefault(z, []).append(site.id)
     zones = []
     for z in ctx.config.zones:
-        if not user.sees_all and z.id not in zone_ids:
+        if not user.sees_all and z.id not in affecting:
             continue
         if z.circle is not None:
             ring = circle_polygon(z.circle.lat, z.circle.lon, z.circle.radius_km)
@@ -73,7 +76,7 @@ def map_view(request: Request, user: CurrentUser) -> dict[str, Any]:
             assert z.polygon is not None
             ring = [(float(lon), float(lat)) for lon, lat in z.polygon.coordinates[0]]
         name = z.name_en if user.language == "en" and z.name_en else z.name
-        zones.append({"id": z.id, "name": name, "polygon": ring})
+        zones.append({"id": z.id, "name": name, "polygon": ring, "sites": affecting.get(z.id, [])})
     lons = [s["lon"] for s in sites] + [p[0] for z in zones for p in z["polygon"]]
     lats = [s["lat"] for s in sites] + [p[1] for z in zones for p in z["polygon"]]
     bounds = (min(lons), min(lats), max(lons), max(lats)) if lons else (73.0, 18.0, 135.0, 54.0)

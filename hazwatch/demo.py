@@ -200,9 +200,15 @@ def demo_config(config_dir: Path, workdir: Path) -> Path:
     return out
 
 
+#: Console users the demo adds beside the operator ``demo``: safety officers, who see only their
+#: own enterprise's sites (username -> enterprise of the example configuration).
+DEMO_OFFICERS = {"officer-lingang": "临港石化有限公司", "officer-xiahe": "夏河矿业有限公司"}
+
+
 def start_demo_console(stack: EmbeddedStack, config_dir: Path, port: int, out: _Printer) -> Process | None:
-    """The operator console on ``port`` with a user ``demo`` (operator) whose one-time password
-    is random and printed: there is no default password."""
+    """The operator console on ``port`` with a user ``demo`` (operator) and the officers of
+    :data:`DEMO_OFFICERS`, whose one-time passwords are random and printed: there is no default
+    password."""
     import secrets
 
     from console.service import start_console
@@ -210,14 +216,19 @@ def start_demo_console(stack: EmbeddedStack, config_dir: Path, port: int, out: _
 
     from console.users import InvalidUser
 
-    password, username = secrets.token_urlsafe(12), "demo"
+    def add(name: str, role: str, enterprise: str | None = None) -> tuple[str, str]:
+        password = secrets.token_urlsafe(12)
+        try:
+            UserService(store).add(name, password, role, enterprise=enterprise, by="demo")
+        except InvalidUser:  # a --workdir reused from an earlier demo: a fresh name, never its password
+            name = f"{name}-{secrets.token_hex(3)}"
+            UserService(store).add(name, password, role, enterprise=enterprise, by="demo")
+        return name, password
+
     store = Store(stack.extra_env["HAZWATCH_DATABASE_URL"])
     try:
-        try:
-            UserService(store).add(username, password, "operator", by="demo")
-        except InvalidUser:  # a --workdir reused from an earlier demo: a fresh name, never its password
-            username = f"demo-{secrets.token_hex(3)}"
-            UserService(store).add(username, password, "operator", by="demo")
+        username, password = add("demo", "operator")
+        officers = [(*add(name, "officer", enterprise), enterprise) for name, enterprise in DEMO_OFFICERS.items()]
     finally:
         store.engine.dispose()
     try:
@@ -226,7 +237,10 @@ def start_demo_console(stack: EmbeddedStack, config_dir: Path, port: int, out: _
         out.info(f"console not started (is port {port} taken? use --console-port): {exc}")
         return None
     out.info(f"console: {url}/  user {username}, one-time password {password}",
-             console={"url": url, "username": username, "password": password})
+             console={"url": url, "username": username, "password": password,
+                      "officers": [{"username": n, "password": p, "enterprise": e} for n, p, e in officers]})
+    for name, secret, enterprise in officers:  # each sees only the sites of the enterprise
+        out.info(f"console: officer {name} ({enterprise}), one-time password {secret}")
     return proc
 
 

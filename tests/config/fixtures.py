@@ -12,7 +12,9 @@ Each kind of bad configuration is one file ``tests/fixtures/bad_config/<case>.ya
     expect: |                                   # the exact FILE: PATH: REASON line(s), in order
       sites.yaml: sites[1].lat: out of range: must be at most 90, got 127.18
 
-A case is applied to a fresh copy of ``config/example/`` (:func:`materialise`): editing the example
+A case is applied to a fresh copy of ``config/example/`` cut to the three sites the scenarios
+drive (:func:`materialise`, :func:`three_sites`; the rest of the city does not change what a case
+tests, and its repeated lines would make ``old`` texts ambiguous): editing the example
 touches only the cases whose ``old`` text or exact message the edit changes (a message may quote a
 line number or the list of zones). When the example drifts under a case -- its ``old`` text is gone
 or now occurs twice -- applying it fails with :class:`FixtureDoesNotApply` naming the case, never
@@ -141,9 +143,42 @@ def load_case(name: str) -> BadConfigCase:
         delete_file="delete_file" in data,
     )
 
+#: Where the example's files go on from the three sites the scenarios drive to the rest of the city.
+REST_OF_CITY = {"sites.yaml": "  # ================================================================ the rest of the city",
+                "zones.yaml": "  # ---------------------------------------------------------------- the rest of the city"}
+
+
+def three_sites(directory: Path) -> None:
+    """Cut the example in ``directory`` down, as text, to its first three sites (CH-001, TD-001,
+    RG-001), their zones and their people: the cases were written against them, and every line
+    of them stays as it is in the example."""
+    for name, marker in REST_OF_CITY.items():
+        path = directory / name
+        text = path.read_text(encoding="utf-8")
+        if marker not in text:
+            raise FixtureDoesNotApply(f"{name} of the example no longer has the line {marker.strip()!r}")
+        path.write_text(text[:text.index(marker)].rstrip("\n") + "\n", encoding="utf-8")
+    config = yaml.safe_load((directory / "sites.yaml").read_text(encoding="utf-8"))
+    enterprises = {s["enterprise"] for s in config["sites"]}
+    regions = {s["region"] for s in config["sites"]}
+    path = directory / "recipients.yaml"
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("  - {"):
+            person = yaml.safe_load(line[4:])
+            if person["role"] == "officer" and person["enterprise"] not in enterprises:
+                continue
+            if person.get("tier") == "county" and person["region"] not in regions:
+                continue
+        kept.append(line)
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
 def materialise(directory: Path, *cases: BadConfigCase) -> Path:
-    """Copy the example to ``directory`` (which must not exist), apply ``cases`` in order."""
+    """Copy the example to ``directory`` (which must not exist), cut to its first three sites
+    (:func:`three_sites`), and apply ``cases`` in order."""
     shutil.copytree(EXAMPLE, directory)
+    three_sites(directory)
     for case in cases:
         case.apply(directory)
     return directory

@@ -104,17 +104,26 @@ def no_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_example_loads() -> None:
     cfg = load_config(EXAMPLE, env={})
-    assert [s.id for s in cfg.sites] == ["CH-001", "TD-001", "RG-001"]
-    assert sum(len(s.sensors) for s in cfg.sites) == 10
-    assert [z.id for z in cfg.zones] == [
+    # one city, 萍乡市: the three sites the scenarios drive first, then the rest of the city
+    assert [s.id for s in cfg.sites] == ["CH-001", "TD-001", "RG-001", "CH-002", "CH-003", "CH-004", "TD-002",
+                                         "TD-003", *(f"RG-00{i}" for i in range(2, 10))]
+    assert {s.kind: sum(x.kind == s.kind for x in cfg.sites) for s in cfg.sites} == {
+        "chemical": 4, "tailings": 3, "rain": 9}
+    assert len({s.enterprise for s in cfg.sites if s.kind == "chemical"}) == 4  # one chemical park, four enterprises
+    assert {s.region for s in cfg.sites} == {"360302", "360313", "360321", "360322", "360323"}
+    assert sum(len(s.sensors) for s in cfg.sites) == 32
+    assert [z.id for z in cfg.zones][:4] == [
         "Z-LINGANG-EAST",
         "Z-LINGANG-SCHOOL",
         "Z-XIAHE-VILLAGE",
         "Z-SHIQIAO-VALLEY",
     ]
-    assert len(cfg.recipients) == 10
-    assert [r.role for r in cfg.recipients].count("regulator") == 5
-    assert sum(len(z.subscribers) for z in cfg.zones) == 6
+    assert len(cfg.zones) == 15 and all(z.subscribers for z in cfg.zones)
+    assert len(cfg.recipients) == 22
+    assert [r.role for r in cfg.recipients].count("regulator") == 7
+    assert {s.enterprise for s in cfg.sites} == {r.enterprise for r in cfg.recipients if r.role == "officer"}
+    assert sum(len(z.subscribers) for z in cfg.zones) == 21
+    assert cfg.sensor("RG-009", "RAIN-5M").rain == cfg.sensor("RG-001", "RAIN-5M").rain  # one table (YAML anchor)
     assert cfg.zone("Z-LINGANG-EAST").subscribers[1].language == "en"
     assert cfg.sensor("TD-001", "PZ-01").thresholds[0].direction == "low"
     assert cfg.sensor("CH-001", "PZ-01") is None  # lookups are per site
@@ -446,8 +455,8 @@ def test_check_config_missing_directory(tmp_path: Path, no_env_overrides: None) 
 def test_check_config_ok(no_env_overrides: None) -> None:
     result = CliRunner().invoke(app, ["check-config", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("OK: 3 sites, 10 sensors, ")
-    assert result.stdout.rstrip().endswith(", 4 zones, 10 recipients")
+    assert result.stdout.startswith("OK: 16 sites, 32 sensors, ")
+    assert result.stdout.rstrip().endswith(", 15 zones, 22 recipients")
     assert result.stderr == ""
 
 

@@ -118,7 +118,7 @@ def test_operator_sees_all_and_sites_carry_levels(client: TestClient, users, war
                                                   console_app, clock: Clock) -> None:
     login(client, "op")
     sites = {s["id"]: s for s in client.get("/api/sites").json()}
-    assert set(sites) == {"CH-001", "TD-001", "RG-001"}
+    assert set(sites) == {s.id for s in console_app.state.console.config.sites} and len(sites) == 16  # the city
     assert sites["CH-001"]["level"] == "red" and sites["CH-001"]["active_warnings"] == 1
     assert sites["TD-001"]["level"] == "yellow" and sites["RG-001"]["level"] == "normal"
     assert sites["CH-001"]["offline"] is False

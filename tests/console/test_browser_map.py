@@ -1,5 +1,6 @@
 """The 一张图 map in a real browser (Debian's chromium through Playwright), on an in-process console
-over the example configuration (萍乡市) with episodes recorded in its store: the city and county
+over the example configuration (萍乡市: 16 sites in its five districts and counties) with
+episodes recorded in its store: the city and county
 outlines are drawn, every site is drawn inside its county with its level's colour, the buttons,
 the mouse wheel and dragging change the view, picking a site still opens it, and an officer sees
 only the sites of his enterprise (on the same outlines).
@@ -15,14 +16,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from config import example_dir, load_config
 from console.app import create_app
 from console.service import ConsoleServer
 from tests.console.browser_fixtures import browser, login, screenshot  # noqa: F401 - browser is a fixture
 from tests.console.conftest import PASSWORD, raise_warning
 
 COUNTIES = {"360302", "360313", "360321", "360322", "360323"}
-COUNTY_OF = {"CH-001": "360313", "TD-001": "360321", "RG-001": "360323"}
-LEVELS = {"CH-001": "red", "TD-001": "orange", "RG-001": "normal"}
+CITY = load_config(example_dir(), env={})
+COUNTY_OF = {s.id: s.region for s in CITY.sites}  # 16 sites in the five districts and counties
+LEVELS = {**{s.id: "normal" for s in CITY.sites}, "CH-001": "red", "TD-001": "orange"}
 VIEWPORT = {"width": 1400, "height": 900}
 
 #: The centre of a marker's dot, in page pixels.
@@ -68,7 +71,9 @@ def test_outlines_sites_levels_and_pan_zoom(browser, map_url: str) -> None:  # n
         drawn = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-testid^="outline-"]')]
             .map((p) => [p.dataset.testid.slice(8), p.getBBox().width * p.getBBox().height]))""")
         assert set(drawn) == COUNTIES | {"360300"} and all(area > 100 for area in drawn.values()), drawn
-        # sites: each with its level, in its level's colour, inside its county's outline
+        # sites: the whole city's, each with its level, in its level's colour, inside its county's outline
+        assert page.locator('a.marker').count() == len(CITY.sites) == 16
+        assert {COUNTY_OF[s] for s in LEVELS} == COUNTIES  # a site in every county
         for site, level in LEVELS.items():
             page.wait_for_selector(f'[data-testid="site-{site}"][data-level="{level}"]')
             fill = page.evaluate(f"""() => [getComputedStyle(document.querySelector('[data-testid="site-{site}"] .dot')).fill,

@@ -88,6 +88,7 @@ def test_site_notifications_silences_quality_language_and_users_pages(browser, c
         admin = new_page(new_context())
         _users_page(admin, page, base)
         _config_page(admin, page, base, pipe.config_dir)
+        _reload_from_the_config_page(admin, pipe.config_dir)
         assert not elsewhere, f"the console fetched from elsewhere: {elsewhere}"
         uncaught = [line for line in log.lines if "uncaught" in line]
         assert not uncaught, f"the pages threw: {uncaught}"
@@ -381,3 +382,40 @@ def _config_page(admin_page, operator_page, base: str, config_dir) -> None:
     operator_page.get_by_test_id("forbidden").wait_for()
     assert operator_page.get_by_test_id("config-summary").count() == 0
     assert operator_page.context.request.get(f"{base}/api/config").status == 403
+
+
+# ------------------------------------------------------------------------------ 8. reload
+def _reload_from_the_config_page(admin_page, config_dir) -> None:
+    """The admin lowers GT-101's orange rung in the files and presses "Reload": the page lists the
+    change, every service answers "applied" below the button, and the ladder shows the new rung.
+    A file that does not validate is refused with its reason, and nothing changes."""
+    import yaml
+
+    sites = config_dir / "sites.yaml"
+    text = sites.read_text(encoding="utf-8")
+
+    def with_orange(value: object) -> str:  # the files with GT-101's orange rung at value
+        doc = yaml.safe_load(text)
+        doc["sites"][0]["sensors"][0]["thresholds"][0]["ladder"][1]["value"] = value
+        return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    sites.write_text(with_orange(20), encoding="utf-8")
+    admin_page.get_by_test_id("reload-button").click()
+    admin_page.locator("[data-testid=reload-result] [data-applied=true]").wait_for()
+    change = admin_page.locator("[data-testid=reload-changes] li")
+    assert change.get_attribute("data-change") == "sensor CH-001/GT-101 changed: thresholds"
+    assert change.inner_text().strip() == "传感器 CH-001/GT-101 已修改：thresholds"  # in the page's language
+    for service in ("console", "ingest", "rules", "alerts"):  # each answers on the control topic
+        admin_page.locator(f'[data-testid=reload-outcome][data-service={service}][data-result=applied]').first.wait_for(
+            timeout=60_000)
+    site = admin_page.locator('[data-testid="config-site"][data-site="CH-001"]')
+    site.locator("summary").click()
+    orange = site.locator('[data-testid="ladder"][data-sensor="CH-001/GT-101"] li[data-level=orange]')
+    assert orange.inner_text().strip() == f"{ZH['level.orange']} ≥ 20 %LEL"
+
+    sites.write_text(with_orange("twenty"), encoding="utf-8")
+    admin_page.get_by_test_id("reload-button").click()
+    admin_page.locator("[data-testid=reload-result] [data-applied=false]").wait_for()
+    issues = admin_page.get_by_test_id("reload-issues").inner_text()
+    assert "sites.yaml" in issues and "ladder[1].value" in issues, issues
+    assert orange.inner_text().strip() == f"{ZH['level.orange']} ≥ 20 %LEL"  # the one in force stays
+    screenshot(admin_page, "config-reload.png", full_page=True)

@@ -184,12 +184,34 @@ def _merge(base: dict, patch: dict) -> dict:
     return base
 
 
-def config_dir_with(tmp_path: Path, settings_patch: dict) -> Path:
-    """A copy of the example configuration with ``hazwatch.yaml`` deep-merged with a patch."""
+E2E_SITES = ("CH-001", "TD-001", "RG-001")
+"""The sites the scenarios drive (sensors/scenarios/all.yaml). The end-to-end tests run on them
+alone: the rest of the example city (the demo's, scenario ``city``) would only add sensors that
+never report, fall offline a minute into a test and text every operator about it."""
+
+
+def config_dir_with(tmp_path: Path, settings_patch: dict, *, whole_city: bool = False) -> Path:
+    """A copy of the example configuration with ``hazwatch.yaml`` deep-merged with a patch, and
+    (unless ``whole_city``) only the sites :data:`E2E_SITES` in ``sites.yaml``."""
     out = tmp_path / "config"
     shutil.copytree(example_dir(), out)
     path = out / "hazwatch.yaml"
     path.write_text(yaml.safe_dump(_merge(yaml.safe_load(path.read_text()), settings_patch), allow_unicode=True))
+    if not whole_city:
+        city = load_config(out, env={})
+        sites = [city.site(s) for s in E2E_SITES]
+        zones = {z for s in E2E_SITES for z in city.affected_zones(s)}
+        enterprises, regions = {s.enterprise for s in sites}, {s.region for s in sites}
+
+        def kept(name: str, key: str, keep: Callable[[dict], bool]) -> None:
+            path = out / name
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc[key] = [x for x in doc[key] if keep(x)]
+            path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        kept("sites.yaml", "sites", lambda x: x["id"] in E2E_SITES)
+        kept("zones.yaml", "zones", lambda x: x["id"] in zones)
+        kept("recipients.yaml", "recipients", lambda x: (x["role"] != "officer" or x["enterprise"] in enterprises)
+             and (x.get("tier") != "county" or x["region"] in regions))
     return out
 
 

@@ -61,7 +61,8 @@ def test_missing_file(tmp_path: Path) -> None:
             "site: CH-001",
             "site: CH-404",
             "sites[0].site",
-            "unknown site 'CH-404' (sites.yaml defines ['CH-001', 'TD-001', 'RG-001'])",
+            "unknown site 'CH-404' (sites.yaml defines ['CH-001', 'TD-001', 'RG-001', 'CH-002', 'CH-003', 'CH-004', "
+            "'TD-002', 'TD-003', 'RG-002', 'RG-003', 'RG-004', 'RG-005', 'RG-006', 'RG-007', 'RG-008', 'RG-009'])",
         ),
         (
             "GT-101: {baseline",

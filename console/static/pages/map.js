@@ -12,13 +12,12 @@ const markers = new Map(); // id -> <a> (placed in screen coordinates)
 
 const siteName = (s) => (LANG === 'en' && s.name_en ? s.name_en : s.name);
 
-/** The view around one site: the site and the zones near it (within about 30 km). */
+/** The view around one site: the site and the zones it affects. */
 function areaBounds(data, siteId) {
   const s = data.sites.find((x) => x.id === siteId);
   if (!s) return null;
-  const near = (p) => Math.abs(p[0] - s.lon) < 0.3 && Math.abs(p[1] - s.lat) < 0.3;
-  const points = [[s.lon, s.lat], ...data.zones.filter((z) => z.polygon.some(near)).flatMap((z) => z.polygon),
-    ...data.sites.filter((x) => near([x.lon, x.lat])).map((x) => [x.lon, x.lat])];
+  // the site and the zones it affects (its own, extra ones, those within its hazard radius)
+  const points = [[s.lon, s.lat], ...data.zones.filter((z) => (z.sites || []).includes(siteId)).flatMap((z) => z.polygon)];
   const [x0, y0, x1, y1] = boundsOf(points);
   const pad = Math.max(x1 - x0, y1 - y0, 0.01) * 0.15;
   return [x0 - pad, y0 - pad, x1 + pad, y1 + pad];
@@ -56,7 +55,22 @@ const zoom = new PanZoom(map, ({k, x, y}) => {
     el.setAttribute('transform', `translate(${(bx * k + x).toFixed(1)},${(by * k + y).toFixed(1)})`);
   }
   map.classList.toggle('zoomed-in', k >= 3);
+  declutter();
 });
+
+/** Site names that would overlap are hidden, the higher level's kept (its marker's title still
+ * names it): sites a few hundred metres apart, as in a chemical park, stay readable. */
+function declutter() {
+  const kept = [];
+  const overlaps = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  for (const g of [...map.querySelectorAll('a.marker')].reverse()) { // drawn lowest level first
+    const text = g.querySelector('.label');
+    text.style.visibility = '';
+    const box = text.getBoundingClientRect();
+    if (kept.some((other) => overlaps(box, other))) text.style.visibility = 'hidden';
+    else kept.push(box);
+  }
+}
 
 function draw(data) {
   const home = boundsOf([...outlines.flatMap((f) => boundsCorners(f.geometry)),
@@ -154,6 +168,12 @@ function paint() {
       h('td', {}, levelBadge(s.level), s.offline ? h('span', {class: 'badge lv-offline'}, t('level.offline')) : null),
       h('td', {class: 'num'}, String(s.active_warnings ?? 0))));
   }
+  // markers drawn lowest level first, so that a warning is never hidden under a quiet neighbour
+  for (const s of [...ordered].reverse()) {
+    const g = markers.get(s.id);
+    if (g && g.parentNode) g.parentNode.append(g);
+  }
+  declutter();
   document.getElementById('site-rows').replaceChildren(...rows);
   for (const [level, n] of Object.entries(counts)) {
     document.querySelector(`[data-testid="count-${level}"]`).textContent = String(n);
