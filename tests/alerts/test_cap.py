@@ -25,7 +25,7 @@ from config import example_dir, load_config
 from config.models import CapSettings, Config, Sensor, Site
 from config.models_base import LadderStep
 from config.rules import RAIN_WINDOWS_H
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 #: The OASIS schema packaged with alerts/cap.py, the one the runtime validates against.
 XSD = CAP_XSD
@@ -183,10 +183,10 @@ def test_red_alert_validates(site: Site, sensor: Sensor, rule: Rule) -> None:
         assert _text(root, "cap:info/cap:area/cap:polygon") == [polygon] * 2
         assert _text(root, "cap:info/cap:area/cap:circle") == []
     else:
-        circle = {
+        circle = {  # "lat,lon radius_km", pinned for two zones; the rest of the city's the same way
             "Z-XIAHE-VILLAGE": "27.1736,113.9962 3",
             "Z-SHIQIAO-VALLEY": "27.5442,114.1568 4",
-        }[zone.id]  # "lat,lon radius_km"
+        }.get(zone.id) or f"{zone.circle.lat:g},{zone.circle.lon:g} {zone.circle.radius_km:g}"
         assert _text(root, "cap:info/cap:area/cap:circle") == [circle] * 2
     assert _text(root, "cap:info[1]/cap:area/cap:geocode/cap:valueName") == ["GB/T 2260"]
     assert _text(root, "cap:info[1]/cap:area/cap:geocode/cap:value") == [zone.region]

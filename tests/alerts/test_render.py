@@ -30,7 +30,7 @@ from config import example_dir, load_config
 from config.models import LEVELS, QUANTITY_UNITS, Config, Sensor, Site
 from config.models_base import LadderStep
 from config.rules import RAIN_WINDOWS_H
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 #: 2025-11-23 14:05 Beijing time (06:05 UTC), in epoch ms.
 TS = int(datetime(2025, 11, 23, 14, 5, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
@@ -145,9 +145,24 @@ class Case:
         )
 
 
+def _rendered_sites() -> list[Site]:
+    """The example's sites whose texts are rendered here: the first three (one of each kind), then
+    each other site with a quantity none of the earlier ones has. A text depends on the site's
+    kind, the quantity and the rule, not on which of several alike sites it is: the whole city
+    would be 5,000 cases of the same texts."""
+    seen: set[str] = set()
+    out: list[Site] = []
+    for site in _config().sites:
+        quantities = {x.quantity for x in site.sensors}
+        if len(out) < 3 or quantities - seen:
+            out.append(site)
+            seen |= quantities
+    return out
+
+
 def _cases() -> list[Case]:
     out = []
-    for site in _config().sites:
+    for site in _rendered_sites():
         for sensor in site.sensors:
             for rule in _rules_of(sensor):
                 rungs = [s.level for s in rule.ladder]
@@ -189,10 +204,12 @@ def _case(
 
 
 def test_cases_cover_every_example_site_and_rule() -> None:
-    assert {c.site.id for c in CASES} == {"CH-001", "TD-001", "RG-001"}
+    assert {c.site.id for c in CASES} == {"CH-001", "TD-001", "RG-001", "CH-002", "CH-004"}
+    assert {c.sensor.quantity for c in CASES} == {  # every quantity of the example city with a rule
+        x.quantity for s in _config().sites for x in s.sensors if x.thresholds or x.rain}
     rules = {(c.site.id, c.sensor.id) for c in CASES}
     assert rules == {
-        (s.id, x.id) for s in _config().sites for x in s.sensors if x.thresholds or x.rain
+        (s.id, x.id) for s in _rendered_sites() for x in s.sensors if x.thresholds or x.rain
     }
     windows = {(c.sensor.id, c.rule.window_h) for c in CASES if c.rule.window_h is not None}
     assert windows == {("RAIN-5M", h) for h in (1, 3, 6, 12, 24)}
@@ -405,7 +422,7 @@ def test_custom_sender_tag() -> None:
 def test_a_site_rule_is_named_by_its_own_name_in_both_languages_and_is_no_measuring_point() -> None:
     from alerts.render import describe, headline
     from config.loader import example_dir, load_config
-    from rules.events import WarningEvent
+    from formats.warning import WarningEvent
 
     config = load_config(example_dir())
     site = config.site("TD-001")
