@@ -18,6 +18,7 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY hazwatch/ hazwatch/
 COPY config/ config/
+COPY formats/ formats/
 COPY sensors/ sensors/
 COPY ingest/ ingest/
 COPY rules/ rules/

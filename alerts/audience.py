@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from alerts.channels.registry import CHANNEL_NAMES, canonical, spec
 from config.models import Config, Site, level_rank
 from config.notify import AUDIENCES, RoutingMatch, region_prefix
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = [
     "CHANNELS",

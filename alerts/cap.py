@@ -37,7 +37,7 @@ from lxml import etree
 
 from alerts.render import action, describe, format_value, headline, quantity_of
 from config.models import CapSettings, Sensor, Site, Zone
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = [
     "CAP_NS",

@@ -19,7 +19,7 @@ from alerts.claims import Claims
 from alerts.render import render_sms
 from alerts.store import Episode, Notification, Store
 from config.models import Config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = ["CapDispatch"]
 

@@ -17,7 +17,7 @@ from alerts.channels.base import Message
 from alerts.render import COLOURS, format_time, format_value, headline, language_of, quantity_name
 from alerts.store import Notification
 from config.models import Config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = ["EVENT_WORDS", "channel_message", "outbox_key"]
 

@@ -47,7 +47,7 @@ from alerts.plan import notice_key
 from alerts.segments import segments
 from alerts.store import Episode, Notification, Store
 from config.models import LEVELS, Config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = ["Dispatcher", "backoff_s"]
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from alerts.store import Action, Episode, LevelChange, Notification, Store, utcnow
 from config.models import LEVELS, Config, level_rank
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = [
     "DISPOSE_CATEGORIES",

@@ -48,7 +48,7 @@ from alerts.render import (
 from alerts.segments import fit
 from config.models import Sensor, Site, level_rank
 from config.notify import Escalation
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = ["STEP_KINDS", "Step", "due_steps", "next_due", "render_escalation"]
 

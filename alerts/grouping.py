@@ -45,7 +45,7 @@ from alerts.render import (
 )
 from alerts.segments import first_fitting, shortened
 from config.models import LEVELS, Sensor, Site
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = ["latest_per_episode", "order_by_severity", "render_group"]
 

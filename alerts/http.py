@@ -52,7 +52,7 @@ from alerts.deliveries import record_status, sid_status
 from alerts.store import Episode, LevelChange, Notification, Store, utcnow
 from config.models import Config
 from hazwatch.ops import Check, health
-from rules.events import EventKind, WarningEvent
+from formats.warning import EventKind, WarningEvent
 
 __all__ = [
     "ATOM_NS", "CAP_MEDIA_TYPE", "STATUS_PATH", "CapEntry", "Served", "active_cap_entries",

@@ -30,12 +30,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 
 from alerts.store import Silence
 from config.models import Config
 from config.topics import MAINTENANCE
-from rules.maintenance import RuntimeWindow
+from formats.maintenance import RuntimeWindow, encode
 
 __all__ = ["FeedError", "FeedOutcome", "engine_record", "engine_scope", "publish", "tell_engine"]
 
@@ -102,7 +101,7 @@ def publish(bootstrap: str, records: Sequence[Mapping[str, Any]], timeout_s: flo
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id="hazwatch-maintenance",
                                  bootstrap_timeout_ms=ms, max_block_ms=ms, request_timeout_ms=ms,
                                  delivery_timeout_ms=2 * ms, linger_ms=0)
-        futures = [producer.send(MAINTENANCE, key=str(r["site"]).encode(), value=orjson.dumps(r))
+        futures = [producer.send(MAINTENANCE, key=str(r["site"]).encode(), value=encode(RuntimeWindow.from_record(r)))
                    for r in records]
         producer.flush(timeout=2 * timeout_s)
         for f in futures:

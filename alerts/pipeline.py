@@ -27,7 +27,7 @@ from alerts.noise import SilenceRule, group_wait_until, inhibited, silenced_by
 from alerts.plan import Heard, Notice, notice_key, plan_event, plan_steps
 from alerts.store import Episode, Fault, LevelChange, Notification, Silence, Store
 from config.models import Config, level_rank
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = ["Intake", "latest_event"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from alerts.audience import Target, members, quiet_until, route
 from alerts.escalation import Step
 from config.models import Config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = ["Heard", "Notice", "notice_key", "plan_event", "plan_steps"]
 

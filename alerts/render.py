@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.segments import MAX_UNITS, fit
 from config.models import Sensor, Site
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = [
     "COLOURS",

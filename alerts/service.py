@@ -43,9 +43,11 @@ from config.models import Config
 from config.reload import LOADED_AT, Report, applied, refused, reload_config
 from config.mqtt import MqttSettings, configure_client
 from config.topics import DEADLETTER, DELIVERIES, HEALTH, WARNINGS
+from formats.health import HealthEvent, SensorHealth
+from formats.health import decode as decode_health
 from hazwatch.control import ControlListener
 from hazwatch.ops import Check, KafkaCheck
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 __all__ = ["AlertsService", "CapPublisher", "unreloadable"]
 
@@ -134,19 +136,18 @@ class AlertsService:
             recorded = self.intake.event(WarningEvent.from_json(raw))
             log.info("warning %s: %s", raw[:100], recorded if recorded else "duplicate, ignored")
         else:
-            self._health(orjson.loads(raw))
+            self._health(decode_health(raw))
 
-    def _health(self, event: dict[str, Any]) -> None:
+    def _health(self, event: HealthEvent) -> None:
         """Sensor faults from the rules' data-quality checks: inhibit that subject's warnings."""
-        subject, state = event.get("subject"), event.get("state")
-        if not subject or state not in ("fault", "ok"):
-            return  # presence and other events carry no subject fault
+        if not isinstance(event, SensorHealth) or not event.subject or event.state not in ("fault", "ok"):
+            return  # presence, spikes and maintenance carry no subject fault
+        subject = event.subject
         with self.store.session.begin() as s:
             row = s.get(Fault, subject)
-            if state == "fault" and row is None:
-                s.add(Fault(subject=subject, site=event.get("site", subject.split("/")[0]),
-                            check=str(event.get("check", "")), since=self.clock()))
-            elif state == "ok" and row is not None and not (event.get("detail") or {}).get("active"):
+            if event.state == "fault" and row is None:
+                s.add(Fault(subject=subject, site=event.site, check=event.check, since=self.clock()))
+            elif event.state == "ok" and row is not None and not event.active:
                 s.delete(row)  # healthy again only when no check is still in fault
 
     def _consume(self, consumer: KafkaConsumer) -> int:

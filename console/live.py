@@ -29,13 +29,17 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from config.models import LEVELS, Config, level_rank
+from formats.health import HealthEvent, Presence, SensorHealth
+from formats.health import as_dict as health_dict
+from formats.readings import Readings
+from formats.warning import WarningEvent
 from console.trend import TrendRings
 
 __all__ = ["CHECK_BITS", "LiveState", "SensorLive", "Subscription"]
@@ -164,18 +168,16 @@ class LiveState:
         if self.first_ms is None or ts < self.first_ms:
             self.first_ms = ts
 
-    def ingest_readings(self, msg: Mapping[str, Any]) -> int:
-        """One ``hazwatch.readings`` message (columnar, one site); returns readings taken.
-
-        Readings of unknown sensors, not finite or of bad quality (``q`` != 0) are skipped.
+    def ingest_readings(self, msg: Readings) -> int:
+        """One decoded ``hazwatch.readings`` record (formats/readings.py: columnar, one site);
+        returns readings taken. Readings of unknown sensors, not finite or of bad quality
+        (``q`` != 0) are skipped.
         """
-        site = msg["site"]
-        sensors = msg["sensor"]
-        ts = np.asarray(msg["ts"], dtype=np.int64)
-        v = np.asarray(msg["v"], dtype=np.float64)
-        q = np.asarray(msg.get("q") or np.zeros(len(ts)), dtype=np.int64)
-        if not (len(sensors) == len(ts) == len(v) == len(q)):
-            raise ValueError("readings message columns differ in length")
+        site = msg.site
+        sensors = msg.sensor
+        ts = np.asarray(msg.ts, dtype=np.int64)
+        v = np.asarray(msg.v, dtype=np.float64)
+        q = np.asarray(msg.q, dtype=np.int64)
         idx = np.fromiter((self.index.get((site, s), -1) for s in sensors), dtype=np.int64,
                           count=len(sensors))
         keep = (idx >= 0) & np.isfinite(v) & (q == 0)
@@ -199,51 +201,55 @@ class LiveState:
             self.trend.add(idx[recent], ts[recent], v[recent])
         return len(idx)
 
-    def ingest_warning(self, event: Mapping[str, Any]) -> bool:
-        """One warning event; returns True when it was pushed to subscribers (fresh)."""
-        site, episode, level = event["site"], event["episode"], event["level"]
+    def ingest_warning(self, event: WarningEvent) -> bool:
+        """One warning event (formats/warning.py); returns True when it was pushed to subscribers
+        (fresh)."""
+        site, episode, level = event.site, event.episode, event.level
         if level not in LEVELS:
             raise ValueError(f"warning event with level {level!r}")
         with self._lock:
-            self._seen(int(event.get("ts") or self.clock()))
+            self._seen(int(event.ts or self.clock()))
             live = self.warnings.setdefault(site, {})
-            if event.get("kind") == "cleared" or level == "normal":
+            if event.kind == "cleared" or level == "normal":
                 live.pop(episode, None)
             else:
                 live[episode] = level
-        fresh = self.clock() - int(event.get("emitted_at") or 0) <= FRESH_MS
+        fresh = self.clock() - int(event.emitted_at or 0) <= FRESH_MS
         if fresh:
             name = self.config.site(site).name if _known(self.config, site) else site
-            self.publish("warning", {**event, "site_name": name})
+            self.publish("warning", {**event.as_dict(), "site_name": name})
         return fresh
 
-    def ingest_health(self, event: Mapping[str, Any]) -> bool:
-        """One health event (data quality from rules, or presence from ingest); True when pushed."""
-        site = event["site"]
-        ts = int(event.get("ts") or self.clock())
+    def ingest_health(self, event: HealthEvent) -> bool:
+        """One health event (formats/health.py: data quality from rules, or presence from ingest);
+        True when pushed."""
+        site = event.site
+        ts = int(event.ts or self.clock())
         with self._lock:
             self._seen(ts)
-            if event.get("kind") == "presence":
-                self.presence[site] = str(event.get("status"))
+            if isinstance(event, Presence):
+                self.presence[site] = event.status
+                detected = ts
             else:
-                i = self.index.get((site, str(event.get("sensor"))))
+                i = self.index.get((site, event.sensor))
                 if i is None:
                     return False
                 self._quality(i, event, ts)
-        fresh = self.clock() - int(event.get("detected_at") or ts) <= FRESH_MS
+                detected = int(event.detected_at or ts)
+        fresh = self.clock() - detected <= FRESH_MS
         if fresh:
-            self.publish("health", dict(event))
+            self.publish("health", health_dict(event))  # the record as on the topic
         return fresh
 
-    def _quality(self, i: int, event: Mapping[str, Any], ts: int) -> None:
-        check, state = event.get("check"), event.get("state")
+    def _quality(self, i: int, event: SensorHealth, ts: int) -> None:
+        check, state = event.check, event.state
         self.health_seen[i] = True
         self.first_seen[i] = min(int(self.first_seen[i]), ts)
         if check == "spike" or state == "spike":
             self.spike_ms[i] = ts
             return
         before = int(self.fault_bits[i])
-        active = (event.get("detail") or {}).get("active")
+        active = event.detail.get("active")
         if isinstance(active, list):
             bits = sum(CHECK_BITS.get(c, 0) for c in active)
         else:
@@ -251,7 +257,7 @@ class LiveState:
             bits = before | bit if state == "fault" else before & ~bit
         self.fault_bits[i] = bits
         if bits and not before:
-            episode_ts = (event.get("detail") or {}).get("episode_ts")
+            episode_ts = event.detail.get("episode_ts")
             self.fault_since[i] = int(episode_ts) if isinstance(episode_ts, int) else ts
         elif not bits:
             self.fault_since[i] = -1

@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from config.topics import HEALTH, READINGS, WARNINGS
+from formats.health import decode as decode_health
+from formats.readings import decode as decode_readings
+from formats.warning import WarningEvent
 from console.live import LiveState
 
 __all__ = ["STALE_S", "LiveReader"]
@@ -151,13 +152,12 @@ class LiveReader:
     def handle(self, topic: str, value: bytes) -> None:
         """Decode one record and give it to the state; count and skip what does not decode."""
         try:
-            obj = orjson.loads(value)
             if topic == READINGS:
-                self.state.ingest_readings(obj)
+                self.state.ingest_readings(decode_readings(value))
             elif topic == WARNINGS:
-                self.state.ingest_warning(obj)
+                self.state.ingest_warning(WarningEvent.from_json(value))
             elif topic == HEALTH:
-                self.state.ingest_health(obj)
+                self.state.ingest_health(decode_health(value))
             self.state.records += 1
         except Exception as exc:  # noqa: BLE001 - one bad record must not stop the reader
             self.state.errors += 1

@@ -40,7 +40,7 @@ from config.models import LEVELS, Config, Sensor, ThresholdRule
 from config.rules import RAIN_WINDOWS_H, RainRule, RateRule, TrendRule
 from hazwatch.bench_baseline_stages import Ladder, RainGauge, RateLadder, TrendForecast, warning
 from rules.engine import Batch
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 from rules.quality import CHECKS, fault_warnings
 
 __all__ = ["BASELINE_STAGES", "BaselineEngine", "BaselineOutput", "BaselineSensor", "BaselineStats",

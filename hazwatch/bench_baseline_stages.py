@@ -18,7 +18,7 @@ from typing import Any
 
 from config.models import LEVELS
 from config.rules import RAIN_WINDOWS_H, RainRule, RateRule, TrendRule
-from rules.events import WarningEvent, episode_id, event_kind
+from formats.warning import WarningEvent, episode_id, event_kind
 
 __all__ = ["Forecast", "Ladder", "LevelChange", "RainGauge", "RateLadder", "Ring", "TrendForecast", "numpy_sum",
            "warning"]

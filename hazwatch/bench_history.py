@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from config.topics import READINGS
+from formats.readings import decode as decode_readings
 from hazwatch.bench_ingest import cpu_s
 from hazwatch.bench_worker import _prefill, _wait, plan_records
 from hazwatch.embedded_history import history_ready, victoria_metrics
@@ -80,7 +81,7 @@ def bench_history(*, readings: int = 200_000, shape: str = "single", kafka: str 
             cpu = (cpu_s(writer.pid) - cpu0[0], cpu_s(store.popen.pid) - cpu0[1])
         finally:
             admin.close()
-        oldest = min(min(orjson.loads(value)["ts"]) for _key, value in records)
+        oldest = min(min(decode_readings(value).ts) for _key, value in records)
         stored = 0
         deadline = time.monotonic() + 60
         while stored < readings and time.monotonic() < deadline:  # searchable after the store's next flush

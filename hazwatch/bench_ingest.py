@@ -32,6 +32,7 @@ from rich.table import Table
 
 from config import example_dir, load_config
 from config.topics import READINGS
+from formats.readings import decode as decode_readings
 from hazwatch.embedded_mqtt import PROBE_ACCOUNT, mqtt_ready
 from hazwatch.runtime import EmbeddedStack, all_partitions, wait_for
 
@@ -155,8 +156,8 @@ def iter_readings(bootstrap: str) -> Iterator[tuple[str, str, int]]:
         while any(consumer.position(tp) < end[tp] for tp in parts):
             for records in consumer.poll(timeout_ms=500, max_records=5000).values():
                 for rec in records:
-                    b = orjson.loads(rec.value)
-                    yield from ((b["site"], s, t) for s, t in zip(b["sensor"], b["ts"], strict=True))
+                    b = decode_readings(rec.value)
+                    yield from ((b.site, s, t) for s, t in zip(b.sensor, b.ts, strict=True))
     finally:
         consumer.close()
 

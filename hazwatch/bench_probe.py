@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 from kafka import KafkaConsumer, TopicPartition
 
 from config.topics import PARTITIONS, READINGS, WARNINGS
+from formats.warning import WarningEvent
 from hazwatch.runtime import all_partitions
 from rules.changelog import partition_of
 
@@ -159,9 +160,9 @@ class Probe(threading.Thread):
         # latency; a short one would keep the broker and this process busy
         for records in self._consumer.poll(timeout_ms=POLL_MS).values():
             for rec in records:
-                event = orjson.loads(rec.value)
-                if event.get("subject") == self.subject:
-                    self._seen.setdefault(int(event["ts"]), (time.time(), event["emitted_at"], rec.timestamp))
+                event = WarningEvent.from_json(rec.value)
+                if event.subject == self.subject:
+                    self._seen.setdefault(int(event.ts), (time.time(), event.emitted_at, rec.timestamp))
 
     def _first_sms(self) -> float | None:
         got = self._twilio.get("/_fake/messages", params={"since": self._sms_next}).json()

@@ -2,7 +2,7 @@
 
 Before anything is timed, the embedded stack's Kafka broker (Tansu or Apache Kafka) gets N readings
 of the example configuration in ``hazwatch.readings``, in the format ingest produces
-(:class:`ingest.validate.Batch`: ``{"site", "sensor", "ts", "v", "q", "i", "cfg"}``, key = site id):
+(:class:`formats.readings.Readings`: ``{"site", "sensor", "ts", "v", "q", "i", "cfg"}``, key = site id):
 one reading per record (``single``) or 50 readings of one site per record (``batch``). A sensor
 reports at its configured period; of each 1000 of its readings, 900 are normal, 50 lie between its
 first and second rung, then 50 beyond its last rung, so levels are raised and cleared.
@@ -50,7 +50,8 @@ from config import Config, example_dir, load_config
 from config.topics import READINGS, WARNINGS
 from hazwatch.bench_ingest import cpu_s, plan_messages
 from hazwatch.runtime import EmbeddedStack, Process, all_partitions, wait_for
-from ingest.validate import Batch
+from formats.readings import Readings
+from formats.readings import decode as decode_readings
 
 __all__ = ["CONTENDERS", "bench_worker", "level_of", "plan_records", "rule_table", "worker_command"]
 
@@ -87,11 +88,11 @@ def level_of(rule: Rule, v: float) -> str:
 def _changes(value: bytes, rules: dict[str, dict[str, Rule]], get: Any, put: Any) -> list[bytes]:
     """The peers' rule on one record: a warning for each reading that changes its sensor's level
     (``get(site, sensor)`` -> the level kept, ``put(site, sensor, level)`` keeps a new one)."""
-    b = orjson.loads(value)
-    site = b["site"]
+    b = decode_readings(value)
+    site = b.site
     site_rules = rules.get(site, {})
     out = []
-    for sensor, ts, v in zip(b["sensor"], b["ts"], b["v"], strict=True):
+    for sensor, ts, v in zip(b.sensor, b.ts, b.v, strict=True):
         rule = site_rules.get(sensor)
         if rule is not None and get(site, sensor) != (level := level_of(rule, v)):
             put(site, sensor, level)
@@ -130,7 +131,7 @@ def plan_records(config_dir: Path, readings: int, shape: str, now_ms: int) -> li
     seen: dict[tuple[str, str], int] = {}
     out = []
     for site, names in groups:
-        batch = Batch(site, cfg=config.sensor_fingerprint)
+        batch = Readings(site, cfg=config.sensor_fingerprint)
         for name in names:
             k = seen[site, name] = seen.get((site, name), -1) + 1
             normal, step, on_first, beyond = values[site, name]
@@ -141,7 +142,7 @@ def plan_records(config_dir: Path, readings: int, shape: str, now_ms: int) -> li
             batch.v.append(float(v))
             batch.q.append(0)
             batch.i.append(config.sensor_index(site, name))
-        out.append((site.encode(), batch.to_json()))
+        out.append((site.encode(), batch.encode()))
     return out
 
 

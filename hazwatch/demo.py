@@ -29,6 +29,7 @@ from alerts.episodes import EpisodeError, EpisodeService
 from alerts.store import Store
 from config import load_config
 from config.topics import DELIVERIES, WARNINGS
+from formats.warning import WarningEvent
 from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, all_partitions, free_port, wait_for
 
 __all__ = ["run_demo", "start_services"]
@@ -275,10 +276,11 @@ def run_demo(*, config_dir: Path, duration_s: float, scenario: str, as_json: boo
             while not stop.is_set():
                 for records in consumer.poll(timeout_ms=200).values():
                     for rec in records:
-                        obj = orjson.loads(rec.value)
                         if rec.topic == WARNINGS:
-                            obj = {"type": "warning", **obj}
+                            obj = {"type": "warning", **WarningEvent.from_json(rec.value).as_dict()}
                             answers.seen(obj)
+                        else:  # a delivery record (alerts/deliveries.py)
+                            obj = orjson.loads(rec.value)
                         out.emit(obj)
                         last_activity = time.monotonic()
                 answers.due()

@@ -24,13 +24,17 @@ these lines 1 µs (50-reading records, this machine).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import orjson
 from influxdb_client import Point
 
 from config.models import LEVELS, Config
 from config.topics import HEALTH, READINGS, WARNINGS
+from formats.health import HealthEvent, Presence
+from formats.health import decode as decode_health
+from formats.readings import Readings
+from formats.readings import decode as decode_readings
+from formats.warning import WarningEvent
 
 __all__ = ["Lines"]
 
@@ -75,20 +79,19 @@ class Lines:
 
     def of(self, topic: str, value: bytes) -> list[str]:
         try:
-            record = orjson.loads(value)
             if topic == READINGS:
-                return list(self._readings(record))
+                return list(self._readings(decode_readings(value)))
             if topic == WARNINGS:
-                return [self._warning(record)]
+                return [self._warning(WarningEvent.from_json(value))]
             if topic == HEALTH:
-                return [line for line in [self._health(record)] if line]
+                return [self._health(decode_health(value))]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             return []
         return []
 
-    def _readings(self, r: dict[str, Any]) -> Iterable[str]:
-        site = r["site"]
-        for sensor, ts, v, q in zip(r["sensor"], r["ts"], r["v"], r["q"], strict=True):
+    def _readings(self, r: Readings) -> Iterable[str]:
+        site = r.site
+        for sensor, ts, v, q in zip(r.sensor, r.ts, r.v, r.q, strict=True):
             prefix = self._prefixes.get(("reading", site, sensor))
             if prefix is None:
                 x = self.sensors.get((site, sensor))
@@ -97,15 +100,13 @@ class Lines:
                 self._prefixes[("reading", site, sensor)] = prefix
             yield f"{prefix} q={int(q)}i,v={_float(v)} {int(ts)}"
 
-    def _warning(self, w: dict[str, Any]) -> str:
-        prefix = self._series("warning", w["site"], cache=False, subject=w["subject"], rule=w["rule"],
-                              episode=str(w["episode"]), kind=w["kind"], level=w["level"])
-        return f'{prefix} level_rank={LEVELS.index(w["level"])}i,value={_float(w["value"])} {int(w["ts"])}'
+    def _warning(self, w: WarningEvent) -> str:
+        prefix = self._series("warning", w.site, cache=False, subject=w.subject, rule=w.rule,
+                              episode=str(w.episode), kind=w.kind, level=w.level)
+        return f"{prefix} level_rank={LEVELS.index(w.level)}i,value={_float(w.value)} {int(w.ts)}"
 
-    def _health(self, h: dict[str, Any]) -> str | None:
-        if h.get("kind") == "presence":
-            return f"{self._series('presence', h['site'])} online={int(h['status'] == 'online')}i {int(h['ts'])}"
-        if "check" in h:
-            prefix = self._series("quality", h["site"], sensor=str(h.get("sensor", "")), check=str(h["check"]))
-            return f"{prefix} fault={int(h['state'] == 'fault')}i {int(h['ts'])}"
-        return None
+    def _health(self, h: HealthEvent) -> str:
+        if isinstance(h, Presence):
+            return f"{self._series('presence', h.site)} online={int(h.status == 'online')}i {int(h.ts)}"
+        prefix = self._series("quality", h.site, sensor=h.sensor, check=h.check)
+        return f"{prefix} fault={int(h.state == 'fault')}i {int(h.ts)}"

@@ -33,6 +33,9 @@ from config.reload import LOADED_AT, applied, reload_config
 from config.mqtt import configure_client
 from config.topics import DEADLETTER, HEALTH, READINGS
 from config.urls import mqtt_host_port
+from formats.health import Presence
+from formats.health import encode as encode_health
+from formats.readings import Readings
 from hazwatch.control import ControlListener
 from hazwatch.ops import KafkaCheck, serve_from_env
 from ingest.deadletter import deadletter_record, reason_kind
@@ -42,7 +45,7 @@ from ingest.delivery import Record, deliver
 from ingest.inbox import Arrival, Inbox
 from ingest.mqtt_client import BatchingClient, Received
 from ingest.producer import Pending, Producer
-from ingest.validate import Batch, Reject, Status, on_contract, validate_message
+from ingest.validate import Reject, Status, on_contract, validate_message
 
 __all__ = ["IngestService", "SUBSCRIPTIONS"]
 
@@ -197,7 +200,7 @@ class IngestService:
         The valid readings of one site become one record (in arrival order, up to
         :data:`MERGE_MAX` readings a record), so that a site's single readings cost one Kafka
         record per micro-batch rather than one each."""
-        merged: dict[str, list[Batch]] = {}
+        merged: dict[str, list[Readings]] = {}
         out: list[Record] = []
         for arrival in arrivals:
             for message in arrival.messages:
@@ -210,10 +213,10 @@ class IngestService:
                         runs[-1].extend(valid)
                     else:
                         runs.append(valid)
-        readings = [(READINGS, b.site.encode(), b.to_json()) for runs in merged.values() for b in runs]
+        readings = [(READINGS, b.site.encode(), b.encode()) for runs in merged.values() for b in runs]
         return readings + out
 
-    def _validate(self, raw_topic: bytes, payload: bytes, received_ms: int, out: list[Record]) -> Batch | None:
+    def _validate(self, raw_topic: bytes, payload: bytes, received_ms: int, out: list[Record]) -> Readings | None:
         """One message: its valid readings; its other records (presence, dead letter) go to ``out``.
 
         A reading or batch message handled before (:mod:`ingest.dedup`) becomes nothing, and so
@@ -237,14 +240,13 @@ class IngestService:
             log.exception("validator failed on %s", topic)
             valid, rejects = None, [Reject(f"internal validation error: {exc!r}")]
         batch = None
-        if isinstance(valid, Batch):
+        if isinstance(valid, Readings):
             batch = valid
             READINGS_TOTAL.inc(len(valid))
             self.produced += len(valid)
         elif isinstance(valid, Status):
-            event = {"site": valid.site, "kind": "presence", "status": valid.status,
-                     "ts": received_ms, "source": "mqtt"}
-            out.append((HEALTH, valid.site.encode(), orjson.dumps(event)))
+            event = Presence(site=valid.site, status=valid.status, ts=received_ms, source="mqtt")
+            out.append((HEALTH, valid.site.encode(), encode_health(event)))
         if rejects:  # one bounded dead letter per message, however many of its items were bad
             out.append((DEADLETTER, None, deadletter_record(topic, payload, rejects, received_ms)))
             for reject in rejects:

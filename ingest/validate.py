@@ -9,51 +9,22 @@ from __future__ import annotations
 import math
 import operator
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from config.models import ID_PATTERN, Config
+from formats.readings import Readings
 
-__all__ = ["Batch", "Reject", "Status", "parse_ts", "validate_message"]
+__all__ = ["Reject", "Status", "parse_ts", "validate_message"]
 
 _ID = re.compile(ID_PATTERN)
 MAX_BATCH_ITEMS = 10_000
 _SENSOR, _TS, _V = operator.itemgetter("sensor"), operator.itemgetter("ts"), operator.itemgetter("v")
 _Q = operator.methodcaller("get", "q", 0)
 _INT, _FLOAT, _NUMBER = {int}, {float}, {int, float}
-
-
-@dataclass
-class Batch:
-    """Valid readings of one site, columnar: the value sent to ``hazwatch.readings``."""
-
-    site: str
-    sensor: list[str] = field(default_factory=list)
-    ts: list[int] = field(default_factory=list)
-    v: list[float] = field(default_factory=list)
-    q: list[int] = field(default_factory=list)
-    i: list[int] = field(default_factory=list)
-    """Dense sensor indices (``Config.sensor_index``): the rule engine then needs no lookup."""
-    cfg: str = ""
-    """``Config.sensor_fingerprint`` of the configuration the indices come from."""
-
-    def to_json(self) -> bytes:
-        return orjson.dumps({"site": self.site, "sensor": self.sensor, "ts": self.ts, "v": self.v, "q": self.q,
-                             "i": self.i, "cfg": self.cfg})
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    def extend(self, other: Batch) -> None:
-        """Append ``other``'s readings (of the same site and configuration)."""
-        self.sensor += other.sensor
-        self.ts += other.ts
-        self.v += other.v
-        self.q += other.q
-        self.i += other.i
 
 
 @dataclass(frozen=True)
@@ -122,7 +93,7 @@ def _lookup(config: Config) -> _Lookup:
     return lookup
 
 
-def _reading(config: _Lookup, site: str, sensor: str, obj: Any, now_ms: int, batch: Batch) -> Reject | None:
+def _reading(config: _Lookup, site: str, sensor: str, obj: Any, now_ms: int, batch: Readings) -> Reject | None:
     """Append one valid reading to ``batch``, or say why it is not valid."""
     try:  # the common case, in as few steps as possible; anything unusual takes the long way
         index = config.by_site[site][sensor]
@@ -140,7 +111,7 @@ def _reading(config: _Lookup, site: str, sensor: str, obj: Any, now_ms: int, bat
     return None
 
 
-def _whole_batch(config: _Lookup, site: str, items: list[Any], now_ms: int, batch: Batch) -> bool:
+def _whole_batch(config: _Lookup, site: str, items: list[Any], now_ms: int, batch: Readings) -> bool:
     """Append a batch whose readings are all valid, column by column, and return True; return
     False, with ``batch`` untouched, when any reading needs a closer look (:func:`_reading` then
     takes them one at a time). A column at a time is a few C-level ``map`` calls per batch instead
@@ -171,7 +142,7 @@ def _whole_batch(config: _Lookup, site: str, items: list[Any], now_ms: int, batc
     return True
 
 
-def _checked_reading(config: _Lookup, site: str, sensor: str, obj: Any, now_ms: int, batch: Batch) -> Reject | None:
+def _checked_reading(config: _Lookup, site: str, sensor: str, obj: Any, now_ms: int, batch: Readings) -> Reject | None:
     """:func:`_reading` step by step, with the reason of the first check that fails."""
     if not isinstance(obj, dict):
         return Reject(f"reading must be a JSON object, got {type(obj).__name__}")
@@ -227,7 +198,7 @@ def on_contract(topic: str) -> bool:
 
 def validate_message(
     config: Config, topic: str, payload: bytes, now_ms: int
-) -> tuple[Batch | Status | None, list[Reject]]:
+) -> tuple[Readings | Status | None, list[Reject]]:
     """Validate one MQTT message. Returns the valid part and the rejects (with reasons)."""
     parts = topic.split("/")
     if len(parts) < 4 or parts[0] != "hw" or parts[1] != "v1":
@@ -253,7 +224,7 @@ def validate_message(
     obj, err = _decode(payload)
     if err:
         return None, [Reject(err)]
-    batch = Batch(site, cfg=lookup.fingerprint)
+    batch = Readings(site, cfg=lookup.fingerprint)
     if len(parts) == 5 and kind == "reading":
         rej = _reading(lookup, site, parts[3], obj, now_ms, batch)
         return (batch if len(batch) else None), ([rej] if rej else [])

@@ -42,9 +42,11 @@ from typing import Any
 import numpy as np
 
 from config.models import Config
-from rules.events import WarningEvent
+from formats.readings import Readings
+from formats.warning import WarningEvent
 from rules.lateness import ReorderBuffer
-from rules.maintenance import MaintenanceTable, RuntimeWindow
+from formats.maintenance import RuntimeWindow
+from rules.maintenance import MaintenanceTable
 from rules.rain import RainEngine, RainTable
 from rules.rate import RateEngine, RateTable
 from rules.quality import FAULT_RULE, QualityEngine, QualityTable, fault_warnings
@@ -70,8 +72,8 @@ class Batch:
     """The configuration fingerprint those indices belong to."""
 
     @classmethod
-    def from_messages(cls, messages: Iterable[dict[str, Any]]) -> Batch:
-        """From ``hazwatch.readings`` values: ``{"site", "sensor": [...], "ts": [...], "v": [...], "q": [...]}``."""
+    def from_readings(cls, records: Iterable[Readings]) -> Batch:
+        """From decoded ``hazwatch.readings`` records (formats/readings.py), any number of sites."""
         site: list[str] = []
         sensor: list[str] = []
         ts: list[int] = []
@@ -79,20 +81,18 @@ class Batch:
         q: list[int] = []
         idx: list[int] | None = []
         cfgs: set[str] = set()
-        for m in messages:
-            n = len(m["ts"])
-            if not (len(m["sensor"]) == len(m["v"]) == len(m["q"]) == n):
-                raise ValueError("readings message columns differ in length")
-            site.extend([m["site"]] * n)
-            sensor.extend(m["sensor"])
-            ts.extend(m["ts"])
-            v.extend(m["v"])
-            q.extend(m["q"])
-            if idx is not None and isinstance(m.get("i"), list) and len(m["i"]) == n:
-                idx.extend(m["i"])
-                cfgs.add(str(m.get("cfg", "")))
+        for r in records:
+            n = len(r.ts)
+            site.extend([r.site] * n)
+            sensor.extend(r.sensor)
+            ts.extend(r.ts)
+            v.extend(r.v)
+            q.extend(r.q)
+            if idx is not None and len(r.i) == n:
+                idx.extend(r.i)
+                cfgs.add(r.cfg)
             else:
-                idx = None  # one message without indices (an older ingest): look every reading up
+                idx = None  # one record without indices (an older ingest): look every reading up
         dense = np.asarray(idx, dtype=np.int64) if idx is not None and len(cfgs) == 1 else None
         return cls(site, sensor, np.asarray(ts, dtype=np.int64), np.asarray(v, dtype=np.float64),
                    np.asarray(q, dtype=np.int64), idx=dense, cfg=cfgs.pop() if dense is not None else "")

@@ -5,7 +5,7 @@ one of two places:
 
 - **static**: ``sites.yaml`` (``maintenance:`` of a site), read at start; window key ``SITE#i``;
 - **runtime**: a maintenance silence created by ``hazwatch silences add --maintenance`` or the
-  console, published on Kafka ``hazwatch.maintenance`` (:class:`RuntimeWindow`, one JSON record
+  console, published on Kafka ``hazwatch.maintenance`` (``formats.maintenance.RuntimeWindow``, one JSON record
   per change, keyed by site id) and handed to the engine per site
   (:meth:`MaintenanceTable.set_site`); window key ``SITE#silence-ID``. Ending the silence early
   publishes the same record with ``ended: true`` and ``end_ms`` = the time it was ended.
@@ -30,58 +30,9 @@ from typing import Any
 import numpy as np
 
 from config.models import Config
+from formats.maintenance import RuntimeWindow
 
-__all__ = ["WINDOW_KINDS", "MaintenanceTable", "RuntimeWindow", "fold_windows", "upsert_window"]
-
-WINDOW_KINDS = ("maintenance", "calibration")
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeWindow:
-    """One ``hazwatch.maintenance`` record: ``{"id", "site", "sensors": [] (= the whole site),
-    "start_ms", "end_ms", "kind", "reason", "ended"}``; times epoch ms, ``[start_ms, end_ms)``."""
-
-    id: int | str
-    site: str
-    sensors: tuple[str, ...]
-    start_ms: int
-    end_ms: int
-    kind: str = "maintenance"
-    reason: str = ""
-    ended: bool = False
-
-    @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> RuntimeWindow:
-        """Validate a decoded record; ``ValueError`` says what is wrong."""
-        if not isinstance(rec, Mapping):
-            raise ValueError(f"a maintenance record must be a JSON object, got {type(rec).__name__}")
-        missing = [k for k in ("id", "site", "start_ms", "end_ms") if k not in rec]
-        if missing:
-            raise ValueError(f"maintenance record lacks {', '.join(missing)}")
-        wid, site, sensors = rec["id"], rec["site"], rec.get("sensors") or []
-        if type(wid) not in (int, str) or wid == "":
-            raise ValueError(f"maintenance record id must be an integer or a string, got {wid!r}")
-        if not isinstance(site, str) or not site:
-            raise ValueError(f"maintenance record site must be a non-empty string, got {site!r}")
-        if not isinstance(sensors, list) or not all(isinstance(s, str) and s for s in sensors):
-            raise ValueError(f"maintenance record sensors must be a list of sensor ids, got {sensors!r}")
-        start, end = rec["start_ms"], rec["end_ms"]
-        if type(start) is not int or type(end) is not int:
-            raise ValueError(f"maintenance record start_ms and end_ms must be integers (epoch ms), got {start!r}, {end!r}")
-        kind = rec.get("kind") or "maintenance"
-        if kind not in WINDOW_KINDS:
-            raise ValueError(f"maintenance record kind must be one of {', '.join(WINDOW_KINDS)}, got {kind!r}")
-        return cls(wid, site, tuple(sensors), start, end, kind, str(rec.get("reason") or ""), bool(rec.get("ended")))
-
-    def to_record(self) -> dict[str, Any]:
-        return {"id": self.id, "site": self.site, "sensors": list(self.sensors), "start_ms": self.start_ms,
-                "end_ms": self.end_ms, "kind": self.kind, "reason": self.reason, "ended": self.ended}
-
-    @property
-    def key(self) -> str:
-        """The window's key in health events and announcements (``SITE#silence-ID``)."""
-        return f"{self.site}#silence-{self.id}"
-
+__all__ = ["MaintenanceTable", "fold_windows", "upsert_window"]
 
 def upsert_window(windows: Sequence[Mapping[str, Any]], record: Mapping[str, Any], *,
                   now_ms: int | None = None, retain_ms: int | None = None) -> list[dict[str, Any]]:

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from config.models import Config
-from rules.events import WarningEvent, episode_id
+from formats.warning import WarningEvent, episode_id
 from rules.kernels_quality import quality_loop
 from rules.rows import by_sensor_time, zeros
 

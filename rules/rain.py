@@ -51,7 +51,7 @@ import numpy as np
 
 from config.models import LEVELS, Config
 from config.rules import RAIN_WINDOWS_H
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 from rules.kernels_rain import rain_loop
 from rules.rows import RowNames, by_sensor_time, zeros
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from config.models import LEVELS, Config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 from rules.kernels import rate_loop
 from rules.rows import by_sensor_time, zeros
 from rules.threshold import N_RANKS, ThresholdEngine, ThresholdTable, Transition

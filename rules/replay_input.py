@@ -26,7 +26,8 @@ import orjson
 
 from ingest.validate import parse_ts
 from rules.engine import Batch
-from rules.maintenance import RuntimeWindow, fold_windows
+from formats.maintenance import RuntimeWindow
+from rules.maintenance import fold_windows
 
 __all__ = ["CHUNK", "MAX_LISTED", "FileBatch", "Malformed", "ReplayError", "read_maintenance", "read_readings"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from config.models import LEVELS
-from rules.events import WarningEvent, episode_id, event_kind
+from formats.warning import WarningEvent, episode_id, event_kind
 
 __all__ = ["RowNames", "by_sensor_time", "gap_limits", "zeros"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from config.models import LEVELS, Config, Site
 from config.site_rules import GB39496_STEPS, AggregateRule, CompositeRule, Member, VoteRule, member_list
-from rules.events import WarningEvent, episode_id, event_kind
+from formats.warning import WarningEvent, episode_id, event_kind
 
 __all__ = ["SiteStage"]
 

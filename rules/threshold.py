@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from config.models import LEVELS, Config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 from rules.kernels import threshold_loop
 from rules.rows import RowNames, by_sensor_time, gap_limits, zeros
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from config.models import LEVELS, Config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 from rules.kernels import trend_loop
 from rules.rate import EMPTY_TS, ring_export, ring_import
 from rules.rows import RowNames, by_sensor_time, gap_limits, zeros

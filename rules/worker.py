@@ -51,6 +51,9 @@ from aiokafka.structs import ConsumerRecord
 from config.models import Config
 from config.reload import LOADED_AT
 from config.topics import DEADLETTER, HEALTH, MAINTENANCE, READINGS, RULES_CHANGELOGS, WARNINGS
+from formats.health import SensorHealth
+from formats.maintenance import decode as decode_window
+from formats.health import encode as encode_health
 from hazwatch.control import ControlListener
 from hazwatch.logs import configure_logging
 from hazwatch.ops import KafkaCheck, serve_from_env
@@ -59,7 +62,7 @@ from rules.changelog import METADATA_MAX_AGE_MS, Changelog, partition_of
 from rules.decode import decode
 from rules.engine import Engine, Output
 from rules.handover import Handover, newer
-from rules.maintenance import RuntimeWindow, upsert_window
+from rules.maintenance import upsert_window
 from rules.reload import Reload
 
 __all__ = ["RulesWorker", "decode", "run_worker"]
@@ -164,7 +167,7 @@ class RulesWorker(Handover, Reload):
             log.info("%s %s %s -> %s (%s %s)", event.subject, event.kind, event.previous, event.level,
                      event.value, event.unit)
         for h in out.health:
-            pending.append(await self._send(HEALTH, h["site"].encode(), orjson.dumps(h)))
+            pending.append(await self._send(HEALTH, h["site"].encode(), encode_health(SensorHealth(**h))))
         await asyncio.gather(*pending)  # the events are in Kafka before the state says they happened
         metrics.emitted(out)
 
@@ -184,9 +187,8 @@ class RulesWorker(Handover, Reload):
         writes = []
         for rec in records:
             try:
-                record = orjson.loads(rec.value)
-                window = RuntimeWindow.from_record(record)
-                kept = upsert_window(self.windows[window.site], record, now_ms=int(time.time() * 1000),
+                window = decode_window(rec.value)
+                kept = upsert_window(self.windows[window.site], window.to_record(), now_ms=int(time.time() * 1000),
                                      retain_ms=self.retain_ms)
                 writes.append(await self.windows.put(window.site, kept))
                 log.info("maintenance window %s of %s %s: [%d, %d) %s", window.id, window.site,

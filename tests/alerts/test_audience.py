@@ -14,7 +14,7 @@ from alerts.audience import Target, in_window, members, quiet_until, route
 from config import load_config
 from config.models import Config
 from config.notify import QuietHours, Recipient, Routing, RoutingMatch, RoutingRule
-from rules.events import EventKind, WarningEvent
+from formats.warning import EventKind, WarningEvent
 
 SH = ZoneInfo("Asia/Shanghai")
 CFG = load_config("config/example")

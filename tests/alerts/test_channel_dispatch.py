@@ -33,7 +33,7 @@ from alerts.store import Notification, Store, utcnow
 from config import example_dir, load_config
 from config.channels import ChannelConfigError
 from config.models import Config
-from rules.events import WarningEvent, episode_id
+from formats.warning import WarningEvent, episode_id
 from tests.alerts.channel_fakes import accepted, reset
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 

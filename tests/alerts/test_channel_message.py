@@ -19,7 +19,7 @@ from alerts.store import Notification
 from config import example_dir, load_config
 from config.channels import WecomRobotSettings
 from config.models import Config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 CFG = load_config(example_dir(), env={})
 

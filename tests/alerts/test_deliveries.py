@@ -37,7 +37,7 @@ from alerts.pipeline import Intake
 from alerts.store import Delivery, Notification, Store, utcnow
 from config import example_dir, load_config
 from config.models import Config
-from rules.events import WarningEvent, episode_id
+from formats.warning import WarningEvent, episode_id
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 
 T = TypeVar("T")

@@ -27,7 +27,7 @@ from alerts.fake_twilio import FakeTwilioServer
 from alerts.pipeline import Intake
 from alerts.store import Notification, Store, utcnow
 from config import example_dir, load_config
-from rules.events import WarningEvent, episode_id
+from formats.warning import WarningEvent, episode_id
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 
 CFG = load_config(example_dir(), env={})

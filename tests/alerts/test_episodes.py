@@ -23,7 +23,7 @@ from alerts.episodes import (
 )
 from alerts.store import Action, Episode, LevelChange, Notification, Store
 from config import Config, example_dir, load_config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 
 T0 = dt.datetime(2025, 6, 1, 8, 0, tzinfo=dt.UTC)

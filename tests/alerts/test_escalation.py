@@ -16,7 +16,7 @@ from alerts.escalation import Step, due_steps, next_due, render_escalation
 from alerts.segments import segments
 from config import load_config
 from config.notify import Escalation, EscalationStep
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 SH = ZoneInfo("Asia/Shanghai")
 CFG = load_config("config/example")

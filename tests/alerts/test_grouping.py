@@ -23,7 +23,7 @@ from config import example_dir, load_config
 from config.models import Config, Sensor, Site
 from config.models_base import LadderStep
 from config.rules import RAIN_WINDOWS_H
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 
 #: 2025-11-23 14:05 Beijing time, in epoch ms.
 TS = int(datetime(2025, 11, 23, 14, 5, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)

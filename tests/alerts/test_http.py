@@ -39,7 +39,7 @@ from alerts.http import (
 from alerts.store import Delivery, Episode, LevelChange, Notification, Store
 from config import example_dir, load_config
 from config.models import Config
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from alerts.maintenance_feed import FeedError, engine_record, engine_scope, publ
 from alerts.store import Silence
 from config import example_dir, load_config
 from config.models import Config
-from rules.maintenance import RuntimeWindow
+from formats.maintenance import RuntimeWindow
 
 START = dt.datetime(2026, 3, 10, 1, 0, tzinfo=dt.UTC)
 END = START + dt.timedelta(hours=2)

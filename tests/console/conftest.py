@@ -31,7 +31,7 @@ from config import example_dir, load_config
 from config.models import Config
 from console.app import create_app
 from console.users import UserService
-from rules.events import WarningEvent, episode_id
+from formats.warning import WarningEvent, episode_id
 
 T0 = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
 PASSWORD = "correct horse battery"

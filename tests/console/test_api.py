@@ -16,6 +16,8 @@ from console.app import create_app
 from console.users import UserService
 from tests.alerts.db import BACKENDS, fresh_database
 from tests.console.conftest import PASSWORD, USERS, T0, Clock, login, raise_warning
+from formats.health import SensorHealth
+from formats.readings import Readings
 
 
 @pytest.fixture
@@ -125,12 +127,12 @@ def test_operator_sees_all_and_sites_carry_levels(client: TestClient, users, war
     # live readings and health reach the site view
     live = console_app.state.console.live
     now = clock.ms()
-    live.ingest_readings({"site": "CH-001", "sensor": ["GT-101", "GT-102"], "ts": [now - 5000, now],
-                          "v": [12.5, 3.0], "q": [0, 0]})
+    live.ingest_readings(Readings(site="CH-001", sensor=["GT-101", "GT-102"], ts=[now - 5000, now],
+                                  v=[12.5, 3.0], q=[0, 0]))
     for sensor in ("GT-101", "GT-102", "LT-201"):
-        live.ingest_health({"site": "CH-001", "subject": f"CH-001/{sensor}", "sensor": sensor,
-                            "check": "offline", "state": "fault", "ts": now, "detected_at": now,
-                            "detail": {"active": ["offline"], "episode_ts": now}})
+        live.ingest_health(SensorHealth(site="CH-001", subject=f"CH-001/{sensor}", sensor=sensor, check="offline",
+                                        state="fault", ts=now, detected_at=now,
+                                        detail={"active": ["offline"], "episode_ts": now}))
     detail = client.get("/api/sites/CH-001").json()
     gt = {s["id"]: s for s in detail["sensors"]}["GT-101"]
     assert gt["value"] == 12.5 and gt["ts_ms"] == now - 5000 and gt["status"] == "offline"

@@ -17,6 +17,9 @@ from fastapi import FastAPI
 from alerts.episodes import EpisodeService
 from console.service import ConsoleServer
 from tests.console.conftest import PASSWORD, Clock, raise_warning
+from formats.health import SensorHealth
+from formats.readings import Readings
+from formats.warning import WarningEvent
 
 
 @pytest.fixture
@@ -90,10 +93,10 @@ def _login(url: str, name: str) -> httpx.Cookies:
         return c.cookies
 
 
-def _warning(site: str, sensor: str, level: str, clock: Clock) -> dict:
-    return {"episode": f"ep-{site}", "site": site, "subject": f"{site}/{sensor}", "rule": "r",
-            "kind": "raised", "level": level, "previous": "normal", "ts": clock.ms(),
-            "emitted_at": clock.ms(), "value": 1.0, "threshold": 1.0, "unit": "", "detail": {}}
+def _warning(site: str, sensor: str, level: str, clock: Clock) -> WarningEvent:
+    return WarningEvent(episode=f"ep-{site}", site=site, subject=f"{site}/{sensor}", rule="r", kind="raised",
+                        level=level, previous="normal", ts=clock.ms(), emitted_at=clock.ms(), value=1.0,
+                        threshold=1.0, unit="")
 
 
 def test_stream_filters_by_role(server: ConsoleServer, console_app: FastAPI, users, clock: Clock,
@@ -110,8 +113,8 @@ def test_stream_filters_by_role(server: ConsoleServer, console_app: FastAPI, use
         # a site changes level: a site event
         assert officer.next("site")["id"] == "CH-001"
         # readings are coalesced into one readings event
-        live.ingest_readings({"site": "CH-001", "sensor": ["GT-101"], "ts": [clock.ms()], "v": [7.5], "q": [0]})
-        live.ingest_readings({"site": "TD-001", "sensor": ["PZ-01"], "ts": [clock.ms()], "v": [3.0], "q": [0]})
+        live.ingest_readings(Readings(site="CH-001", sensor=["GT-101"], ts=[clock.ms()], v=[7.5], q=[0]))
+        live.ingest_readings(Readings(site="TD-001", sensor=["PZ-01"], ts=[clock.ms()], v=[3.0], q=[0]))
         got = officer.next("readings")
         assert got == [{"site": "CH-001", "sensor": "GT-101", "ts_ms": clock.ms(), "value": 7.5}]
         # an episode written to the store (the alerts path) is pushed by the poller
@@ -121,9 +124,9 @@ def test_stream_filters_by_role(server: ConsoleServer, console_app: FastAPI, use
         assert officer.next("episode")["state"] == "acknowledged"
         raise_warning(console_store, console_config, "TD-001", "PZ-01", "phreatic_depth", now=clock())
         assert op.next("episode", where=lambda d: d["site"] == "TD-001")["rule"] == "phreatic_depth"
-        live.ingest_health({"site": "CH-001", "subject": "CH-001/GT-102", "sensor": "GT-102",
-                            "check": "stuck", "state": "fault", "ts": clock.ms(),
-                            "detected_at": clock.ms(), "detail": {"active": ["stuck"]}})
+        live.ingest_health(SensorHealth(site="CH-001", subject="CH-001/GT-102", sensor="GT-102", check="stuck",
+                                        state="fault", ts=clock.ms(), detected_at=clock.ms(),
+                                        detail={"active": ["stuck"]}))
         assert officer.next("health")["sensor"] == "GT-102"
         assert "TD-001" not in str(officer.names())
     finally:

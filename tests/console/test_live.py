@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,6 +11,9 @@ from hypothesis import strategies as st
 
 from config import example_dir, load_config
 from console.live import LiveState
+from formats.health import Presence, SensorHealth
+from formats.readings import Readings
+from formats.warning import WarningEvent
 
 CONFIG = load_config(example_dir(), env={})
 NOW = 1_800_000_000_000
@@ -19,8 +24,8 @@ def state(now: int = NOW) -> LiveState:
     return LiveState(CONFIG, clock=lambda: now)
 
 
-def readings(site: str, sensor: str, ts: list[int], v: list[float]) -> dict:
-    return {"site": site, "sensor": [sensor] * len(ts), "ts": ts, "v": v, "q": [0] * len(ts)}
+def readings(site: str, sensor: str, ts: list[int], v: list[float]) -> Readings:
+    return Readings(site, [sensor] * len(ts), ts, v, [0] * len(ts))
 
 
 def test_latest_value_is_the_newest_reading_whatever_the_order() -> None:
@@ -34,8 +39,7 @@ def test_latest_value_is_the_newest_reading_whatever_the_order() -> None:
 
 def test_bad_quality_unknown_and_non_finite_readings_are_skipped() -> None:
     live = state()
-    msg = {"site": "CH-001", "sensor": ["GT-101", "NOPE", "GT-102"], "ts": [NOW, NOW, NOW],
-           "v": [1.0, 2.0, float("nan")], "q": [1, 0, 0]}
+    msg = Readings("CH-001", ["GT-101", "NOPE", "GT-102"], [NOW, NOW, NOW], [1.0, 2.0, float("nan")], [1, 0, 0])
     assert live.ingest_readings(msg) == 0
     assert live.sensor("CH-001", "GT-101").value is None
 
@@ -78,10 +82,9 @@ def test_series_does_not_depend_on_batch_size(points: list[tuple[int, float]], s
     assert whole.sensor("TD-001", "PZ-01") == parts.sensor("TD-001", "PZ-01")
 
 
-def _health(sensor: str, check: str, state_: str, ts: int, active: list[str]) -> dict:
-    return {"site": "CH-001", "subject": f"CH-001/{sensor}", "sensor": sensor, "check": check,
-            "state": state_, "ts": ts, "detected_at": ts, "value": None,
-            "detail": {"active": active, "episode_ts": ts}}
+def _health(sensor: str, check: str, state_: str, ts: int, active: list[str]) -> SensorHealth:
+    return SensorHealth(site="CH-001", subject=f"CH-001/{sensor}", sensor=sensor, check=check, state=state_, ts=ts,
+                        detected_at=ts, value=None, detail={"active": active, "episode_ts": ts})
 
 
 @pytest.mark.parametrize(("events", "status", "fault"), [
@@ -150,29 +153,29 @@ def test_site_offline_needs_every_sensor_offline_or_the_gateway() -> None:
     assert not live.site_offline("CH-001")
     live.ingest_health(_health("LT-201", "offline", "fault", NOW, ["offline"]))
     assert live.site_offline("CH-001")
-    live.ingest_health({"site": "RG-001", "kind": "presence", "status": "offline", "ts": NOW})
+    live.ingest_health(Presence(site="RG-001", status="offline", ts=NOW))
     assert live.site_offline("RG-001")
 
 
 def test_site_level_follows_live_warnings() -> None:
     live = state()
-    ev = {"episode": "e1", "site": "CH-001", "subject": "CH-001/GT-101", "rule": "combustible_gas",
-          "kind": "raised", "level": "orange", "previous": "normal", "ts": NOW, "emitted_at": NOW,
-          "value": 30.0, "threshold": 25.0, "unit": "%LEL", "detail": {}}
+    ev = WarningEvent(episode="e1", site="CH-001", subject="CH-001/GT-101", rule="combustible_gas", kind="raised",
+                      level="orange", previous="normal", ts=NOW, emitted_at=NOW, value=30.0, threshold=25.0,
+                      unit="%LEL")
     live.ingest_warning(ev)
-    live.ingest_warning({**ev, "episode": "e2", "subject": "CH-001/GT-102", "level": "yellow"})
+    live.ingest_warning(replace(ev, episode="e2", subject="CH-001/GT-102", level="yellow"))
     assert live.site_level("CH-001") == "orange"
-    live.ingest_warning({**ev, "kind": "cleared", "level": "normal", "previous": "orange"})
+    live.ingest_warning(replace(ev, kind="cleared", level="normal", previous="orange"))
     assert live.site_level("CH-001") == "yellow"
     assert live.site_level("TD-001") == "normal"
 
 
 def test_only_fresh_events_are_pushed() -> None:
     live = state()
-    ev = {"episode": "e1", "site": "CH-001", "subject": "CH-001/GT-101", "rule": "r", "kind": "raised",
-          "level": "red", "previous": "normal", "ts": NOW, "value": 1.0, "threshold": 1.0, "unit": ""}
-    assert live.ingest_warning({**ev, "emitted_at": NOW - 1000}) is True
-    assert live.ingest_warning({**ev, "episode": "e0", "emitted_at": NOW - 3 * H}) is False
+    ev = WarningEvent(episode="e1", site="CH-001", subject="CH-001/GT-101", rule="r", kind="raised", level="red",
+                      previous="normal", ts=NOW, emitted_at=NOW, value=1.0, threshold=1.0, unit="")
+    assert live.ingest_warning(replace(ev, emitted_at=NOW - 1000)) is True
+    assert live.ingest_warning(replace(ev, episode="e0", emitted_at=NOW - 3 * H)) is False
     assert live.site_level("CH-001") == "red"  # history still counts for the picture
 
 

@@ -20,6 +20,7 @@ from console.app import create_app
 from console.live import LiveState
 from console.reload import remap_live
 from tests.console.conftest import Clock, login
+from formats.readings import Readings
 
 NOW = 1_800_000_000_000
 
@@ -111,8 +112,8 @@ def test_the_live_picture_keeps_the_sensors_that_remain(config_dir: Path) -> Non
     old = load_config(config_dir)
     live = LiveState(old, clock=lambda: NOW)
     for sensor, v in (("GT-101", 12.0), ("GT-102", 40.0)):
-        live.ingest_readings({"site": "CH-001", "sensor": [sensor] * 2, "ts": [NOW - 60_000, NOW - 5_000],
-                              "v": [v - 1, v], "q": [0, 0]})
+        live.ingest_readings(Readings(site="CH-001", sensor=[sensor] * 2, ts=[NOW - 60_000, NOW - 5_000],
+                                      v=[v - 1, v], q=[0, 0]))
 
     def edit(doc: dict) -> None:
         sensors = doc["sites"][0]["sensors"]
@@ -126,6 +127,6 @@ def test_the_live_picture_keeps_the_sensors_that_remain(config_dir: Path) -> Non
     assert (kept.value, kept.ts_ms) == (40.0, NOW - 5_000)
     assert [v for _, v in live.series("CH-001", "GT-102", NOW - 120_000)] == [39.0, 40.0]
     assert live.sensor("CH-001", "GT-199").value is None
-    live.ingest_readings({"site": "CH-001", "sensor": ["GT-199"], "ts": [NOW - 1_000], "v": [3.0], "q": [0]})
+    live.ingest_readings(Readings(site="CH-001", sensor=["GT-199"], ts=[NOW - 1_000], v=[3.0], q=[0]))
     assert live.sensor("CH-001", "GT-199").value == 3.0
     assert live.sensor("TD-001", "PZ-01").value is None  # untouched sensors elsewhere as they were

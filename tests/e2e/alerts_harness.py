@@ -26,7 +26,7 @@ from config.models import Config
 from config.topics import WARNINGS
 from config.urls import mqtt_url_as
 from hazwatch.runtime import EmbeddedStack
-from rules.events import WarningEvent, episode_id
+from formats.warning import WarningEvent, episode_id
 from tests.e2e.conftest import config_dir_with
 
 T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # 10:00 Beijing time, outside quiet hours

@@ -23,7 +23,7 @@ from hazwatch.bench import array_inventory, synthetic_batches, synthetic_config
 from hazwatch.bench_cli import bench_app
 from hazwatch.bench_baseline import BASELINE_STAGES, BaselineEngine, BaselineStats
 from rules.engine import Batch, Engine
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 from rules.quality import CHECKS, FAULT_RULE
 
 T0 = 1_719_792_000_000  # 2024-07-01T00:00:00Z

@@ -18,7 +18,7 @@ from alerts.episodes import apply_event
 from alerts.store import Store, utcnow
 from config import example_dir, load_config
 from hazwatch.cli_episodes import episodes_app, report_command, silences_app
-from rules.events import WarningEvent
+from formats.warning import WarningEvent
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 
 RED = "3f2a9c1e-aaaa-5000-8000-000000000001"

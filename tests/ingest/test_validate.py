@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config import Config, load_config
-from ingest.validate import MAX_BATCH_ITEMS, Batch, Reject, Status, parse_ts, validate_message
+from formats.readings import Readings
+from ingest.validate import MAX_BATCH_ITEMS, Reject, Status, parse_ts, validate_message
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example"
 
@@ -418,7 +419,7 @@ def test_validate_message(cfg: Config, case: Case) -> None:
             assert got.reason == want
 
     if case.batch is not None:
-        assert isinstance(result, Batch)
+        assert isinstance(result, Readings)
         assert result.site == case.topic.split("/")[2]
         columns = {"sensor": result.sensor, "ts": result.ts, "v": result.v, "q": result.q}
         assert columns == case.batch
@@ -438,8 +439,8 @@ def test_rejected_batch_item_carries_the_item(cfg: Config) -> None:
 
 def test_batch_to_json(cfg: Config) -> None:
     result, _ = validate_message(cfg, READING, _json(_reading(q=1)), NOW)
-    assert isinstance(result, Batch)
-    assert orjson.loads(result.to_json()) == {
+    assert isinstance(result, Readings)
+    assert orjson.loads(result.encode()) == {
         "site": "CH-001",
         "sensor": ["GT-101"],
         "ts": [NOW - 1000],
@@ -530,14 +531,14 @@ def test_nothing_raises_and_nothing_is_lost(cfg: Config, topic: str, payload: by
     elif isinstance(result, Status):
         assert rejects == [] and result.status in ("online", "offline")
     else:
-        assert isinstance(result, Batch) and len(result) >= 1
+        assert isinstance(result, Readings) and len(result) >= 1
         assert len(result.sensor) == len(result.ts) == len(result.v) == len(result.q)
         assert all(cfg.sensor(result.site, s) is not None for s in result.sensor)
         assert all(math.isfinite(v) for v in result.v)
         assert all(NOW - MAX_AGE_MS <= ts <= NOW + SKEW_MS for ts in result.ts)
 
     # Per item, each reading is either kept or rejected: none dropped, none counted twice.
-    kept = len(result) if isinstance(result, Batch) else 0
+    kept = len(result) if isinstance(result, Readings) else 0
     if topic.count("/") == 4 and topic.endswith("/reading"):
         assert kept + len(rejects) == 1
     if topic.count("/") == 3 and topic.endswith("/batch") and (kept or len(rejects) > 1):
@@ -560,7 +561,7 @@ def test_the_short_way_agrees_with_the_checked_way(cfg: Config, sensor: Any, obj
     from ingest.validate import _checked_reading, _lookup, _reading
 
     lookup = _lookup(cfg)
-    short, checked = Batch("CH-001"), Batch("CH-001")
+    short, checked = Readings("CH-001"), Readings("CH-001")
     verdict = _reading(lookup, "CH-001", sensor, obj, NOW, short)
     expected = _checked_reading(lookup, "CH-001", sensor, obj, NOW, checked)
     assert verdict == expected
@@ -596,7 +597,7 @@ def test_a_batch_taken_whole_agrees_with_one_reading_at_a_time(cfg: Config, item
     from ingest.validate import _lookup, _reading, _whole_batch
 
     lookup = _lookup(cfg)
-    whole, one_by_one = Batch("CH-001"), Batch("CH-001")
+    whole, one_by_one = Readings("CH-001"), Readings("CH-001")
     taken = _whole_batch(lookup, "CH-001", items, NOW, whole)
     verdicts = [_reading(lookup, "CH-001", item.get("sensor") if isinstance(item, dict) else None, item, NOW,
                          one_by_one) for item in items]
@@ -604,12 +605,12 @@ def test_a_batch_taken_whole_agrees_with_one_reading_at_a_time(cfg: Config, item
         assert verdicts == [None] * len(items)
         assert whole == one_by_one
     else:
-        assert whole == Batch("CH-001")
+        assert whole == Readings("CH-001")
     try:
         json.dumps(items, allow_nan=False)
     except ValueError:
         return  # not JSON: the whole message is rejected (the first test above)
     result, rejects = validate_message(cfg, "hw/v1/CH-001/batch", _json({"readings": items}), NOW)
-    assert (result or Batch("CH-001", cfg=lookup.fingerprint)) == Batch(
+    assert (result or Readings("CH-001", cfg=lookup.fingerprint)) == Readings(
         "CH-001", one_by_one.sensor, one_by_one.ts, one_by_one.v, one_by_one.q, one_by_one.i, lookup.fingerprint)
     assert len(rejects) == sum(v is not None for v in verdicts)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from config.loader import example_dir, load_config
 from config.models import Config
+from formats.readings import decode
 from rules.engine import Batch, Engine
 
 T0 = 1_767_225_600_000
@@ -105,11 +106,11 @@ def test_ingest_dense_indices_are_the_engines_and_are_used_only_for_the_same_con
     assert engine.thresholds.sensor_index == {key: CONFIG.sensor_index(*key) for key in engine.thresholds.sensor_index}
     batch, _rejects = validate_message(CONFIG, "hw/v1/TD-001/batch", orjson.dumps(
         {"readings": [{"sensor": "WL-01", "ts": T0, "v": 1.0}, {"sensor": "PZ-01", "ts": T0, "v": 2.0}]}), T0)
-    message = orjson.loads(batch.to_json())
-    assert message["i"] == [CONFIG.sensor_index("TD-001", "WL-01"), CONFIG.sensor_index("TD-001", "PZ-01")]
-    b = Batch.from_messages([message])
-    assert b.idx is not None and list(engine._dense(b)) == message["i"]
+    record = decode(batch.encode())  # what the rules worker reads of it (formats/readings.py)
+    assert record.i == [CONFIG.sensor_index("TD-001", "WL-01"), CONFIG.sensor_index("TD-001", "PZ-01")]
+    b = Batch.from_readings([record])
+    assert b.idx is not None and list(engine._dense(b)) == record.i
     # another configuration's indices are not trusted: looked up by name instead
     b.cfg = "0" * 16
     b.idx = np.array([0, 1])
-    assert list(engine._dense(b)) == message["i"]
+    assert list(engine._dense(b)) == record.i

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from config.models import Config, Sensor, Settings, Site, SmsSettings
 from config.rules import QualitySpec
-from rules.events import episode_id
+from formats.warning import episode_id
 from rules.quality import (
     STATE_BYTES_PER_SENSOR,
     QualityEngine,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from config.models import LEVELS, Config, Sensor, Settings, Site, SmsSettings, ThresholdRule
 from config.rules import RainRule
-from rules.events import episode_id
+from formats.warning import episode_id
 from rules.rain import BIN_MS, N_BINS, RainEngine, RainTable
 from rules.threshold import ThresholdTable
 
