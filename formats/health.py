@@ -27,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from formats.objects import json_object
+
 __all__ = ["HealthError", "HealthEvent", "Presence", "SensorHealth", "as_dict", "decode", "encode"]
 
 
@@ -79,12 +81,7 @@ def encode(event: HealthEvent) -> bytes:
 
 def decode(raw: bytes | str) -> HealthEvent:
     """One ``hazwatch.health`` value; raises :class:`HealthError` when it is none of the two."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise HealthError(f"not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise HealthError(f"not an object but {type(obj).__name__}")
+    obj = json_object(raw, HealthError)
     kind = obj.pop("kind", None)
     try:
         event: HealthEvent = Presence(**obj) if kind == "presence" else SensorHealth(**obj)

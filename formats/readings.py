@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from formats.objects import json_object
+
 __all__ = ["Readings", "ReadingsError", "decode"]
 
 
@@ -61,12 +63,7 @@ def decode(raw: bytes | str) -> Readings:
     JSON, not an object, a key missing, a column not a list, columns of different lengths). The
     columns' items are not checked one by one: the columnar reader converts them at once and
     fails on a wrong type there."""
-    try:
-        m = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ReadingsError(f"not JSON: {exc}") from None
-    if not isinstance(m, dict):
-        raise ReadingsError(f"not an object but {type(m).__name__}")
+    m = json_object(raw, ReadingsError)
     try:
         site, sensor, ts, v = m["site"], m["sensor"], m["ts"], m["v"]
     except KeyError as exc:

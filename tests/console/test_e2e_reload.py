@@ -6,22 +6,20 @@ raised is not raised again, the new recipient is texted, and the audit log says 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 import yaml
 
-from config.topics import WARNINGS
 from tests.console.browser_fixtures import Console, console  # noqa: F401 - console is a fixture
 # the end-to-end fixtures (tests/e2e/conftest.py is not a conftest of this directory)
 from tests.e2e.conftest import TopicReader, kafka_nodes, pipeline, service_env, settings_patch, sites_edit, wait_until  # noqa: F401
 
+from tests.e2e.test_reload import GasReadings
+
 pytestmark = pytest.mark.e2e
 
-SUBJECT = "CH-001/GT-101"  # combustible gas: yellow 10, orange 25, red 50 %LEL, held 10 s, every 5 s
 NEW_OPERATOR = "+8613800000099"
 PASSWORD = "reload-admin-pw-1"
 
@@ -41,17 +39,8 @@ def _edit(config_dir: Path) -> None:
 def test_a_reload_asked_in_the_console_reaches_every_service(console: Console) -> None:  # noqa: F811
     p = console.pipeline
     console.add_user("chief", PASSWORD, "admin")
-    warnings = TopicReader(p.stack.kafka_bootstrap, WARNINGS)
-    start = int(time.time() * 1000) - 60_000
-
-    def send(first: int, value: float) -> None:  # three readings 5 s apart: a level held 10 s
-        p.publish([(f"hw/v1/{SUBJECT}/reading", orjson.dumps({"ts": start + i * 5000, "v": value}))
-                   for i in range(first, first + 3)])
-
-    def changes() -> list[tuple[str, str]]:
-        return [(w["kind"], w["level"]) for w in warnings.poll()
-                if w["subject"] == SUBJECT and w["rule"] == "combustible_gas"]
-
+    gas = GasReadings(p)
+    send, changes = gas.send, gas.changes
     try:
         send(0, 14.0)  # above yellow (10), below orange (25)
         wait_until(lambda: changes() == [("raised", "yellow")], 90, "the yellow warning")
@@ -82,4 +71,4 @@ def test_a_reload_asked_in_the_console_reaches_every_service(console: Console) -
         texts = [m["body"] for m in p.sms() if m["to"] == NEW_OPERATOR]
         assert len(texts) == 1 and "橙" in texts[0], texts
     finally:
-        warnings.close()
+        gas.close()

@@ -34,6 +34,27 @@ def _set_rung(config_dir: Path, level: str, value: object) -> None:
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
+class GasReadings:
+    """Readings of :data:`SUBJECT` three at a time, 5 s apart (a level held 10 s), from a minute
+    ago, and the combustible-gas level changes they gave on ``hazwatch.warnings``."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.start = int(time.time() * 1000) - 60_000
+        self.warnings = TopicReader(pipeline.stack.kafka_bootstrap, WARNINGS)
+
+    def send(self, first: int, value: float) -> None:
+        self.pipeline.publish([(f"hw/v1/{SUBJECT}/reading", orjson.dumps({"ts": self.start + i * 5000, "v": value}))
+                               for i in range(first, first + 3)])
+
+    def changes(self) -> list[tuple[str, str]]:
+        return [(w["kind"], w["level"]) for w in self.warnings.poll()
+                if w["subject"] == SUBJECT and w["rule"] == "combustible_gas"]
+
+    def close(self) -> None:
+        self.warnings.close()
+
+
 def _reloads_of(pipeline: Pipeline, service: str, result: str) -> float:
     port = pipeline.procs[service].env["HAZWATCH_OPS_PORT"]
     for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
@@ -44,19 +65,10 @@ def _reloads_of(pipeline: Pipeline, service: str, result: str) -> float:
 
 def test_a_threshold_changed_on_sighup_judges_the_next_reading_and_nothing_is_raised_twice(
         pipeline: Pipeline) -> None:
-    warnings = TopicReader(pipeline.stack.kafka_bootstrap, WARNINGS)
-    start = int(time.time() * 1000) - 60_000
+    gas = GasReadings(pipeline)
+    send, changes = gas.send, gas.changes
     rules = pipeline.procs["rules"].popen
     assert rules is not None
-
-    def send(first: int, value: float) -> None:  # three readings 5 s apart: a level held 10 s
-        pipeline.publish([(f"hw/v1/{SUBJECT}/reading", orjson.dumps({"ts": start + i * 5000, "v": value}))
-                          for i in range(first, first + 3)])
-
-    def changes() -> list[tuple[str, str]]:
-        return [(w["kind"], w["level"]) for w in warnings.poll()
-                if w["subject"] == SUBJECT and w["rule"] == "combustible_gas"]
-
     try:
         send(0, 14.0)  # above yellow (10)
         wait_until(lambda: changes() == [("raised", "yellow")], 90, "the yellow warning")
@@ -75,7 +87,7 @@ def test_a_threshold_changed_on_sighup_judges_the_next_reading_and_nothing_is_ra
         wait_until(lambda: len(changes()) >= 3, 90, "the red escalation")
         assert changes() == [("raised", "yellow"), ("escalated", "orange"), ("escalated", "red")]
     finally:
-        warnings.close()
+        gas.close()
 
 
 def test_a_sensor_and_a_recipient_added_on_sighup_are_ingested_judged_and_texted(pipeline: Pipeline) -> None:
