@@ -103,10 +103,9 @@ def plan_steps(config: Config, event: WarningEvent, steps: Iterable[Step], *, no
     out: list[Notice] = []
     for step in steps:
         what = f"escalation:{step.tier}" if step.kind == "escalation" else f"reminder:{step.index}"
-        for audience in step.audiences:
-            for target in members(config, site, audience):
-                if target.channel != "sms":
-                    continue
-                out.append(_notice(event, target, kind=step.kind, what=what, reason=what, now=now,
-                                   audience=audience, grouped=False, step=step))
+        for channel in config.settings.notify.escalation.channels:  # people, never a broadcast
+            for audience in step.audiences:
+                for target in members(config, site, audience, channel=channel):
+                    out.append(_notice(event, target, kind=step.kind, what=what, reason=what, now=now,
+                                       audience=audience, grouped=False, step=step))
     return out

@@ -1,5 +1,5 @@
-"""Errors of a routed channel: a routing rule names a channel whose settings are missing or
-incomplete.
+"""Errors of a routed channel: a routing rule (or ``notify.escalation.channels``) names a channel
+whose settings are missing or incomplete.
 
 The configuration loads without them (the rules worker and the console need no SMS account, and
 docker-compose gives the channels' secrets to the alerts container only), but the alerts service
@@ -34,9 +34,14 @@ def _name(s: ChannelSpec) -> str:
     return f"{s.name} ({en}, {zh})" if zh and en else s.name
 
 
-def _rules(names: list[str]) -> str:
-    quoted = ", ".join(f"'{n}'" for n in names)
-    return f"routing rule{'s' if len(names) > 1 else ''} {quoted}"
+_ESCALATION = "the 叫应 steps (notify.escalation.channels)"
+
+
+def _rules(users: list[str]) -> str:
+    """``routing rules 'a', 'b'``, ``the 叫应 steps (…)``, or both."""
+    rules = [u for u in users if u != _ESCALATION]
+    out = [f"routing rule{'s' if len(rules) > 1 else ''} {', '.join(rules)}"] if rules else []
+    return " and ".join(out + [u for u in users if u == _ESCALATION])
 
 
 def _what_to_add(section: str) -> str:
@@ -75,28 +80,32 @@ def _incomplete(s: ChannelSpec, section: dict[str, Any], env_of: dict[tuple[Any,
 
 
 def channel_errors(settings: Any) -> list[ConfigIssue]:
-    """The errors of every channel the routing rules of ``settings`` (``config.models.Settings``,
-    its environment applied by the loader) name, in the order the rules name them."""
-    rules = settings.routing.rules
-    first: dict[str, tuple[int, int]] = {}
+    """The errors of every channel the routing rules and the 叫应 steps of ``settings``
+    (``config.models.Settings``, its environment applied by the loader) name, in the order they
+    name them."""
+    # (where it is named, who uses it, the channel): the routing rules, then the 叫应 steps
+    named = [(f"routing.rules[{i}].channels[{j}]", f"'{rule.name}'", channel)
+             for i, rule in enumerate(settings.routing.rules) for j, channel in enumerate(rule.channels)]
+    named += [(f"notify.escalation.channels[{j}]", _ESCALATION, channel)
+              for j, channel in enumerate(settings.notify.escalation.channels)]
+    first: dict[str, str] = {}
     users: dict[str, list[str]] = {}
-    for i, rule in enumerate(rules):
-        for j, channel in enumerate(rule.channels):
-            s = spec(channel)
-            if s.section is None:
-                continue
-            first.setdefault(s.name, (i, j))
-            users.setdefault(s.name, [])
-            if rule.name not in users[s.name]:
-                users[s.name].append(rule.name)
+    for path, user, channel in named:
+        s = spec(channel)
+        if s.section is None:
+            continue
+        first.setdefault(s.name, path)
+        users.setdefault(s.name, [])
+        if user not in users[s.name]:
+            users[s.name].append(user)
     dumped = settings.notify.channels.model_dump(mode="python")
     env_of = {tuple(path): var for var, path in channel_env({"notify": {"channels": dumped}})}
     out: list[ConfigIssue] = []
-    for name, (i, j) in first.items():
+    for name, path in first.items():
         s, routed_by = spec(name), _rules(users[name])
         section = dumped.get(s.section) if s.section else None
         if section is None:
-            out.append(ConfigIssue(_FILE, f"routing.rules[{i}].channels[{j}]",
+            out.append(ConfigIssue(_FILE, path,
                                    f"{_name(s)} is used by {routed_by}, but notify.channels.{s.section} "
                                    f"is not configured: add it{_what_to_add(str(s.section))} "
                                    "(docs/CONFIGURATION.md, \"Channels\")"))

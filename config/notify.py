@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from config.channel_registry import CHANNEL_NAMES
+from config.channel_registry import CHANNEL_NAMES, canonical, spec
 from config.channels import ChannelsSettings
 from config.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule
 
@@ -261,6 +261,19 @@ class Escalation(_Model):
     red_reminder_every_min: Annotated[float, Field(gt=0)] | None = 5.0
     """An unacknowledged red is repeated to its audience every M minutes."""
     reminder_audiences: list[Audience] = ["officers", "operators"]
+    channels: Annotated[list[Channel], Field(min_length=1)] = ["sms"]
+    """The channels the steps and reminders go out on, each to the people (or the group robots)
+    of the step's audience there: e.g. ``[sms-aliyun, wecom-robot]``. Not a broadcast channel:
+    a loudspeaker cannot answer a 叫应."""
+
+    @field_validator("channels")
+    @classmethod
+    def _people(cls, channels: list[str]) -> list[str]:
+        if broadcast := [c for c in channels if spec(c).kind == "broadcast"]:
+            raise ValueError(f"叫应 reaches people who can answer: remove the broadcast channel(s) {broadcast}")
+        if len({canonical(c) for c in channels}) != len(channels):
+            raise ValueError(f"a channel is listed twice (sms is sms-twilio): {channels}")
+        return channels
 
     @model_validator(mode="after")
     def _ordered(self) -> Escalation:

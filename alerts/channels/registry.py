@@ -29,12 +29,13 @@ def build(name: str, settings: Any, env: Mapping[str, str]) -> Any:
 
 
 def build_routed(settings: Any, env: Mapping[str, str]) -> dict[str, Any]:
-    """Every channel the routing rules name, built, by its registry name; Twilio and CAP, which
+    """Every channel the routing rules and the 叫应 steps name, built, by its registry name; Twilio and CAP, which
     the alerts service builds itself, left out. Raises ``ChannelConfigError`` listing what is not
     configured (``config.channel_checks``, as ``hazwatch check-config`` says it), so that the
     service stops at start rather than at the first warning."""
     errors = channel_errors(settings)
     if errors:  # in check-config's words, every one at once
         raise ChannelConfigError("; ".join(f"{i.file}: {i.path}: {i.reason}" for i in errors))
-    names = {canonical(c) for rule in settings.routing.rules for c in rule.channels} - {"sms-twilio", "cap"}
+    named = [*(c for rule in settings.routing.rules for c in rule.channels), *settings.notify.escalation.channels]
+    names = {canonical(c) for c in named} - {"sms-twilio", "cap"}
     return {name: build(name, settings, env) for name in sorted(names)}

@@ -52,8 +52,9 @@ CHANNELS = {
 }
 
 
-def config_with(tmp_path: Path, officers: list[str], **endpoints: str) -> Config:
-    """The example configuration, officers routed to ``officers``, operators also to DingTalk."""
+def config_with(tmp_path: Path, officers: list[str], escalation: list[str] | None = None, **endpoints: str) -> Config:
+    """The example configuration, officers routed to ``officers``, operators also to DingTalk;
+    ``escalation``: the channels of the 叫应 steps (default Twilio SMS)."""
     directory = tmp_path / "config"
     shutil.copytree(example_dir(), directory)
     data = yaml.safe_load((directory / "hazwatch.yaml").read_text(encoding="utf-8"))
@@ -65,6 +66,8 @@ def config_with(tmp_path: Path, officers: list[str], **endpoints: str) -> Config
     for section, url in endpoints.items():
         channels[section]["endpoint"] = url
     data["notify"]["channels"] = channels
+    if escalation is not None:
+        data["notify"]["escalation"]["channels"] = escalation
     (directory / "hazwatch.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return load_config(directory, env={})
 
@@ -169,6 +172,40 @@ def test_routing_rules_reach_the_new_channels(tmp_path: Path, store: Store, fake
     [duty] = recording["dingtalk-robot"].calls
     assert duty.to == "duty" and duty.title and "红色" in duty.title
     assert len(recording["sms-aliyun"].calls) == len(by_channel["sms-aliyun"])
+
+
+def test_escalation_and_reminders_go_out_on_the_configured_channels(tmp_path: Path, store: Store,
+                                                                     fake: FakeTwilioServer, channel: SmsChannel,
+                                                                     clock: Clock) -> None:
+    """An unanswered red: its reminders (officers, operators) and its county 叫应 step go out by
+    Aliyun SMS and to the WeCom group of officers, not by Twilio; each once, however often the
+    clock looks."""
+    config = config_with(tmp_path, ["sms"], escalation=["sms-aliyun", "wecom-robot"])
+    recording = {"sms-aliyun": RecordingChannel(), "wecom-robot": Webhook(), "dingtalk-robot": Webhook()}
+    intake = Intake(store, config, clock)
+    intake.event(red(config, clock))
+    d = dispatcher(store, config, channel, clock, recording)
+    run_until(d, store, lambda rs: all(r.status == "sent" for r in rs))
+    planned = {r.key for r in outbox(store)}
+    clock.shift = dt.timedelta(minutes=10, seconds=1)  # reminders at 5 and 10 min, the county step at 10
+    assert intake.tick() > 0 and intake.tick() == 0  # planned once
+    steps = [r for r in outbox(store) if r.key not in planned]
+    site = config.site("CH-001")
+    officers = {r.phone for r in config.recipients if r.role == "officer" and r.enterprise == site.enterprise}
+    operators = {r.phone for r in config.recipients if r.role == "operator"}
+    county = {r.phone for r in config.recipients if r.tier == "county" and r.region == site.region}
+    assert {r.channel for r in steps} == {"sms-aliyun", "wecom-robot"}  # never Twilio
+    assert {(r.kind, r.recipient) for r in steps if r.channel == "sms-aliyun"} == {
+        *(("reminder", p) for p in officers | operators), *(("escalation", p) for p in county)}
+    assert {(r.kind, r.recipient) for r in steps if r.channel == "wecom-robot"} == {("reminder", "officers-group")}
+    rows = run_until(d, store, lambda rs: all(r.status == "sent" for r in rs))
+    assert {r.status for r in rows} == {"sent"}
+    aliyun = [m for m in recording["sms-aliyun"].calls if m.kind in ("escalation", "reminder")]
+    assert len(aliyun) == len([r for r in steps if r.channel == "sms-aliyun"])
+    escalated = next(m for m in aliyun if m.kind == "escalation")
+    assert escalated.fields["event"] == "叫应升级" and escalated.to in county and "叫应" in escalated.text
+    [group] = [m for m in recording["wecom-robot"].calls if m.kind == "reminder"][:1]
+    assert group.to == "officers-group" and group.title
 
 
 def test_retry_after_is_waited_for(tmp_path: Path, store: Store, fake: FakeTwilioServer,

@@ -111,3 +111,33 @@ def test_checks_take_a_channels_kind_from_the_registry() -> None:
     assert _kind("sms") == "sms"  # the alias of sms-twilio
     with pytest.raises(KeyError, match="unknown channel"):
         _kind("sms-carrier-pigeon")  # no guessing from the name
+
+
+def test_the_escalation_channels_are_checked_like_the_routed_ones(tmp_path: Path) -> None:
+    directory = _directory(tmp_path, {"dingtalk_robot": {"robots": [{**DUTY, "access_token": "t"}]}}, ["sms"])
+    path = directory / "hazwatch.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["routing"]["rules"] = data["routing"]["rules"][:2]  # no rule names sms-aliyun or wecom-robot
+    data["notify"]["escalation"]["channels"] = ["sms", "wecom-robot"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    code, lines = _check(directory)
+    assert code == 2
+    assert lines[0] == (f"{directory}/hazwatch.yaml: notify.escalation.channels[1]: wecom-robot (WeCom group robot, "
+                        "企业微信群机器人) is used by the 叫应 steps (notify.escalation.channels), but "
+                        "notify.channels.wecom_robot is not configured: add it with at least robots "
+                        "(docs/CONFIGURATION.md, \"Channels\")")
+
+
+@pytest.mark.parametrize(("channels", "reason"), [
+    (["sms", "cap"], "叫应 reaches people who can answer: remove the broadcast channel(s) ['cap']"),
+    (["sms", "sms-twilio"], "a channel is listed twice (sms is sms-twilio): ['sms', 'sms-twilio']"),
+])
+def test_escalation_channels_are_people_each_once(tmp_path: Path, channels: list[str], reason: str) -> None:
+    directory = materialise(tmp_path / "config")
+    path = directory / "hazwatch.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["notify"]["escalation"]["channels"] = channels
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    code, lines = _check(directory)
+    assert code == 2
+    assert lines[0] == f"{directory}/hazwatch.yaml: notify.escalation.channels: {reason}"
