@@ -32,7 +32,7 @@ from alerts.channels.sms import delivery_outcome
 from alerts.store import Delivery, Notification, Store
 
 __all__ = ["RETRY_AFTER_FAILED_DELIVERY_S", "StatusOutcome", "apply_recorded_deliveries",
-           "callback_key", "record_status", "sid_status"]
+           "callback_key", "record_receipt", "record_status", "sid_status"]
 
 # Twilio message statuses in lifecycle order; the last rung is final (read follows delivered).
 _RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4,
@@ -81,12 +81,12 @@ def _store_once(s: Session, delivery: dict[str, object]) -> bool:
     return bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
-def _advance(s: Session, sid: str, status: str, error_code: int | None) -> int:
+def _advance(s: Session, sid: str, status: str, error_code: int | None, channel: str = "sms") -> int:
     values: dict[str, object] = {"delivery_status": status}
     if error_code is not None:
         values["error_code"] = error_code
     stmt = (update(Notification)
-            .where(Notification.channel == "sms", Notification.provider_id == sid,
+            .where(Notification.channel == channel, Notification.provider_id == sid,
                    or_(Notification.delivery_status.is_(None),
                        Notification.delivery_status.in_(_replaceable(status))))
             .values(**values)
@@ -128,6 +128,20 @@ def record_status(store: Store, params: Mapping[str, str], now: dt.datetime) -> 
         known = s.scalar(select(Notification.id).where(Notification.channel == "sms",
                                                        Notification.provider_id == sid).limit(1))
     return "kept" if known is not None else "unknown"
+
+
+def record_receipt(store: Store, channel: str, provider_id: str, status: str, error: str | None,
+                   now: dt.datetime) -> StatusOutcome:
+    """Store one delivery receipt pulled from a provider without status callbacks (Aliyun,
+    Tencent: ``alerts/receipts.py``), ``status`` delivered or undelivered, and move the
+    notification of ``channel`` with ``provider_id`` forward, as a Twilio callback does; asked
+    twice, it is ``replayed``."""
+    with store.session.begin() as s:
+        if not _store_once(s, {"key": f"{channel}:{provider_id}:{status}"[:200], "provider_id": provider_id,
+                               "status": status, "error_code": None, "received_at": now,
+                               "payload": {"channel": channel, "error": error}}):
+            return "replayed"
+        return "updated" if _advance(s, provider_id, status, None, channel) else "kept"
 
 
 def apply_recorded_deliveries(store: Store, provider_id: str) -> None:

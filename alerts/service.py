@@ -38,6 +38,7 @@ from alerts.dispatch import Dispatcher
 from alerts.http import create_alerts_api, serve_in_thread, status_callback_url
 from alerts.ops import OUTBOX, database_check
 from alerts.pipeline import Intake
+from alerts.receipts import ReceiptPoller
 from alerts.store import Action, Fault, Store, utcnow
 from config.models import Config
 from config.reload import LOADED_AT, Report, applied, refused, reload_config
@@ -108,6 +109,7 @@ class AlertsService:
         self.reload_requested = False
         self.control: ControlListener | None = None
         self.dispatcher: Dispatcher | None = None
+        self.receipts: ReceiptPoller | None = None
         self.started_ms = int(time.time() * 1000)
         LOADED_AT.set(time.time())
         self.store = store or Store(s.database.url)
@@ -217,6 +219,7 @@ class AlertsService:
         self.intake.config = new
         if self.dispatcher is not None:
             self.dispatcher.reconfigure(new, self.channels)
+            self.receipts = ReceiptPoller(self.store, self.channels, self.clock)
         lines = applied("alerts", self.config_dir, old, new, report)
         if pending is None:
             with self.store.session.begin() as s:
@@ -246,6 +249,7 @@ class AlertsService:
                                 audio_dir=self.data_dir, publish_audio=cap.publish_audio, fallback=self.fallback,
                                 channels=self.channels)
         self.dispatcher = dispatcher
+        self.receipts = ReceiptPoller(self.store, self.channels, self.clock)  # Aliyun's, Tencent's
         if self.config_dir is not None:  # a reload asked for in the console (hazwatch/control.py)
             self.control = ControlListener(s.kafka.bootstrap, "alerts", lambda _request: self.request_reload(),
                                            since_ms=self.started_ms).start()
@@ -293,6 +297,11 @@ class AlertsService:
                 except Exception:  # noqa: BLE001 - e.g. the store is down: nothing is lost, try again
                     log.exception("dispatch failed; retrying")
                     time.sleep(1)
+                try:
+                    if self.receipts is not None:
+                        self.receipts.poll()
+                except Exception:  # noqa: BLE001 - receipts are asked for again later
+                    log.exception("pulling delivery receipts failed")
         finally:
             if self.control is not None:
                 self.control.stop()

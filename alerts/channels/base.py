@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
-__all__ = ["Channel", "ChannelError", "Message", "Outcome", "Status"]
+__all__ = ["Channel", "ChannelError", "Message", "Outcome", "Receipt", "Status"]
 
 Status = Literal["sent", "retry", "failed", "unknown"]
 
@@ -68,6 +68,16 @@ class Outcome:
     status: Status
     provider_id: str | None = None
     retry_after_s: float | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The handset's delivery receipt of a sent message, as the provider reports it:
+    ``delivered``, or ``undelivered`` with the provider's code (``error_code``, text)."""
+
+    status: Literal["delivered", "undelivered"]
     error_code: str | None = None
     error: str | None = None
 

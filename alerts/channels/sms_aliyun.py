@@ -38,7 +38,7 @@ from alibabacloud_dysmsapi20170525.client import Client
 from alibabacloud_tea_openapi.exceptions import AlibabaCloudException, ThrottlingException
 from alibabacloud_tea_openapi.models import Config as SdkConfig
 
-from alerts.channels.base import ChannelError, Message, Outcome
+from alerts.channels.base import ChannelError, Message, Outcome, Receipt
 from alerts.channels.templates import MissingField, choose, fill
 from alerts.channels.transport import http_status_outcome, transport_outcome
 from config.channels import AliyunSmsSettings, ChannelConfigError
@@ -136,6 +136,43 @@ class AliyunSms:
             return outcome_of_code(body.code, body.message or "")
         return Outcome("sent", provider_id=body.biz_id)
 
+    def receipt(self, message: Message, sent_at: datetime) -> Receipt | None:
+        """The delivery receipt of ``message`` (sent at ``sent_at``): ``QuerySendDetails`` of its
+        number on that day and the next (China time), the entry with its key as OutId;
+        ``SendStatus`` 3 delivered, 2 failed (``ErrCode``), 1 still waiting (None). Raises
+        ``ChannelError`` when Aliyun cannot be asked."""
+        sent_at = sent_at.replace(tzinfo=UTC) if sent_at.tzinfo is None else sent_at
+        day = sent_at.astimezone(CHINA).date()
+        for date in (day, day + timedelta(days=1)):
+            for dto in self._details(message.to, date.strftime("%Y%m%d")):
+                if dto.out_id != message.key:
+                    continue
+                if dto.send_status == 3:
+                    return Receipt("delivered")
+                if dto.send_status == 2:
+                    return Receipt("undelivered", error_code=dto.err_code, error=f"Aliyun: {dto.err_code}")
+                return None  # 1: waiting for the handset's receipt
+        return None
+
+    def _details(self, to: str, send_date: str) -> list[Any]:
+        """Every ``SmsSendDetailDTO`` of ``to`` on ``send_date`` (yyyyMMdd), page by page."""
+        out: list[Any] = []
+        page = 1
+        while True:
+            request = models.QuerySendDetailsRequest(phone_number=_number(to), send_date=send_date,
+                                                     page_size=50, current_page=page)
+            try:
+                body = self._client.query_send_details(request).body
+            except Exception as exc:  # noqa: BLE001 - whatever it is, Aliyun could not be asked
+                raise ChannelError(f"cannot query Aliyun's sent messages to {to}: {exc}") from exc
+            if body.code != "OK":
+                raise ChannelError(f"cannot query Aliyun's sent messages: {body.code} {body.message}")
+            dtos = body.sms_send_detail_dtos.sms_send_detail_dto if body.sms_send_detail_dtos else []
+            out += dtos or []
+            if not dtos or page * 50 >= int(body.total_count or 0):
+                return out
+            page += 1
+
     def find_sent(self, message: Message, since: datetime) -> str | None:
         """``OutId:<key>`` for a message with this key to this number, taken on or after ``since``'s day
         (China time; each day since then is asked). Raises ``ChannelError`` when Aliyun cannot
@@ -143,23 +180,8 @@ class AliyunSms:
         since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
         day, last = since.astimezone(CHINA).date(), datetime.now(CHINA).date()
         while day <= last:
-            page = 1
-            while True:
-                request = models.QuerySendDetailsRequest(
-                    phone_number=_number(message.to), send_date=day.strftime("%Y%m%d"),
-                    page_size=50, current_page=page)
-                try:
-                    body = self._client.query_send_details(request).body
-                except Exception as exc:  # noqa: BLE001 - whatever it is, Aliyun could not be asked
-                    raise ChannelError(f"cannot query Aliyun's sent messages to {message.to}: {exc}") from exc
-                if body.code != "OK":
-                    raise ChannelError(f"cannot query Aliyun's sent messages: {body.code} {body.message}")
-                dtos = body.sms_send_detail_dtos.sms_send_detail_dto if body.sms_send_detail_dtos else []
-                for dto in dtos or []:
-                    if dto.out_id == message.key and dto.send_status != 2:  # 2: failed, not delivered
-                        return f"OutId:{dto.out_id}"  # the listing has no BizId
-                if not dtos or page * 50 >= int(body.total_count or 0):
-                    break
-                page += 1
+            for dto in self._details(message.to, day.strftime("%Y%m%d")):
+                if dto.out_id == message.key and dto.send_status != 2:  # 2: failed, not delivered
+                    return f"OutId:{dto.out_id}"  # the listing has no BizId
             day += timedelta(days=1)
         return None

@@ -41,7 +41,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.sms.v20210111 import models, sms_client
 
-from alerts.channels.base import ChannelError, Message, Outcome
+from alerts.channels.base import ChannelError, Message, Outcome, Receipt
 from alerts.channels.templates import MissingField, choose, fill_list
 from alerts.channels.transport import transport_outcome
 from config.channels import ChannelConfigError, TencentSmsSettings
@@ -135,27 +135,43 @@ class TencentSms:
             return outcome_of_code(str(status.Code), str(status.Message))
         return Outcome("sent", provider_id=status.SerialNo)
 
-    def find_sent(self, message: Message, since: datetime) -> str | None:
-        """The SerialNo of a delivery receipt carrying this message's key, reported for a message
-        sent at or after ``since``; None when there is none (yet). Raises ``ChannelError`` when
-        Tencent cannot be asked."""
+    def receipt(self, message: Message, sent_at: datetime) -> Receipt | None:
+        """The delivery receipt of ``message`` (sent at ``sent_at``): the one pulled for its
+        number since then whose SessionContext is its key; ``ReportStatus`` SUCCESS delivered,
+        FAIL undelivered (``Description``); None while there is none. Raises ``ChannelError``
+        when Tencent cannot be asked."""
+        for receipt in self._receipts(message.to, sent_at):
+            if receipt.SessionContext == message.key:
+                if receipt.ReportStatus == "SUCCESS":
+                    return Receipt("delivered")
+                return Receipt("undelivered", error_code=receipt.Description,
+                               error=f"Tencent: {receipt.ReportStatus} {receipt.Description}")
+        return None
+
+    def _receipts(self, to: str, since: datetime) -> list[Any]:
+        """Every delivery receipt of ``to`` for a message sent at or after ``since``."""
         since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+        out: list[Any] = []
         offset = 0
         while True:
             request = models.PullSmsSendStatusByPhoneNumberRequest()
             request.BeginTime = int(since.timestamp())
             request.EndTime = int(datetime.now(UTC).timestamp()) + 60
             request.Offset, request.Limit = offset, PAGE
-            request.PhoneNumber = message.to
+            request.PhoneNumber = to
             request.SmsSdkAppId = self.settings.sms_sdk_app_id
             try:
                 receipts = self._client.PullSmsSendStatusByPhoneNumber(request).PullSmsSendStatusSet or []
             except TencentCloudSDKException as exc:
-                raise ChannelError(f"cannot pull Tencent's receipts for {message.to}: {exc.code} "
-                                   f"{exc.message}") from exc
-            for receipt in receipts:
-                if receipt.SessionContext == message.key:
-                    return str(receipt.SerialNo)
+                raise ChannelError(f"cannot pull Tencent's receipts for {to}: {exc.code} {exc.message}") from exc
+            out += receipts
             if len(receipts) < PAGE:
-                return None
+                return out
             offset += PAGE
+
+    def find_sent(self, message: Message, since: datetime) -> str | None:
+        """The SerialNo of a delivery receipt carrying this message's key, reported for a message
+        sent at or after ``since``; None when there is none (yet). Raises ``ChannelError`` when
+        Tencent cannot be asked."""
+        return next((str(r.SerialNo) for r in self._receipts(message.to, since) if r.SessionContext == message.key),
+                    None)

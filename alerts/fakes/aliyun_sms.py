@@ -90,7 +90,7 @@ def create_app() -> Any:
             state.add({"biz_id": biz_id, "to": phone, "sign_name": q["SignName"],
                        "template_code": q["TemplateCode"], "template_param": params,
                        "out_id": q.get("OutId"), "send_date": now.strftime("%Y-%m-%d %H:%M:%S"),
-                       "created": datetime.now(UTC).isoformat()})
+                       "created": datetime.now(UTC).isoformat(), "undelivered": mode == "undelivered"})
         if mode == "drop":
             return Dropped()
         if mode == "500":
@@ -109,7 +109,8 @@ def create_app() -> Any:
         day = f"{q['SendDate'][:4]}-{q['SendDate'][4:6]}-{q['SendDate'][6:8]}"
         rows = state.find(lambda m: m["to"] == q["PhoneNumber"] and m["send_date"].startswith(day)
                           and (not q.get("BizId") or m["biz_id"] == q["BizId"]))
-        dtos = [{"PhoneNum": m["to"], "SendStatus": 3, "ErrCode": "DELIVERED",
+        dtos = [{"PhoneNum": m["to"], "SendStatus": 2 if m["undelivered"] else 3,
+                 "ErrCode": "MOBILE_NOT_ON_SERVICE" if m["undelivered"] else "DELIVERED",
                  "TemplateCode": m["template_code"], "OutId": m["out_id"], "SendDate": m["send_date"],
                  "ReceiveDate": m["send_date"],
                  "Content": f"【{m['sign_name']}】{json.dumps(m['template_param'], ensure_ascii=False)}"}

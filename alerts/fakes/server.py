@@ -17,6 +17,7 @@ Fail modes, each for the next N sends (to ``to`` if given; the first matching ru
 | ``500``            | records the message, then answers HTTP 500                   |
 | ``timeout``        | records the message, answers after ``delay_s`` (too late)    |
 | ``drop``           | records the message, then drops the connection mid-answer    |
+| ``undelivered``    | takes the message; its delivery receipt says undelivered     |
 
 ``500``, ``timeout`` and ``drop`` are the crash in flight: the provider took the message but the
 client never learns it.
@@ -44,7 +45,7 @@ __all__ = ["Dropped", "FailMode", "FailRule", "FakeServer", "FakeState", "create
 
 log = logging.getLogger(__name__)
 
-FailMode = Literal["rate-limit", "invalid-number", "invalid-template", "503", "500", "timeout", "drop"]
+FailMode = Literal["rate-limit", "invalid-number", "invalid-template", "503", "500", "timeout", "drop", "undelivered"]
 
 
 class FailRule(BaseModel):

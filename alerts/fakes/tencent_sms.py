@@ -101,7 +101,8 @@ def create_app() -> Any:
                 state.add({"serial_no": serial, "to": number, "sdk_app_id": body["SmsSdkAppId"],
                            "sign_name": body.get("SignName"), "template_id": body["TemplateId"],
                            "template_params": body.get("TemplateParamSet", []),
-                           "session_context": body.get("SessionContext", ""), "ts": int(time.time())})
+                           "session_context": body.get("SessionContext", ""), "ts": int(time.time()),
+                           "undelivered": mode == "undelivered"})
         if mode == "drop":
             return Dropped()
         if mode == "500":
@@ -121,7 +122,8 @@ def create_app() -> Any:
         offset, limit = int(body["Offset"]), int(body["Limit"])
         receipts = [{"UserReceiveTime": datetime.fromtimestamp(m["ts"], CHINA).strftime("%Y-%m-%d %H:%M:%S"),
                      "CountryCode": "86", "SubscriberNumber": m["to"][-11:], "PhoneNumber": m["to"],
-                     "SerialNo": m["serial_no"], "ReportStatus": "SUCCESS", "Description": "DELIVRD",
+                     "SerialNo": m["serial_no"], "ReportStatus": "FAIL" if m["undelivered"] else "SUCCESS",
+                     "Description": "MK:0001" if m["undelivered"] else "DELIVRD",
                      "SessionContext": m["session_context"]} for m in rows[offset: offset + limit]]
         return _response(PullSmsSendStatusSet=receipts)
 

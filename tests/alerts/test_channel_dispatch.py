@@ -28,13 +28,15 @@ from alerts.dispatch import Dispatcher
 from alerts.fake_twilio import FakeTwilioServer
 from alerts.fakes import aliyun_sms, tencent_sms
 from alerts.fakes.server import FakeServer
+from alerts.deliveries import record_receipt
 from alerts.pipeline import Intake
+from alerts.receipts import ReceiptPoller
 from alerts.store import Notification, Store, utcnow
 from config import example_dir, load_config
 from config.channels import ChannelConfigError
 from config.models import Config
 from formats.warning import WarningEvent, episode_id
-from tests.alerts.channel_fakes import accepted, reset
+from tests.alerts.channel_fakes import accepted, fail, reset
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 
 LEASE_S = 30.0
@@ -267,3 +269,33 @@ def test_a_routed_channel_without_its_settings_stops_the_service_at_start(tmp_pa
         update={"channels": config.settings.notify.channels.model_copy(update={"sms_aliyun": None})})})
     with pytest.raises(ChannelConfigError, match="sms_aliyun"):
         build_routed(bare, {})
+
+
+@pytest.mark.parametrize("provider", ["sms-aliyun", "sms-tencent"])
+@pytest.mark.parametrize("delivered", [True, False], ids=["delivered", "undelivered"])
+def test_the_handsets_receipt_is_pulled_into_the_delivery_status(
+        tmp_path: Path, store: Store, fake: FakeTwilioServer, channel: SmsChannel, clock: Clock,
+        aliyun_server: FakeServer, tencent_server: FakeServer, provider: str, delivered: bool) -> None:
+    """Aliyun and Tencent call nobody back: the alerts service asks them (alerts/receipts.py), with
+    the real SDKs, and the receipt becomes the row's delivery status, as a Twilio callback does;
+    asked again, nothing changes."""
+    server = reset(aliyun_server if provider == "sms-aliyun" else tencent_server)
+    config = config_with(tmp_path, [provider], sms_aliyun=aliyun_server.url, sms_tencent=tencent_server.url)
+    real = build_routed(config.settings, {})[provider]
+    officer = next(r.phone for r in config.recipients
+                   if r.role == "officer" and r.enterprise == config.site("CH-001").enterprise)
+    if not delivered:
+        fail(server, "undelivered", count=1, to=officer if provider == "sms-tencent" else officer.removeprefix("+86"))
+    Intake(store, config, clock).event(red(config, clock))
+    d = dispatcher(store, config, channel, clock, {provider: real, "dingtalk-robot": Webhook()})
+    run_until(d, store, lambda rs: all(r.status == "sent" for r in rs))
+    [row] = [r for r in outbox(store) if r.channel == provider]
+    assert row.delivery_status is None  # no callback: nobody has said yet
+    poller = ReceiptPoller(store, {provider: real, "dingtalk-robot": Webhook()}, clock)
+    assert set(poller.channels) == {provider}  # robots have no receipts
+    assert poller.poll() == 1
+    [row] = [r for r in outbox(store) if r.channel == provider]
+    assert row.delivery_status == ("delivered" if delivered else "undelivered")
+    poller._next_look = 0.0  # look again at once: nothing is left to ask about
+    assert poller.poll() == 0
+    assert record_receipt(store, provider, str(row.provider_id), str(row.delivery_status), None, utcnow()) == "replayed"
