@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 from kafka import KafkaConsumer, KafkaProducer
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.channels.base import Channel
@@ -39,7 +40,7 @@ from alerts.http import create_alerts_api, serve_in_thread, status_callback_url
 from alerts.ops import OUTBOX, database_check
 from alerts.pipeline import Intake
 from alerts.receipts import ReceiptPoller
-from alerts.store import Action, Fault, Store, utcnow
+from alerts.store import Action, Fault, Notification, Store, utcnow
 from config.models import Config
 from config.reload import LOADED_AT, Report, applied, refused, reload_config
 from config.mqtt import MqttSettings, configure_client
@@ -203,8 +204,16 @@ class AlertsService:
         names. A reload not asked for in the console (SIGHUP) is recorded in the audit table here,
         as ``config_reload`` by ``SIGHUP``; the console records its own with the admin's name."""
         self.reload_requested = False
-        pending = self.control.pending if self.control is not None else None
-        report: Report | None = self.control.reporter() if self.control is not None else None
+        requests = self.control.take_pending() if self.control is not None else []
+        report: Report | None = self.control.reporter(requests) if self.control is not None else None
+        try:
+            return self._reload(requests, report)
+        except Exception as exc:
+            if report is not None:  # whoever asked hears of it
+                report("refused", f"the reload failed: {exc!r}")
+            raise
+
+    def _reload(self, requests: list[dict[str, Any]], report: Report | None) -> bool:
         new = reload_config(self.config_dir, self.config, service="alerts", fixed=unreloadable, report=report)
         if new is None:
             return False
@@ -215,17 +224,29 @@ class AlertsService:
             except ChannelConfigError as exc:
                 refused("alerts", self.config_dir, f"a channel the routing names is not configured: {exc}", report)
                 return False
+        # a channel the new configuration no longer names still sends (and reconciles) what it has
+        # in the outbox: its rows would wait for a channel that is never built again
+        with self.store.session() as s:
+            still = set(s.scalars(select(Notification.channel).where(
+                Notification.status.in_(("pending", "sending", "unknown"))).distinct()))
+        channels = {**{n: c for n, c in self.channels.items() if n in still}, **channels}
         old, self.config, self.channels = self.config, new, dict(channels)
         self.intake.config = new
         if self.dispatcher is not None:
             self.dispatcher.reconfigure(new, self.channels)
-            self.receipts = ReceiptPoller(self.store, self.channels, self.clock)
+        if self.receipts is not None:
+            self.receipts.use(self._receipt_channels(new))
         lines = applied("alerts", self.config_dir, old, new, report)
-        if pending is None:
+        if not requests:  # by SIGHUP: the console records the reloads it asked for
             with self.store.session.begin() as s:
                 s.add(Action(action="config_reload", actor="SIGHUP", at=self.clock(),
                              text="; ".join(lines) or "no change"))
         return True
+
+    def _receipt_channels(self, config: Config) -> Mapping[str, Channel]:
+        """The channels the receipt thread asks: its own clients when the service built its
+        channels, else the ones it was given (tests)."""
+        return build_routed(config.settings, os.environ) if self.own_channels else self.channels
 
     # -- composition --------------------------------------------------------------------------
     def run(self) -> None:
@@ -249,7 +270,8 @@ class AlertsService:
                                 audio_dir=self.data_dir, publish_audio=cap.publish_audio, fallback=self.fallback,
                                 channels=self.channels)
         self.dispatcher = dispatcher
-        self.receipts = ReceiptPoller(self.store, self.channels, self.clock)  # Aliyun's, Tencent's
+        # Aliyun's and Tencent's receipts, asked in a thread with clients of its own
+        self.receipts = ReceiptPoller(self.store, self._receipt_channels(self.config), self.clock).start()
         if self.config_dir is not None:  # a reload asked for in the console (hazwatch/control.py)
             self.control = ControlListener(s.kafka.bootstrap, "alerts", lambda _request: self.request_reload(),
                                            since_ms=self.started_ms).start()
@@ -297,14 +319,11 @@ class AlertsService:
                 except Exception:  # noqa: BLE001 - e.g. the store is down: nothing is lost, try again
                     log.exception("dispatch failed; retrying")
                     time.sleep(1)
-                try:
-                    if self.receipts is not None:
-                        self.receipts.poll()
-                except Exception:  # noqa: BLE001 - receipts are asked for again later
-                    log.exception("pulling delivery receipts failed")
         finally:
             if self.control is not None:
                 self.control.stop()
+            if self.receipts is not None:
+                self.receipts.stop()
             consumer.close()
             self.producer.flush(5)
             self.producer.close(5)

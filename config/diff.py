@@ -6,7 +6,7 @@ changed (with the fields that changed), and per settings section changed, for ex
     sensor CH-001/GT-101 changed: thresholds
     site TD-002 added
     zone Z-XIAHE-VILLAGE changed: subscribers
-    recipient +86139****0011 removed
+    recipient **********0011 (officer) removed
     settings changed: notify
 
 Secrets never appear: a settings section is named, not shown, and a recipient is named by a
@@ -43,7 +43,20 @@ def _compare(kind: str, old: dict[str, dict[str, Any]], new: dict[str, dict[str,
 
 
 def _masked(phone: str) -> str:
-    return phone[:6] + "*" * max(0, len(phone) - 10) + phone[-4:] if len(phone) > 10 else "*" * len(phone)
+    """All but the last 4 characters hidden, as the console shows a number."""
+    return "*" * max(0, len(phone) - 4) + phone[-4:]
+
+
+def _recipients(config: Config) -> dict[str, dict[str, Any]]:
+    """Recipients by masked number and role; two alike ones told apart by their order (#2)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in config.recipients:
+        key, n = f"{_masked(r.phone)} ({r.role})", 1
+        while key in out:
+            n += 1
+            key = f"{_masked(r.phone)} ({r.role}) #{n}"
+        out[key] = r.model_dump(mode="json")
+    return out
 
 
 def changes(old: Config, new: Config) -> list[str]:
@@ -58,8 +71,7 @@ def changes(old: Config, new: Config) -> list[str]:
     out += _compare("sensor", {k: v for k, v in olds.items() if k.split("/")[0] not in gone},
                     {k: v for k, v in news.items() if k.split("/")[0] not in added})
     out += _compare("zone", _dump(old.zones, "id"), _dump(new.zones, "id"))
-    out += _compare("recipient", {_masked(r.phone) + f" ({r.role})": r.model_dump(mode="json") for r in old.recipients},
-                    {_masked(r.phone) + f" ({r.role})": r.model_dump(mode="json") for r in new.recipients})
+    out += _compare("recipient", _recipients(old), _recipients(new))
     sections = _fields(old.settings.model_dump(), new.settings.model_dump())  # secrets compared by value
     if sections:
         out.append(f"settings changed: {', '.join(sections)}")

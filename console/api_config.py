@@ -220,7 +220,7 @@ class ReloadOutcome(_Out):
 @router.post("/config/reload", response_model=ReloadView, responses={
     401: {"description": "not logged in"}, 403: {"description": "not an admin"},
     409: {"description": "refused: the directory does not validate, or a change needs a restart; nothing changed"},
-    503: {"description": "Kafka did not take the request; nothing changed"}})
+    503: {"description": "Kafka did not acknowledge the request: the console did not change"}})
 def reload_config(request: Request, user: CurrentUser) -> Any:
     """Read the configuration directory again and put it in force in every service (console/reload.py):
     validated first; refused with every reason, and nothing changed, when it does not validate.
@@ -235,8 +235,9 @@ def reload_config(request: Request, user: CurrentUser) -> Any:
     try:
         outcome = reload_everywhere(ctx, user.username)
     except Exception as exc:  # noqa: BLE001 - Kafka did not take the request: nothing changed
-        return JSONResponse({"detail": f"the services could not be asked ({exc.__class__.__name__}: {exc}); "
-                             "nothing changed"}, status_code=503)
+        return JSONResponse({"detail": f"Kafka did not acknowledge the reload request ({exc.__class__.__name__}: "
+                             f"{exc}): the console did not change; some services may have received it "
+                             "(GET /api/config/reloads lists their answers)"}, status_code=503)
     body = {"applied": outcome.applied, "changes": outcome.changes, "issues": outcome.issues,
             "request": outcome.request}
     return body if outcome.applied else JSONResponse(body, status_code=409)
@@ -249,4 +250,4 @@ def reload_outcomes(request: Request, user: CurrentUser) -> list[dict[str, Any]]
     instance's ``applied`` or ``refused``, with what changed or why not."""
     require_role(user, "admin")
     return [{k: o.get(k) for k in ("request", "service", "instance", "result", "detail", "at")}
-            for o in context(request).outcomes]
+            for o in list(context(request).outcomes)]  # a copy: the listener thread appends

@@ -66,6 +66,8 @@ class ConsoleContext:
     """Reload requests this console made (it has applied them already)."""
     outcomes: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=200))
     """The services' reload outcomes, newest first (hazwatch/control.py), for the admin."""
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    """One configuration reload at a time (console/reload.py: the API, SIGHUP, another console)."""
 
     def now(self) -> dt.datetime:
         return self.clock()

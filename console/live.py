@@ -178,28 +178,36 @@ class LiveState:
         ts = np.asarray(msg.ts, dtype=np.int64)
         v = np.asarray(msg.v, dtype=np.float64)
         q = np.asarray(msg.q, dtype=np.int64)
-        idx = np.fromiter((self.index.get((site, s), -1) for s in sensors), dtype=np.int64,
-                          count=len(sensors))
+        index = self.index  # looked up outside the lock; a reload (console/reload.py) may replace it
+        idx = np.fromiter((index.get((site, s), -1) for s in sensors), dtype=np.int64, count=len(sensors))
         keep = (idx >= 0) & np.isfinite(v) & (q == 0)
         idx, ts, v = idx[keep], ts[keep], v[keep]
         if not len(idx):
             return 0
         with self._lock:
-            self._seen(int(ts.min()))
-            # latest: per sensor its newest reading, when newer than what we have
-            o = np.lexsort((ts, idx))
-            last = np.r_[idx[o][1:] != idx[o][:-1], True]
-            li, lt, lv = idx[o][last], ts[o][last], v[o][last]
-            newer = lt >= self.latest_ts[li]  # equal times: the later-arriving reading wins
-            if newer.any():
-                self._seq += 1
-                self.latest_ts[li[newer]] = lt[newer]
-                self.latest_v[li[newer]] = lv[newer]
-                self.seq[li[newer]] = self._seq
-            np.minimum.at(self.first_seen, idx, ts)
-            recent = ts >= self.clock() - self.history_ms  # the trend keeps the window only
-            self.trend.add(idx[recent], ts[recent], v[recent])
-        return len(idx)
+            if self.index is not index:
+                stale = True  # the sensors were remapped meanwhile: look them up again
+            else:
+                stale = False
+                self._take(idx, ts, v)
+        return self.ingest_readings(msg) if stale else len(idx)
+
+    def _take(self, idx: np.ndarray, ts: np.ndarray, v: np.ndarray) -> None:
+        """Readings of known sensors into the picture (the lock held)."""
+        self._seen(int(ts.min()))
+        # latest: per sensor its newest reading, when newer than what we have
+        o = np.lexsort((ts, idx))
+        last = np.r_[idx[o][1:] != idx[o][:-1], True]
+        li, lt, lv = idx[o][last], ts[o][last], v[o][last]
+        newer = lt >= self.latest_ts[li]  # equal times: the later-arriving reading wins
+        if newer.any():
+            self._seq += 1
+            self.latest_ts[li[newer]] = lt[newer]
+            self.latest_v[li[newer]] = lv[newer]
+            self.seq[li[newer]] = self._seq
+        np.minimum.at(self.first_seen, idx, ts)
+        recent = ts >= self.clock() - self.history_ms  # the trend keeps the window only
+        self.trend.add(idx[recent], ts[recent], v[recent])
 
     def ingest_warning(self, event: WarningEvent) -> bool:
         """One warning event (formats/warning.py); returns True when it was pushed to subscribers

@@ -121,8 +121,14 @@ def _audit(ctx: ConsoleContext, action: str, actor: str, text: str) -> None:
 
 def reload_everywhere(ctx: ConsoleContext, by: str) -> Outcome:
     """The admin ``by`` asks every service to reload (module docstring). Raises what the control
-    topic's producer raises when Kafka does not take the request: then nothing changed."""
-    from hazwatch.control import request_reload
+    topic's producer raises when Kafka did not acknowledge the request: the console then did not
+    change, and the request may still have reached some services. One reload at a time."""
+    with ctx.reload_lock:
+        return _reload_everywhere(ctx, by)
+
+
+def _reload_everywhere(ctx: ConsoleContext, by: str) -> Outcome:
+    from hazwatch.control import new_request, request_reload
 
     new, issues = _load(ctx)
     if new is None:
@@ -133,8 +139,9 @@ def reload_everywhere(ctx: ConsoleContext, by: str) -> Outcome:
     lines = changes(ctx.config, new)
     request = None
     if ctx.reader is not None:  # the services follow the control topic on the same Kafka
-        request = request_reload(ctx.config.settings.kafka.bootstrap, by=by, changes=lines)
-        ctx.own_requests.add(request)
+        request = new_request()
+        ctx.own_requests.add(request)  # before it is sent: this console's listener sees it too
+        request_reload(ctx.config.settings.kafka.bootstrap, request, by=by, changes=lines)
     old = ctx.config
     apply(ctx, new)
     applied("console", ctx.config_dir, old, new, lines=lines)
@@ -149,6 +156,11 @@ def reload_here(ctx: ConsoleContext, request: dict[str, Any] | None = None) -> b
     """The console alone reads its directory again (SIGHUP, or another console's request)."""
     if request is not None and request.get("id") in ctx.own_requests:
         return True  # this console asked: already in force
+    with ctx.reload_lock:
+        return _reload_here(ctx)
+
+
+def _reload_here(ctx: ConsoleContext) -> bool:
     new, issues = _load(ctx)
     if new is None:
         refused("console", ctx.config_dir, "; ".join(i["reason"] for i in issues))

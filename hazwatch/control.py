@@ -31,28 +31,38 @@ import orjson
 
 from config.topics import CONTROL
 
-__all__ = ["ControlListener", "request_reload"]
+__all__ = ["ControlListener", "new_request", "request_reload"]
 
 log = logging.getLogger("hazwatch.control")
+
+
+TIMEOUT_MS = 10_000
+"""How long a record may take to reach Kafka (connecting, metadata, the send itself)."""
 
 
 def _produce(bootstrap: str, value: dict[str, Any], client_id: str) -> None:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id=client_id)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", client_id=client_id,
+                             bootstrap_timeout_ms=TIMEOUT_MS, max_block_ms=TIMEOUT_MS,
+                             request_timeout_ms=TIMEOUT_MS, delivery_timeout_ms=2 * TIMEOUT_MS, linger_ms=0)
     try:
-        producer.send(CONTROL, orjson.dumps(value)).get(timeout=10)
+        producer.send(CONTROL, orjson.dumps(value)).get(timeout=TIMEOUT_MS / 1000)
     finally:
-        producer.close(5)
+        producer.close(0)  # nothing is sent after a failure that was reported
 
 
-def request_reload(bootstrap: str, *, by: str, changes: list[str]) -> str:
-    """Ask every service to read its configuration directory again; the request's id. Raises
-    (``kafka.errors.KafkaError``) when Kafka does not take it within 10 s."""
-    request = str(uuid.uuid4())
+def new_request() -> str:
+    """The id of a reload request about to be made."""
+    return str(uuid.uuid4())
+
+
+def request_reload(bootstrap: str, request: str, *, by: str, changes: list[str]) -> None:
+    """Ask every service to read its configuration directory again (``request``: its id, from
+    :func:`new_request`). Raises (``kafka.errors.KafkaError``) when Kafka did not acknowledge it
+    within :data:`TIMEOUT_MS`: it may still have reached some services."""
     _produce(bootstrap, {"type": "reload", "id": request, "by": by, "at": int(time.time() * 1000),
                          "changes": changes}, "hazwatch-control")
-    return request
 
 
 class ControlListener:
@@ -70,8 +80,9 @@ class ControlListener:
         self.backoff_s = backoff_s
         self.positions: dict[int, int] = {}
         self.stopping = threading.Event()
-        self.pending: dict[str, Any] | None = None
-        """The last reload request not yet answered (its outcome names it)."""
+        self.pending: list[dict[str, Any]] = []
+        """Reload requests not yet answered (the next reload answers them all)."""
+        self._lock = threading.Lock()
         self.following = threading.Event()
         """Set once the reader is positioned (tests wait for it before asking)."""
         self._thread: threading.Thread | None = None
@@ -86,15 +97,22 @@ class ControlListener:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
-    def reporter(self) -> Callable[[str, str], None]:
-        """The report of the reload about to happen (config/reload.py ``Report``): it answers the
-        pending request, if any (none: SIGHUP). Published from a thread of its own, so that a slow
-        Kafka never holds up the service's loop."""
-        request, self.pending = self.pending, None
+    def take_pending(self) -> list[dict[str, Any]]:
+        """The requests the reload about to happen answers (none: SIGHUP)."""
+        with self._lock:
+            requests, self.pending = self.pending, []
+        return requests
+
+    def reporter(self, requests: list[dict[str, Any]] | None = None) -> Callable[[str, str], None]:
+        """The report of the reload about to happen (config/reload.py ``Report``): it answers
+        ``requests`` (default: those pending), or, for a reload by SIGHUP, none. Published from a
+        thread of its own, so that a slow Kafka never holds up the service's loop."""
+        answered = self.take_pending() if requests is None else requests
 
         def report(result: str, detail: str) -> None:
-            threading.Thread(target=self.report, args=(request, result, detail), daemon=True,
-                             name=f"control-report-{self.service}").start()
+            for request in answered or [None]:
+                threading.Thread(target=self.report, args=(request, result, detail), daemon=True,
+                                 name=f"control-report-{self.service}").start()
         return report
 
     def report(self, request: dict[str, Any] | None, result: str, detail: str) -> None:
@@ -162,7 +180,8 @@ class ControlListener:
             return
         if record.get("type") == "reload":
             log.warning("%s: reload asked for by %s (request %s)", self.service, record.get("by"), record.get("id"))
-            self.pending = record
+            with self._lock:
+                self.pending.append(record)
             self.on_reload(record)
         elif record.get("type") == "reloaded" and self.on_outcome is not None:
             self.on_outcome(record)

@@ -136,31 +136,36 @@ class AliyunSms:
             return outcome_of_code(body.code, body.message or "")
         return Outcome("sent", provider_id=body.biz_id)
 
-    def receipt(self, message: Message, sent_at: datetime) -> Receipt | None:
-        """The delivery receipt of ``message`` (sent at ``sent_at``): ``QuerySendDetails`` of its
-        number on that day and the next (China time), the entry with its key as OutId;
-        ``SendStatus`` 3 delivered, 2 failed (``ErrCode``), 1 still waiting (None). Raises
+    def receipt(self, message: Message, sent_after: datetime, provider_id: str) -> Receipt | None:
+        """The delivery receipt of the send ``provider_id`` of ``message``, made after
+        ``sent_after``: ``QuerySendDetails`` of its number on that day and the next (China time),
+        by its BizId (or, for a send a lookup found, ``OutId:<key>``, the best entry with its
+        key); ``SendStatus`` 3 delivered, 2 failed (``ErrCode``), 1 still waiting (None). Raises
         ``ChannelError`` when Aliyun cannot be asked."""
-        sent_at = sent_at.replace(tzinfo=UTC) if sent_at.tzinfo is None else sent_at
-        day = sent_at.astimezone(CHINA).date()
+        sent_after = sent_after.replace(tzinfo=UTC) if sent_after.tzinfo is None else sent_after
+        day = sent_after.astimezone(CHINA).date()
+        biz_id = None if provider_id.startswith("OutId:") else provider_id
         for date in (day, day + timedelta(days=1)):
-            for dto in self._details(message.to, date.strftime("%Y%m%d")):
-                if dto.out_id != message.key:
-                    continue
-                if dto.send_status == 3:
-                    return Receipt("delivered")
-                if dto.send_status == 2:
-                    return Receipt("undelivered", error_code=dto.err_code, error=f"Aliyun: {dto.err_code}")
-                return None  # 1: waiting for the handset's receipt
+            found = [d for d in self._details(message.to, date.strftime("%Y%m%d"), biz_id)
+                     if d.out_id == message.key]
+            if not found:
+                continue
+            best = max(found, key=lambda d: {3: 2, 1: 1}.get(d.send_status, 0))  # delivered > waiting > failed
+            if best.send_status == 3:
+                return Receipt("delivered")
+            if best.send_status == 2:
+                return Receipt("undelivered", error_code=best.err_code, error=f"Aliyun: {best.err_code}")
+            return None  # 1: waiting for the handset's receipt
         return None
 
-    def _details(self, to: str, send_date: str) -> list[Any]:
-        """Every ``SmsSendDetailDTO`` of ``to`` on ``send_date`` (yyyyMMdd), page by page."""
+    def _details(self, to: str, send_date: str, biz_id: str | None = None) -> list[Any]:
+        """Every ``SmsSendDetailDTO`` of ``to`` on ``send_date`` (yyyyMMdd), of one send when
+        ``biz_id`` is given, page by page."""
         out: list[Any] = []
         page = 1
         while True:
             request = models.QuerySendDetailsRequest(phone_number=_number(to), send_date=send_date,
-                                                     page_size=50, current_page=page)
+                                                     page_size=50, current_page=page, biz_id=biz_id)
             try:
                 body = self._client.query_send_details(request).body
             except Exception as exc:  # noqa: BLE001 - whatever it is, Aliyun could not be asked

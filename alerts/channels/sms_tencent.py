@@ -135,13 +135,13 @@ class TencentSms:
             return outcome_of_code(str(status.Code), str(status.Message))
         return Outcome("sent", provider_id=status.SerialNo)
 
-    def receipt(self, message: Message, sent_at: datetime) -> Receipt | None:
-        """The delivery receipt of ``message`` (sent at ``sent_at``): the one pulled for its
-        number since then whose SessionContext is its key; ``ReportStatus`` SUCCESS delivered,
-        FAIL undelivered (``Description``); None while there is none. Raises ``ChannelError``
-        when Tencent cannot be asked."""
-        for receipt in self._receipts(message.to, sent_at):
-            if receipt.SessionContext == message.key:
+    def receipt(self, message: Message, sent_after: datetime, provider_id: str) -> Receipt | None:
+        """The delivery receipt of the send ``provider_id`` (its SerialNo) of ``message``, made
+        after ``sent_after``: pulled for its number since then; ``ReportStatus`` SUCCESS
+        delivered, FAIL undelivered (``Description``); None while there is none. Raises
+        ``ChannelError`` when Tencent cannot be asked."""
+        for receipt in self._receipts(message.to, sent_after):
+            if receipt.SerialNo == provider_id:
                 if receipt.ReportStatus == "SUCCESS":
                     return Receipt("delivered")
                 return Receipt("undelivered", error_code=receipt.Description,

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from alerts.channels.base import Message, Outcome
+from alerts.channels.base import ChannelError, Message, Outcome
 from alerts.channels.recording import RecordingChannel
 from alerts.channels.registry import build_routed
 from alerts.channels.sms import SmsChannel
@@ -271,6 +271,17 @@ def test_a_routed_channel_without_its_settings_stops_the_service_at_start(tmp_pa
         build_routed(bare, {})
 
 
+class Unreachable:
+    """A provider that cannot be asked for receipts."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def receipt(self, message: Message, sent_after: dt.datetime, provider_id: str) -> None:
+        self.asked += 1
+        raise ChannelError("connection refused")
+
+
 @pytest.mark.parametrize("provider", ["sms-aliyun", "sms-tencent"])
 @pytest.mark.parametrize("delivered", [True, False], ids=["delivered", "undelivered"])
 def test_the_handsets_receipt_is_pulled_into_the_delivery_status(
@@ -291,11 +302,13 @@ def test_the_handsets_receipt_is_pulled_into_the_delivery_status(
     run_until(d, store, lambda rs: all(r.status == "sent" for r in rs))
     [row] = [r for r in outbox(store) if r.channel == provider]
     assert row.delivery_status is None  # no callback: nobody has said yet
+    down = Unreachable()
+    resting = ReceiptPoller(store, {provider: down}, clock)
+    assert resting.poll() == 0 and resting.poll() == 0 and down.asked == 1  # left alone after a failure
     poller = ReceiptPoller(store, {provider: real, "dingtalk-robot": Webhook()}, clock)
     assert set(poller.channels) == {provider}  # robots have no receipts
     assert poller.poll() == 1
     [row] = [r for r in outbox(store) if r.channel == provider]
     assert row.delivery_status == ("delivered" if delivered else "undelivered")
-    poller._next_look = 0.0  # look again at once: nothing is left to ask about
-    assert poller.poll() == 0
+    assert poller.poll() == 0  # nothing is left to ask about
     assert record_receipt(store, provider, str(row.provider_id), str(row.delivery_status), None, utcnow()) == "replayed"

@@ -112,7 +112,7 @@ def test_a_sensor_and_a_recipient_added_on_sighup_are_ingested_judged_and_texted
             with store.session() as s:
                 return [(a.actor, a.text) for a in s.scalars(select(Action).where(Action.action == "config_reload"))]
         wait_until(recorded, 60, "alerts' reload")
-        assert recorded() == [("SIGHUP", "sensor CH-001/GT-199 added; recipient +86138****0099 (operator) added")]
+        assert recorded() == [("SIGHUP", "sensor CH-001/GT-199 added; recipient **********0099 (operator) added")]
     finally:
         store.engine.dispose()
 
