@@ -194,13 +194,16 @@ def test_false_alarm_withdraws_the_broadcast_with_a_cap_cancel(harness_factory) 
 
 
 def test_sensor_in_fault_inhibits_its_threshold_warnings(harness_factory) -> None:
-    import orjson
+    import time
 
     from config.topics import HEALTH
+    from formats.health import SensorHealth, encode
 
     h = harness_factory()
-    h.producer.send(HEALTH, key=b"TD-001", value=orjson.dumps(
-        {"site": "TD-001", "subject": "TD-001/WL-01", "check": "stuck", "state": "fault"})).get(10)
+    now = int(time.time() * 1000)
+    h.producer.send(HEALTH, key=b"TD-001", value=encode(SensorHealth(
+        site="TD-001", subject="TD-001/WL-01", sensor="WL-01", check="stuck", state="fault", ts=now,
+        detected_at=now, value=350.1, detail={"active": ["stuck"], "episode_ts": now}))).get(10)
 
     def in_fault() -> bool:
         with h.service.store.session() as s:
