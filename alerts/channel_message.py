@@ -17,7 +17,6 @@ from alerts.channels.base import Message
 from alerts.render import COLOURS, format_time, format_value, headline, language_of, quantity_name
 from alerts.store import Notification
 from config.models import Config
-from formats.warning import WarningEvent
 
 __all__ = ["EVENT_WORDS", "channel_message", "outbox_key"]
 
@@ -43,7 +42,7 @@ def channel_message(rows: Sequence[Notification], body: str, config: Config, *, 
         return Message(first.recipient, body, key=first.key, level=first.level, kind=first.kind,
                        language=first.language)
     try:
-        events = [WarningEvent.from_json(r.event) for r in rows]
+        events = [r.warning for r in rows]
     except (TypeError, ValueError):
         events = []
     if not events:

@@ -14,7 +14,7 @@ resolves them, plus any zone its CAP rows name):
   listed for follow-up by phone.
 - **Loudspeakers**: whether the zone's gateways were sent the CAP Alert: ``sent`` (the broker
   took it), ``covered`` (another red episode of the same site had its Alert sounding there,
-  ``alerts/cap_dispatch.py``), ``pending``, ``failed``, ``suppressed`` or ``none`` (no CAP row).
+  ``alerts/notify/broadcast.py``), ``pending``, ``failed``, ``suppressed`` or ``none`` (no CAP row).
   ``sounded`` is true for sent and covered.
 - **Target**: ``share >= target`` (``indicators.coverage.target``, 0.9 by default). A zone
   without subscribers has no share and meets nothing.

@@ -50,7 +50,7 @@ from config.models import Sensor, Site, level_rank
 from config.notify import Escalation
 from formats.warning import WarningEvent
 
-__all__ = ["STEP_KINDS", "Step", "due_steps", "next_due", "render_escalation"]
+__all__ = ["STEP_KINDS", "Step", "due_steps", "next_due", "render_escalation", "step_of"]
 
 STEP_KINDS: tuple[str, ...] = ("escalation", "reminder")
 
@@ -105,6 +105,22 @@ def due_steps(
     if red_since is not None and (k := _reminders_elapsed(level, red_since, cfg, now)) >= 1:
         out.append(_reminder(k, red_since, cfg))
     return out
+
+
+def step_of(reason: str, *, escalation_since: datetime | None, red_since: datetime | None,
+            cfg: Escalation) -> Step:
+    """The step an outbox row's ``reason`` (:attr:`Step.reason`) names, as :func:`due_steps` made it."""
+    what, _, arg = reason.partition(":")
+    if what == "escalation":
+        if escalation_since is None:
+            raise ValueError(f"{reason}: the episode never reached {cfg.min_level}")
+        after = next(x.after_min for x in cfg.steps if x.tier == arg)
+        return Step("escalation", arg, 0, escalation_since + timedelta(minutes=after), (f"regulators:{arg}",))
+    if what != "reminder" or red_since is None:
+        raise ValueError(f"{reason}: not an escalation step or a reminder of a red episode")
+    k = int(arg)  # reminders may have been switched off since it was planned: then it is due at once
+    every = timedelta(minutes=k * (cfg.red_reminder_every_min or 0))
+    return Step("reminder", None, k, red_since + every, tuple(cfg.reminder_audiences))
 
 
 def next_due(

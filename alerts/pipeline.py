@@ -106,7 +106,7 @@ class Intake:
             key = notice_key(alert.episode, "cap-cancel", "cap", alert.recipient)
             if s.scalar(select(Notification.id).where(Notification.key == key)) is not None:
                 continue
-            event = WarningEvent.from_json(alert.event)
+            event = alert.warning
             notices.append(Notice(key, "cap", alert.episode, alert.site, "cap-cancel", event.level, alert.recipient,
                                   alert.name, "zone", "zh-CN", "false alarm", event, key, now))
         return self._record(s, notices, now).new if notices else 0
@@ -164,10 +164,10 @@ def latest_event(s: Session, ep: Episode) -> WarningEvent:
                    .order_by(LevelChange.ts.desc(), LevelChange.id.desc()).limit(1)).first()
     site_sensor = ep.subject
     # the newest event the pipeline planned from carries the rule's detail (a rain window...)
-    planned = s.scalars(select(Notification.event).where(
+    planned = s.scalars(select(Notification).where(
         Notification.episode == ep.id, Notification.kind.in_(("raised", "escalated", "deescalated")))
         .order_by(Notification.id.desc()).limit(1)).first()
-    detail = {**(WarningEvent.from_json(planned).detail if planned else {}),
+    detail = {**(planned.warning.detail if planned else {}),
               "peak": ep.peak, "raised_ts": ep.raised_ts}
     return WarningEvent(
         episode=ep.id, site=ep.site, subject=site_sensor, rule=ep.rule,

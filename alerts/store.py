@@ -20,6 +20,7 @@ Tables::
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from formats.warning import WarningEvent
 
 __all__ = [
     "Action",
@@ -165,7 +168,8 @@ class Notification(Base):
     reason: Mapped[str] = mapped_column(String(64), default="")
     """Which routing rule or escalation step produced it."""
     event: Mapped[str] = mapped_column(Text)
-    """The warning event (JSON) it was planned from."""
+    """The warning event (JSON, :mod:`formats.warning`) it was planned from; read it as
+    :attr:`warning`."""
     group_key: Mapped[str] = mapped_column(String(160), index=True, default="")
     """Changes of one site to one recipient on one channel within group_wait go out together."""
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -188,6 +192,12 @@ class Notification(Base):
     """The alerts process working on the row (``host:pid:random``), see :mod:`alerts.claims`."""
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     """End of that lease; a row left ``sending`` past it is reconciled by another process."""
+
+    @functools.cached_property
+    def warning(self) -> WarningEvent:
+        """The warning event it was planned from, decoded once per loaded row (the event never
+        changes after the row is recorded)."""
+        return WarningEvent.from_json(self.event)
 
 
 class Delivery(Base):

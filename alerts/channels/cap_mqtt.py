@@ -1,7 +1,7 @@
 """``cap``: the CAP 1.2 broadcast over MQTT for loudspeaker gateways, behind the channel protocol.
 
 The address is a zone id; the text is the CAP document (built and identified by
-:mod:`alerts.cap_dispatch`, which also decides what an all-clear references). It is published at
+:mod:`alerts.notify.broadcast`, which also decides what an all-clear references). It is published at
 QoS 1 to ``hw/v1/broadcast/{zone}/cap`` (``alerts.service.CapPublisher``) and counts as sent when
 the broker acknowledges it. An unacknowledged publish is "unknown" and is published again: a
 repeated CAP document is harmless (gateways recognise its identifier), so the channel needs no

@@ -13,7 +13,14 @@ from config.channel_registry import ALIASES, CHANNEL_NAMES, REGISTRY, ChannelSpe
 from config.channels import ChannelConfigError
 
 __all__ = ["ALIASES", "CHANNEL_NAMES", "REGISTRY", "ChannelSpec", "build", "build_routed", "canonical",
-           "channel_class", "spec"]
+           "channel_class", "outbox_spec", "spec"]
+
+_OUTBOX_ALIASES = {"sms-fallback": "sms-twilio"}  # the second Twilio account (alerts.channel_alarm)
+
+
+def outbox_spec(channel: str) -> ChannelSpec:
+    """The registry line of an outbox row's ``channel`` (``sms`` and ``sms-fallback`` are Twilio)."""
+    return spec(_OUTBOX_ALIASES.get(channel, channel))
 
 
 def channel_class(name: str) -> Any:

@@ -25,7 +25,7 @@ Unknown is resolved at least once, not exactly once: Tencent lists a message onl
 delivery receipt has come (``PullSmsSendStatusByPhoneNumber``, with the SessionContext), which
 is usually within seconds but not bounded. ``find_sent`` finds a receipt carrying the key;
 when none has come the dispatcher resends, so a receipt later than the reconciliation
-(``alerts.dispatch.RECONCILE_AFTER_S``) means a second SMS. For a warning, a duplicate is the
+(``alerts.notify.retry.RECONCILE_AFTER_S``) means a second SMS. For a warning, a duplicate is the
 lesser harm than a loss.
 """
 
