@@ -119,7 +119,7 @@ def simulate(
 @app.command("fake-twilio")
 def fake_twilio(port: int = 8081, host: str = "127.0.0.1", config: ExampleConfigDir = None) -> None:
     """The local fake of the Twilio Messages API used by the demo and the tests."""
-    from alerts.fake_twilio import main as fake_main
+    from alerts.fakes.twilio import main as fake_main
 
     sms = _config(config, example_default=True).settings.sms
     fake_main(["--host", host, "--port", str(port), "--account-sid", sms.account_sid,

@@ -136,7 +136,7 @@ def _as_int(value: object) -> int | None:
 
 
 class SmsChannel:
-    """Sends SMS through Twilio (or the fake in ``alerts.fake_twilio`` when ``base_url`` is set).
+    """Sends SMS through Twilio (or the fake in ``alerts.fakes.twilio`` when ``base_url`` is set).
 
     ``timeout_s`` bounds each HTTP request (connect and read), s.
     """

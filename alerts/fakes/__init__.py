@@ -1,2 +1,2 @@
-"""Local fakes of the providers' HTTP APIs (Aliyun SMS, Tencent SMS, WeCom and DingTalk group
+"""Local fakes of the providers' HTTP APIs (Twilio, Aliyun SMS, Tencent SMS, WeCom and DingTalk group
 robots), for the tests and the demo; :mod:`alerts.fakes.server` holds what they share."""

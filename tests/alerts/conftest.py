@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from alerts.channels.sms import SmsChannel
-from alerts.fake_twilio import FakeTwilioServer
+from alerts.fakes.twilio import FakeTwilioServer
 
 FROM_NUMBER = "+15005550006"
 

@@ -21,7 +21,7 @@ from alerts.channel_alarm import FALLBACK, ChannelAlarms, active_alarms
 from alerts.channels.sms import SmsChannel
 from alerts.claims import Claims
 from alerts.dispatch import Dispatcher
-from alerts.fake_twilio import FakeTwilioServer
+from alerts.fakes.twilio import FakeTwilioServer
 from alerts.store import Notification, Store
 from config.models import Config, SmsSettings
 from tests.alerts.conftest import FROM_NUMBER

@@ -25,7 +25,7 @@ from alerts.channels.sms_aliyun import AliyunSms
 from alerts.channels.sms_tencent import TencentSms
 from alerts.claims import Claims
 from alerts.dispatch import Dispatcher
-from alerts.fake_twilio import FakeTwilioServer
+from alerts.fakes.twilio import FakeTwilioServer
 from alerts.fakes import aliyun_sms, tencent_sms
 from alerts.fakes.server import FakeServer
 from alerts.deliveries import record_receipt

@@ -31,7 +31,7 @@ from alerts.deliveries import (
     record_status,
 )
 from alerts.dispatch import Dispatcher
-from alerts.fake_twilio import FakeTwilioServer
+from alerts.fakes.twilio import FakeTwilioServer
 from alerts.http import STATUS_PATH, Served, create_alerts_api, serve_in_thread, status_callback_url
 from alerts.pipeline import Intake
 from alerts.store import Delivery, Notification, Store, utcnow

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from alerts.channels.sms import SendResult, SmsChannel
 from alerts.claims import Claims
 from alerts.dispatch import Dispatcher
-from alerts.fake_twilio import FakeTwilioServer
+from alerts.fakes.twilio import FakeTwilioServer
 from alerts.pipeline import Intake
 from alerts.store import Notification, Store, utcnow
 from config import example_dir, load_config

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from alerts.channels.sms import SmsChannel, delivery_outcome, verify_signature
-from alerts.fake_twilio import FakeTwilioServer
+from alerts.fakes.twilio import FakeTwilioServer
 from hazwatch.runtime import free_port
 
 T = TypeVar("T")
@@ -248,7 +248,7 @@ def test_list_follows_pages_newest_first(fake: FakeTwilioServer, channel: SmsCha
 def test_command_line_entry_point_announces_its_url():
     root = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
-        [sys.executable, "-m", "alerts.fake_twilio", "--port", "0", "--auth-token", "t0ken"],
+        [sys.executable, "-m", "alerts.fakes.twilio", "--port", "0", "--auth-token", "t0ken"],
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,

@@ -27,7 +27,7 @@ from twilio.request_validator import RequestValidator
 from alerts.cap import CAP_NS, CAP_XSD, build_cap, validate_cap
 from alerts.channels.sms import SmsChannel
 from alerts.deliveries import apply_recorded_deliveries
-from alerts.fake_twilio import FakeTwilioServer
+from alerts.fakes.twilio import FakeTwilioServer
 from alerts.http import (
     ATOM_NS,
     STATUS_PATH,

@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 from sqlalchemy import func, select
 
 from alerts.channels.sms import SmsChannel
-from alerts.fake_twilio import FakeTwilioServer
+from alerts.fakes.twilio import FakeTwilioServer
 from alerts.service import AlertsService
 from alerts.store import Notification, Store
 from config import load_config

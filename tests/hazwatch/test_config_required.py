@@ -33,10 +33,10 @@ def test_without_config_a_command_refuses_to_start(command: list[str], tmp_path:
 
 def test_the_demos_tools_keep_the_example(monkeypatch: pytest.MonkeyPatch) -> None:
     """fake-twilio reads the example's SMS account when no --config is given (it serves nothing real)."""
-    import alerts.fake_twilio
+    import alerts.fakes.twilio
 
     seen: list[list[str]] = []
-    monkeypatch.setattr(alerts.fake_twilio, "main", lambda argv: seen.append(argv))
+    monkeypatch.setattr(alerts.fakes.twilio, "main", lambda argv: seen.append(argv))
     result = CliRunner().invoke(app, ["fake-twilio", "--port", "1"])
     assert result.exit_code == 0, result.output
     assert seen and "--account-sid" in seen[0]
