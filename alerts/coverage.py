@@ -31,9 +31,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from alerts.report import sms_outcome
+from alerts.report import is_sms_channel, sms_outcome
 from alerts.store import Episode, Notification, Store
-from config.channel_registry import CHANNEL_NAMES, spec
 from config.models import Config
 from config.notify import Subscriber, Zone
 
@@ -67,11 +66,6 @@ class CapRow:
     status: str
     provider_id: str | None = None
     suppressed_reason: str | None = None
-
-
-def is_sms_channel(channel: str) -> bool:
-    """Twilio's ``sms`` or another SMS channel of the registry (as ``hazwatch report`` counts)."""
-    return channel == "sms" or (channel in CHANNEL_NAMES and spec(channel).kind == "sms")
 
 
 def cap_state(rows: Sequence[CapRow]) -> tuple[str, str | None]:

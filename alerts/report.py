@@ -28,7 +28,7 @@ from alerts.store import Action, Episode, Notification, Store
 from config.channel_registry import CHANNEL_NAMES, spec
 from config.models import LEVELS, Config, level_rank
 
-__all__ = ["SMS_OUTCOMES", "nearest_rank", "render_report", "report", "sms_outcome"]
+__all__ = ["SMS_OUTCOMES", "is_sms_channel", "nearest_rank", "render_report", "report", "sms_outcome"]
 
 #: Each SMS notification counts in exactly one of these.
 SMS_OUTCOMES: tuple[str, ...] = ("delivered", "awaiting_receipt", "failed", "pending", "suppressed")
@@ -37,10 +37,10 @@ _UNDELIVERED = {"failed", "undelivered", "canceled"}
 _KINDS: tuple[str, ...] = ("chemical", "tailings", "rain")
 
 
-def _is_sms(channel: str) -> bool:
+def is_sms_channel(channel: str) -> bool:
     """Twilio's ``sms`` or another SMS channel of the registry (``sms-aliyun``, ``sms-tencent``);
     not the channel alarm's second account, nor broadcasts or chat groups."""
-    return channel == "sms" or (channel in CHANNEL_NAMES and spec(channel).kind == "sms")
+    return channel in CHANNEL_NAMES and spec(channel).kind == "sms"
 
 
 def sms_outcome(status: str, delivery_status: str | None) -> str:
@@ -117,7 +117,7 @@ def report(store: Store, since: dt.datetime, until: dt.datetime,
     cap = Counter({"sent": 0, "failed": 0, "pending": 0, "suppressed": 0})
     messages: set[str] = set()  # a grouped SMS is one message for several notices: count it once
     for n in notes:
-        if _is_sms(n.channel):
+        if is_sms_channel(n.channel):
             if n.provider_id:
                 if n.provider_id in messages:
                     continue
