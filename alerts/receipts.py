@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
 from prometheus_client import Counter
 from sqlalchemy import select
@@ -27,6 +26,7 @@ from sqlalchemy import select
 from alerts.channels.base import ChannelError, Message
 from alerts.deliveries import record_receipt
 from alerts.store import Notification, Store
+from hazwatch.background import Background
 
 __all__ = ["ASKS_PER_PASS", "ASK_EVERY_S", "ASK_FOR_H", "RECEIPTS", "ReceiptPoller"]
 
@@ -47,7 +47,7 @@ RECEIPTS = Counter("hazwatch_sms_receipts_total", "Delivery receipts pulled from
                    ["channel", "status"])
 
 
-class ReceiptPoller:
+class ReceiptPoller(Background):
     """Asks ``channels`` (those with ``receipt``) for the receipts of their sent rows:
     :meth:`poll` once, or :meth:`start` a thread that polls until :meth:`stop`."""
 
@@ -59,23 +59,18 @@ class ReceiptPoller:
         """(channel, provider id) -> ``time.monotonic()`` before which it is not asked again."""
         self.channel_rest: dict[str, float] = {}
         """channel -> ``time.monotonic()`` before which it is asked nothing (it failed)."""
-        self.stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def use(self, channels: Mapping[str, Any]) -> None:
         """Ask these channels from now on (a reload); what is known of each send stays."""
         self.channels = {name: c for name, c in channels.items() if callable(getattr(c, "receipt", None))}
 
-    def start(self) -> ReceiptPoller:
-        if self.channels:
-            self._thread = threading.Thread(target=self._run, name="alerts-receipts", daemon=True)
-            self._thread.start()
-        return self
+    thread_name = "alerts-receipts"
+    stop_timeout_s = 15.0
 
-    def stop(self, timeout_s: float = 15.0) -> None:
-        self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+    def start(self) -> Self:
+        """The polling thread, when a channel can be asked (none: nothing to start)."""
+        return super().start() if self.channels else self
 
     def _run(self) -> None:
         while not self.stopping.wait(LOOK_EVERY_S):

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 from config.topics import HEALTH, READINGS, WARNINGS
+from console.live import LiveState
 from formats.health import decode as decode_health
 from formats.readings import decode as decode_readings
 from formats.warning import WarningEvent
-from console.live import LiveState
+from hazwatch.background import Background
 
 __all__ = ["STALE_S", "LiveReader"]
 
@@ -35,12 +36,13 @@ STALE_S = 30.0
 """The reader counts as alive while its last poll returned less than this long ago (s)."""
 
 
-class LiveReader:
+class LiveReader(Background):
     """Feeds a :class:`LiveState` from Kafka in a thread. ``consumer_factory`` builds an
     unassigned consumer (default: a ``kafka.KafkaConsumer`` on ``bootstrap``; tests inject
     their own); ``backoff_s``: the first and the longest wait before a new consumer (s)."""
 
     TOPICS = (READINGS, WARNINGS, HEALTH)
+    thread_name = "console-live-reader"
 
     def __init__(self, bootstrap: str, state: LiveState, *,
                  consumer_factory: Callable[[], Any] | None = None,
@@ -49,7 +51,7 @@ class LiveReader:
         self.state = state
         self.consumer_factory = consumer_factory or self._kafka_consumer
         self.backoff_s = backoff_s
-        self.stopping = threading.Event()
+        super().__init__()
         self.assigned = threading.Event()
         """Set once every partition is assigned and positioned (the reader is following)."""
         self.positions: dict[tuple[str, int], int] = {}
@@ -57,24 +59,12 @@ class LiveReader:
         self.last_poll: float | None = None
         """``time.monotonic()`` when a poll last returned; None before the first."""
         self.restarts = 0
-        self._thread: threading.Thread | None = None
 
     @property
     def alive(self) -> bool:
         """True while the thread runs and its last poll returned within :data:`STALE_S`."""
         last = self.last_poll
-        return (self._thread is not None and self._thread.is_alive() and last is not None
-                and time.monotonic() - last <= STALE_S)
-
-    def start(self) -> LiveReader:
-        self._thread = threading.Thread(target=self._run, name="console-live-reader", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        return self.running and last is not None and time.monotonic() - last <= STALE_S
 
     def _kafka_consumer(self) -> Any:
         from kafka import KafkaConsumer

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from config.topics import CONTROL
+from hazwatch.background import Background
 
 __all__ = ["ControlListener", "new_request", "request_reload"]
 
@@ -65,7 +66,7 @@ def request_reload(bootstrap: str, request: str, *, by: str, changes: list[str])
                          "changes": changes}, "hazwatch-control")
 
 
-class ControlListener:
+class ControlListener(Background):
     """Follows :data:`CONTROL` in a daemon thread and calls ``on_reload(request)`` for each reload
     request made after ``since_ms``; :meth:`report` publishes an outcome. ``on_outcome``, when given,
     gets every outcome record too (the console shows them)."""
@@ -79,23 +80,13 @@ class ControlListener:
         self.since_ms = int(time.time() * 1000) if since_ms is None else since_ms
         self.backoff_s = backoff_s
         self.positions: dict[int, int] = {}
-        self.stopping = threading.Event()
+        super().__init__()
+        self.thread_name = f"control-{service}"
         self.pending: list[dict[str, Any]] = []
         """Reload requests not yet answered (the next reload answers them all)."""
         self._lock = threading.Lock()
         self.following = threading.Event()
         """Set once the reader is positioned (tests wait for it before asking)."""
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> ControlListener:
-        self._thread = threading.Thread(target=self._run, name=f"control-{self.service}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
 
     def take_pending(self) -> list[dict[str, Any]]:
         """The requests the reload about to happen answers (none: SIGHUP)."""
