@@ -100,7 +100,7 @@ class Dispatcher:
 
     def _dispatch(self, row: Notification, now: dt.datetime) -> int:
         try:
-            self.pipeline.exec(Ctx(now=now), [row])
+            self.pipeline.exec(Ctx(now=now, claimed=row), [row])
             return 1
         except Exception as exc:  # noqa: BLE001 - keep the rows, try again later
             log.exception("dispatch of %s failed", row.key)

@@ -29,6 +29,7 @@ an HTTP error here. The synchronous "queue full" answer is 21611, not modelled.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import threading

@@ -77,7 +77,7 @@ class OverCap:
     def exec(self, ctx: Ctx, rows: list[Notification]) -> list[Notification]:
         if ctx.decision != "send_over_cap":
             return rows
-        row, config = rows[0], self.deps.config
+        row, config = ctx.claimed or rows[0], self.deps.config
         site = config.site(row.warning.site)
         day, hours = ctx.now.strftime("%Y%m%d"), f"{config.settings.notify.rate_limit.window_h:g}"
         notes = []

@@ -23,6 +23,15 @@ def int_code(code: str | None) -> int | None:
     return int(code) if code and code.lstrip("-").isdigit() and len(code) < 10 else None
 
 
+def _kind(channel: str) -> str:
+    """The registry kind of an outbox channel; a name the registry lacks is reported as SMS
+    rather than lose the feed record of a status already committed."""
+    try:
+        return outbox_spec(channel).kind
+    except KeyError:
+        return "sms"
+
+
 def finish(deps: Deps, rows: list[Notification], status: str, **values: Any) -> None:
     """Give ``rows`` their final ``status`` (with ``values``) and report each to the feed; rows
     another process has taken over meanwhile are left to it (it records their result)."""
@@ -30,7 +39,7 @@ def finish(deps: Deps, rows: list[Notification], status: str, **values: Any) -> 
     for r in rows:
         if r.id not in written:
             continue
-        broadcast = outbox_spec(r.channel).kind == "broadcast"
+        broadcast = _kind(r.channel) == "broadcast"
         record = {"type": "broadcast" if broadcast else "sms", "key": r.key, "episode": r.episode,
                   "site": r.site, "kind": r.kind, "level": r.level, "status": status, "reason": r.reason,
                   "provider_id": values.get("provider_id"), "error": values.get("error"),

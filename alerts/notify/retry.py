@@ -14,6 +14,7 @@ Pure (``now`` and the random source passed in), table-tested in ``tests/alerts/t
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 
 from alerts.channels.base import Outcome
@@ -22,6 +23,7 @@ from alerts.store import Notification
 
 __all__ = ["RECONCILE_AFTER_S", "Retry", "after_error", "backoff_s", "next_try"]
 
+log = logging.getLogger("hazwatch.alerts")
 RECONCILE_AFTER_S = 5.0
 
 
@@ -54,4 +56,7 @@ class Retry:
     def exec(self, ctx: Ctx, rows: list[Notification]) -> list[Notification]:
         assert ctx.outcome is not None, "the send stage comes first"
         ctx.next = next_try(ctx.outcome, rows[0].attempts + 1, ctx.now, self.rng)  # the send just made
+        if ctx.outcome.status == "retry" and ctx.next.not_before is not None:
+            log.warning("%s to %s: retry in %.1f s (%s %s)", rows[0].channel, rows[0].recipient,
+                        (ctx.next.not_before - ctx.now).total_seconds(), ctx.outcome.error_code, ctx.outcome.error)
         return rows

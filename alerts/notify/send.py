@@ -34,7 +34,4 @@ class Send:
             d.alarms.succeeded(first.channel)
         elif ctx.outcome.status != "failed":
             d.alarms.failed(first.channel, f"{ctx.outcome.error_code or ''} {ctx.outcome.error or ''}".strip())
-        if ctx.outcome.status == "retry":
-            log.warning("%s to %s: to be sent again (%s %s)", first.channel, first.recipient,
-                        ctx.outcome.error_code, ctx.outcome.error)
         return rows

@@ -37,6 +37,8 @@ class Ctx:
     """One send's context; stages fill it in order."""
 
     now: dt.datetime
+    claimed: Notification | None = None
+    """The row the dispatcher claimed (the send's own; grouping may put earlier rows first)."""
     count: int = 0
     """Messages sent to the address within the rate-limit window (rate-limit stage)."""
     decision: RateDecision = "send"

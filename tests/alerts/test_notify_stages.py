@@ -6,15 +6,24 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from alerts.channel_alarm import ChannelAlarms
 from alerts.channels.base import Outcome
+from alerts.channels.sms import SmsChannel
+from alerts.claims import Claims
 from alerts.escalation import due_steps, step_of
-from alerts.notify.ratelimit import over_cap_text
+from alerts.notify.deps import Deps
+from alerts.notify.ratelimit import OverCap, over_cap_text
 from alerts.notify.retry import RECONCILE_AFTER_S, after_error, backoff_s, next_try
 from alerts.notify.stage import Ctx, MultiStage, Next, Route
+from alerts.store import Notification, Store
+from config import example_dir, load_config
 from config.notify import Escalation
+from formats.warning import WarningEvent
 
 NOW = dt.datetime(2026, 7, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -115,3 +124,34 @@ def test_over_cap_note_in_the_operators_language(language: str, words: list[str]
     text = over_cap_text(recipient="+8613800000001", name="王村长", sent=51, hours="24",
                          site="石桥沟" if language == "zh-CN" else "Shiqiaogou", language=language)
     assert all(w in text for w in words), text
+
+
+def test_the_over_cap_note_names_the_claimed_rows_episode_not_an_earlier_rows(tmp_path: Path) -> None:
+    """Grouping may put an earlier row of another episode first; the operators' note is about the
+    red that went over the cap, the row the dispatcher claimed."""
+    config = load_config(example_dir(), env={})
+    store = Store(f"sqlite:///{tmp_path / 'alerts.db'}")
+    deps = Deps(store=store, config=config, claims=Claims(store, "test", 30.0),
+                alarms=ChannelAlarms(store, config, lambda: NOW), clock=lambda: NOW, rng=random.Random(1),
+                sms=SmsChannel("AC" + "0" * 32, "token", "+15005550006", base_url="http://127.0.0.1:9"))
+
+    def row(episode: str, level: str) -> Notification:
+        event = WarningEvent(episode=episode, site="CH-001", subject="CH-001/GAS-01", rule="threshold",
+                             kind="raised", level=level, previous="normal", ts=0, emitted_at=0, value=1.0,
+                             threshold=1.0, unit="%LEL", detail={})
+        return Notification(key=f"k-{episode}", channel="sms", episode=episode, site="CH-001", kind="raised",
+                            level=level, recipient="+8613800000001", name="值班员", role="operator",
+                            language="zh-CN", event=event.to_json().decode(), group_key="g", status="sent")
+
+    earlier, claimed = row("ep-yellow", "yellow"), row("ep-red", "red")
+    ctx = Ctx(now=NOW, claimed=claimed, count=50, decision="send_over_cap")
+    assert OverCap(deps).exec(ctx, [earlier, claimed]) == [earlier, claimed]
+    with store.session() as s:
+        notes = list(s.scalars(select(Notification).where(Notification.kind == "over-cap")))
+    operators = [r for r in config.recipients if r.role == "operator"]
+    assert len(notes) == len(operators) > 0
+    assert {n.episode for n in notes} == {"ep-red"} and {n.warning.level for n in notes} == {"red"}
+    assert all("51条短信" in (n.body or "") for n in notes if n.language == "zh-CN")
+    OverCap(deps).exec(ctx, [earlier, claimed])  # once a day per capped number and operator
+    with store.session() as s:
+        assert len(list(s.scalars(select(Notification).where(Notification.kind == "over-cap")))) == len(notes)
