@@ -124,6 +124,7 @@ def test_timeout_is_unknown_but_the_message_was_sent_once(fake: FakeTwilioServer
     result = impatient.send(TO, RED_WARNING)
 
     assert (result.outcome, result.sid) == ("unknown", None)
+    assert "ReadTimeout" in (result.error or ""), "the fake held its answer (not a 5xx at once)"
     [row] = accepted(fake)
     assert row["body"] == RED_WARNING
     assert impatient.find_sent(TO, RED_WARNING, since) == row["sid"]
