@@ -402,8 +402,8 @@ def _reload_from_the_config_page(admin_page, config_dir) -> None:
     admin_page.get_by_test_id("reload-button").click()
     admin_page.locator("[data-testid=reload-result] [data-applied=true]").wait_for()
     change = admin_page.locator("[data-testid=reload-changes] li")
-    assert change.get_attribute("data-change") == "sensor CH-001/GT-101 changed: thresholds"
-    assert change.inner_text().strip() == "传感器 CH-001/GT-101 已修改：thresholds"  # in the page's language
+    assert change.get_attribute("data-change") == "sensor CH-001/GT-101 changed: thresholds.combustible_gas.ladder.orange.value 25 → 20"
+    assert change.inner_text().strip() == "传感器 CH-001/GT-101 已修改：thresholds.combustible_gas.ladder.orange.value 25 → 20"  # in the page's language
     for service in ("console", "ingest", "rules", "alerts"):  # each answers on the control topic
         admin_page.locator(f'[data-testid=reload-outcome][data-service={service}][data-result=applied]').first.wait_for(
             timeout=60_000)

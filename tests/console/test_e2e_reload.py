@@ -53,7 +53,7 @@ def test_a_reload_asked_in_the_console_reaches_every_service(console: Console) -
             r = c.post("/api/config/reload", headers=csrf)
             assert r.status_code == 200, r.text
             body = r.json()
-            assert body["changes"] == ["sensor CH-001/GT-101 changed: thresholds",
+            assert body["changes"] == ["sensor CH-001/GT-101 changed: thresholds.combustible_gas.ladder.orange.value 25 → 13",
                                        "recipient **********0099 (operator) added"]
 
             def answers() -> dict[str, str]:

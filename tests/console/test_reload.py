@@ -61,14 +61,14 @@ def test_an_admin_reloads_a_changed_threshold_and_the_audit_says_who_and_what(
     _edit_sites(config_dir, _orange(20))
     r = client.post("/api/config/reload")
     assert r.status_code == 200, r.text
-    assert r.json() == {"applied": True, "changes": ["sensor CH-001/GT-101 changed: thresholds"], "issues": [],
+    assert r.json() == {"applied": True, "changes": ["sensor CH-001/GT-101 changed: thresholds.combustible_gas.ladder.orange.value 25 → 20"], "issues": [],
                         "request": None}  # no Kafka here: nobody else to ask
     ladder = next(x for x in client.get("/api/config").json()["sites"][0]["sensors"]
                   if x["id"] == "GT-101")["thresholds"][0]["ladder"]
     assert [r["value"] for r in ladder] == [10, 20, 50]  # in force in the console
     entry, = _audit(client)
     assert (entry["actor"], entry["action"], entry["text"]) == (
-        "admin", "config_reload", "sensor CH-001/GT-101 changed: thresholds")
+        "admin", "config_reload", "sensor CH-001/GT-101 changed: thresholds.combustible_gas.ladder.orange.value 25 → 20")
     outcome, = client.get("/api/config/reloads").json()
     assert (outcome["service"], outcome["result"]) == ("console", "applied")
 
