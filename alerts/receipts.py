@@ -51,6 +51,9 @@ class ReceiptPoller(Background):
     """Asks ``channels`` (those with ``receipt``) for the receipts of their sent rows:
     :meth:`poll` once, or :meth:`start` a thread that polls until :meth:`stop`."""
 
+    thread_name = "alerts-receipts"
+    stop_timeout_s = 15.0
+
     def __init__(self, store: Store, channels: Mapping[str, Any], clock: Callable[[], dt.datetime]) -> None:
         self.store, self.clock = store, clock
         self.channels: dict[str, Any] = {}
@@ -64,9 +67,6 @@ class ReceiptPoller(Background):
     def use(self, channels: Mapping[str, Any]) -> None:
         """Ask these channels from now on (a reload); what is known of each send stays."""
         self.channels = {name: c for name, c in channels.items() if callable(getattr(c, "receipt", None))}
-
-    thread_name = "alerts-receipts"
-    stop_timeout_s = 15.0
 
     def start(self) -> Self:
         """The polling thread, when a channel can be asked (none: nothing to start)."""

@@ -17,6 +17,7 @@ from alerts.grouping import render_group
 from alerts.notify.deps import Deps
 from alerts.notify.stage import Ctx
 from alerts.store import Episode, Notification
+from alerts.words import COLOURS
 from config.models import Config
 from formats.warning import WarningEvent
 
@@ -24,8 +25,8 @@ __all__ = ["PREWRITTEN", "Render", "plain"]
 
 log = logging.getLogger("hazwatch.alerts")
 PREWRITTEN = ("over-cap", *ALARM_KINDS)
-_COLOURS = {"zh-CN": {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色", "normal": "解除"},
-            "en": {"blue": "blue", "yellow": "yellow", "orange": "orange", "red": "red", "normal": "lifted"}}
+_COLOURS = {"zh-CN": {**COLOURS["zh-CN"], "normal": "解除"}, "en": {**COLOURS["en"], "normal": "lifted"}}
+"""The colour words, an all-clear's being the lifting of the warning."""
 
 
 def plain(rows: list[Notification], config: Config) -> str:
