@@ -40,22 +40,64 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Dropped", "FailMode", "FailRule", "FakeServer", "FakeState", "create_base_app", "hold",
-           "serve_forever"]
+__all__ = ["Dropped", "FailMode", "FailRule", "FailRuleBase", "FailRules", "FakeServer", "FakeState",
+           "add_fail_route", "create_base_app", "hold", "serve_forever"]
 
 log = logging.getLogger(__name__)
 
 FailMode = Literal["rate-limit", "invalid-number", "invalid-template", "503", "500", "timeout", "drop", "undelivered"]
 
 
-class FailRule(BaseModel):
-    """Body of ``POST /_fake/fail``."""
+class FailRuleBase(BaseModel):
+    """Body of ``POST /_fake/fail``; each fake names its own ``mode``s."""
 
     model_config = ConfigDict(extra="forbid")
-    mode: FailMode
     count: int = Field(default=1, ge=1)
     to: str | None = None
     delay_s: float = Field(default=5.0, ge=0)  # "timeout" only: how long the answer is held
+
+
+class FailRule(FailRuleBase):
+    mode: FailMode
+
+
+class FailRules:
+    """The pending fail rules of a fake: each is good for its next ``count`` sends to ``to`` (to
+    anyone if None), and the first matching rule is taken."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[dict[str, Any]] = []
+
+    def add(self, rule: FailRuleBase) -> int:
+        """Queue ``rule``; the number of rules now pending."""
+        with self._lock:
+            self._rules.append(rule.model_dump())
+            return len(self._rules)
+
+    def take(self, to: str | None) -> dict[str, Any] | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule["to"] in (None, to):
+                    rule["count"] -= 1
+                    if rule["count"] <= 0:
+                        self._rules.remove(rule)
+                    return rule
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+
+def add_fail_route(app: FastAPI, model: type[FailRuleBase], rules: FailRules) -> None:
+    """``POST /_fake/fail`` on ``app``, validated by ``model`` (the fake's own modes)."""
+
+    async def add_fail_rule(rule: FailRuleBase) -> dict[str, Any]:
+        return {"ok": True, "rules": rules.add(rule)}
+
+    add_fail_rule.__annotations__["rule"] = model  # FastAPI validates the body by this annotation
+    app.post("/_fake/fail")(add_fail_rule)
 
 
 class FakeState:
@@ -63,18 +105,11 @@ class FakeState:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.rules: list[dict[str, Any]] = []
+        self.rules = FailRules()
         self.messages: list[dict[str, Any]] = []
 
     def take_rule(self, to: str | None) -> dict[str, Any] | None:
-        with self.lock:
-            for rule in self.rules:
-                if rule["to"] is None or rule["to"] == to:
-                    rule["count"] -= 1
-                    if rule["count"] <= 0:
-                        self.rules.remove(rule)
-                    return rule
-        return None
+        return self.rules.take(to)
 
     def add(self, record: dict[str, Any]) -> None:
         with self.lock:
@@ -110,11 +145,7 @@ def create_base_app(title: str) -> tuple[FastAPI, FakeState]:
     app = FastAPI(title=title, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.fake = state
 
-    @app.post("/_fake/fail")
-    async def add_fail_rule(rule: FailRule) -> dict[str, Any]:
-        with state.lock:
-            state.rules.append(rule.model_dump())
-            return {"ok": True, "rules": len(state.rules)}
+    add_fail_route(app, FailRule, state.rules)
 
     @app.get("/_fake/messages")
     async def accepted(since: int = 0) -> dict[str, Any]:
@@ -123,8 +154,8 @@ def create_base_app(title: str) -> tuple[FastAPI, FakeState]:
 
     @app.post("/_fake/reset")
     async def reset() -> dict[str, bool]:
+        state.rules.clear()
         with state.lock:
-            state.rules.clear()
             state.messages.clear()
         return {"ok": True}
 

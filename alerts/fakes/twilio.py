@@ -29,7 +29,6 @@ an HTTP error here. The synchronous "queue full" answer is 21611, not modelled.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import threading
@@ -41,7 +40,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from alerts.fakes.server import FakeServer
+from alerts.fakes.server import FakeServer, add_fail_route, hold
 from alerts.fakes.twilio_state import (
     API,
     DEFAULT_ACCOUNT_SID,
@@ -122,7 +121,7 @@ def create_app(
             return _error(21602)
         if len(body) > MAX_BODY:
             return _error(21617)
-        rule = fake.take_rule(to)
+        rule = fake.rules.take(to)
         mode = rule["mode"] if rule else None
         if mode in SYNC_MODES:
             return _error(SYNC_MODES[mode], to=to)
@@ -139,9 +138,7 @@ def create_app(
         resource = message.resource(account_sid)  # rendered now: status "queued"
         final, error_code = FINAL.get(mode or "", ("delivered", None))
         fake.start_lifecycle(message.sid, final, error_code)
-        if rule is not None and mode == "timeout":
-            # accepted and recorded, but the answer comes too late for the client
-            await asyncio.sleep(rule["delay_s"])
+        await hold(rule)  # "timeout": accepted and recorded, but the answer comes too late for the client
         return JSONResponse(resource, status_code=201)
 
     @app.get(messages_uri + ".json")
@@ -198,11 +195,7 @@ def create_app(
             resource = message.resource(account_sid) if message else None
         return JSONResponse(resource) if resource else _error(20404)
 
-    @app.post("/_fake/fail")
-    async def add_fail_rule(rule: FailRule) -> dict[str, Any]:
-        with fake.lock:
-            fake.rules.append(rule.model_dump())
-            return {"ok": True, "rules": len(fake.rules)}
+    add_fail_route(app, FailRule, fake.rules)
 
     @app.get("/_fake/messages")
     async def accepted_messages(since: int = 0) -> dict[str, Any]:

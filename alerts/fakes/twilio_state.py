@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field
 from twilio.request_validator import RequestValidator
+
+from alerts.fakes.server import FailRuleBase, FailRules
 
 __all__ = ["API", "DEFAULT_ACCOUNT_SID", "DEFAULT_AUTH_TOKEN", "ERRORS", "ERROR_MESSAGES", "FINAL", "MAX_BODY",
            "SYNC_MODES", "FailRule", "FakeTwilio", "Message"]
@@ -53,14 +54,8 @@ ERROR_MESSAGES = {30001: "Queue overflow", 30003: "Unreachable destination hands
 FailMode = Literal["503", "20429", "30001", "21211", "21610", "21614", "timeout", "undelivered"]
 
 
-class FailRule(BaseModel):
-    """Body of ``POST /_fake/fail``."""
-
-    model_config = ConfigDict(extra="forbid")
+class FailRule(FailRuleBase):
     mode: FailMode
-    count: int = Field(default=1, ge=1)
-    to: str | None = None
-    delay_s: float = Field(default=5.0, ge=0)  # "timeout" only: how long the answer is held
 
 
 def _rfc2822(t: datetime | None) -> str | None:
@@ -126,7 +121,7 @@ class FakeTwilio:
         self.lock = threading.Lock()
         self.messages: list[Message] = []
         self.by_sid: dict[str, Message] = {}
-        self.rules: list[dict[str, Any]] = []
+        self.rules = FailRules()
         self.callbacks: list[dict[str, Any]] = []
         self.tasks: set[asyncio.Task[None]] = set()  # strong refs, or the loop may drop them
         self._client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None  # the callbacks' client
@@ -143,16 +138,6 @@ class FakeTwilio:
             password, self.auth_token.encode()
         )
 
-    def take_rule(self, to: str) -> dict[str, Any] | None:
-        with self.lock:
-            for rule in self.rules:
-                if rule["to"] in (None, to):
-                    rule["count"] -= 1
-                    if rule["count"] == 0:
-                        self.rules.remove(rule)
-                    return rule
-        return None
-
     def add(self, message: Message) -> None:
         with self.lock:
             self.messages.append(message)
@@ -162,8 +147,8 @@ class FakeTwilio:
         with self.lock:
             self.messages.clear()
             self.by_sid.clear()
-            self.rules.clear()
             self.callbacks.clear()
+        self.rules.clear()
 
     def start_lifecycle(self, sid: str, final: str, error_code: int | None) -> None:
         task = asyncio.get_running_loop().create_task(self._lifecycle(sid, final, error_code))

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from alerts.channels.base import Message
@@ -149,3 +150,15 @@ def test_templates_must_end_with_one_for_everything():
     with pytest.raises(ValueError, match="last template"):
         AliyunSmsSettings.model_validate({"sign_name": "应急管理", "templates": TEMPLATES[:1]})
     AliyunSmsSettings.model_validate({"sign_name": "应急管理", "templates": TEMPLATES[1:]})
+
+
+def test_the_control_api_takes_only_the_shared_fail_modes(fake: FakeServer, channel: AliyunSms):
+    """Twilio's own modes (``20429``) are refused with 422 and queue nothing; a rule aimed at
+    another number (as Aliyun receives it) leaves this one alone."""
+
+    response = httpx.post(fake.url + "/_fake/fail", json={"mode": "20429"}, trust_env=False)
+    assert response.status_code == 422 and "rate-limit" in response.text
+    fail(fake, "invalid-number", to="13800000002")
+    assert channel.send(red(key="k-1")).status == "sent"
+    assert channel.send(red(key="k-2", to="+8613800000002")).status == "failed"
+    assert channel.send(red(key="k-3", to="+8613800000002")).status == "sent"

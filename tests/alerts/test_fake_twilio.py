@@ -264,3 +264,13 @@ def test_command_line_entry_point_announces_its_url():
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_the_control_api_takes_only_twilios_own_fail_modes(fake: FakeTwilioServer, channel: SmsChannel):
+    """A mode of the other fakes (``rate-limit``) is refused with 422 and queues nothing; a rule
+    with a count is taken that many times, then the sends go through again."""
+    response = httpx.post(fake.url + "/_fake/fail", json={"mode": "rate-limit"}, trust_env=False)
+    assert response.status_code == 422 and "20429" in response.text
+    assert channel.send(TO, RED_WARNING).outcome == "sent"
+    fail(fake, "503", count=2)
+    assert [channel.send(TO, RED_WARNING).outcome for _ in range(3)] == ["retry", "retry", "sent"]
