@@ -17,7 +17,6 @@ template ``isv.SMS_TEMPLATE_ILLEGAL``. Failure injection: :mod:`alerts.fakes.ser
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import uuid
@@ -27,7 +26,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from alerts.fakes.server import Dropped, FakeServer, create_base_app, hold, serve_forever
+from alerts.fakes.server import Dropped, FakeServer, command_line, create_base_app, hold, serve_forever
 
 __all__ = ["BUSINESS_ERRORS", "create_app", "main", "server"]
 
@@ -126,9 +125,7 @@ def server(host: str = "127.0.0.1", port: int = 0) -> FakeServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m alerts.fakes.aliyun_sms", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser = command_line("alerts.fakes.aliyun_sms", __doc__)
     args = parser.parse_args(argv)
     return serve_forever(server(args.host, args.port))
 

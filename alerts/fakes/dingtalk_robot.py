@@ -11,7 +11,6 @@ rate limit 130101 ``send too fast``; invalid number or template (a robot has nei
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
@@ -23,7 +22,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from alerts.fakes.server import Dropped, FakeServer, create_base_app, hold, serve_forever
+from alerts.fakes.server import Dropped, FakeServer, command_line, create_base_app, hold, serve_forever
 
 __all__ = ["DEFAULT_ROBOTS", "create_app", "main", "server"]
 
@@ -90,9 +89,7 @@ def server(robots: Mapping[str, str | None] | None = None, host: str = "127.0.0.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m alerts.fakes.dingtalk_robot", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser = command_line("alerts.fakes.dingtalk_robot", __doc__)
     parser.add_argument("--robot", action="append", metavar="TOKEN[:SECRET]",
                         help="a robot it knows (default: the built-in fake token and secret)")
     args = parser.parse_args(argv)

@@ -25,6 +25,7 @@ client never learns it.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
@@ -41,7 +42,7 @@ from starlette.types import Receive, Scope, Send
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["Dropped", "FailMode", "FailRule", "FailRuleBase", "FailRules", "FakeServer", "FakeState",
-           "add_fail_route", "create_base_app", "hold", "serve_forever"]
+           "add_fail_route", "command_line", "create_base_app", "hold", "serve_forever"]
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,14 @@ class FakeServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def command_line(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The fake's command line, ``python -m <module> --host H --port N``; a fake adds its own options."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    return parser
 
 
 def serve_forever(server: FakeServer, announce: str = "") -> int:

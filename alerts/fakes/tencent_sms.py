@@ -21,7 +21,6 @@ Failure injection: :mod:`alerts.fakes.server`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import time
@@ -32,7 +31,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from alerts.fakes.server import Dropped, FakeServer, create_base_app, hold, serve_forever
+from alerts.fakes.server import Dropped, FakeServer, command_line, create_base_app, hold, serve_forever
 
 __all__ = ["create_app", "main", "server"]
 
@@ -136,9 +135,7 @@ def server(host: str = "127.0.0.1", port: int = 0) -> FakeServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m alerts.fakes.tencent_sms", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser = command_line("alerts.fakes.tencent_sms", __doc__)
     args = parser.parse_args(argv)
     return serve_forever(server(args.host, args.port))
 

@@ -28,7 +28,6 @@ an HTTP error here. The synchronous "queue full" answer is 21611, not modelled.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import threading
@@ -40,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from alerts.fakes.server import FakeServer, add_fail_route, hold
+from alerts.fakes.server import FakeServer, add_fail_route, command_line, hold
 from alerts.fakes.twilio_state import (
     API,
     DEFAULT_ACCOUNT_SID,
@@ -235,9 +234,7 @@ class FakeTwilioServer(FakeServer):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m alerts.fakes.twilio --host H --port N --account-sid AC.. --auth-token T``."""
-    parser = argparse.ArgumentParser(prog="python -m alerts.fakes.twilio", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser = command_line("alerts.fakes.twilio", __doc__)
     parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
     parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
     parser.add_argument("--step-s", type=float, default=0.05, help="pause per status step, s")

@@ -9,7 +9,6 @@ limit 45009 ``api freq out of limit``; invalid number or template (a robot has n
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from alerts.fakes.server import Dropped, FakeServer, create_base_app, hold, serve_forever
+from alerts.fakes.server import Dropped, FakeServer, command_line, create_base_app, hold, serve_forever
 
 __all__ = ["DEFAULT_KEY", "create_app", "main", "server"]
 
@@ -72,9 +71,7 @@ def server(keys: Iterable[str] = (DEFAULT_KEY,), host: str = "127.0.0.1", port: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m alerts.fakes.wecom_robot", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser = command_line("alerts.fakes.wecom_robot", __doc__)
     parser.add_argument("--key", action="append", help=f"a robot key it knows (default {DEFAULT_KEY})")
     args = parser.parse_args(argv)
     return serve_forever(server(args.key or [DEFAULT_KEY], args.host, args.port))
