@@ -23,7 +23,6 @@ from collections import Counter as Tally
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Counter, Histogram

@@ -53,7 +53,7 @@ from config.models import LEVELS, Config
 from config.rules import RAIN_WINDOWS_H
 from formats.warning import WarningEvent
 from rules.kernels_rain import rain_loop
-from rules.rows import RowNames, by_sensor_time, zeros
+from rules.rows import RowNames, in_ts_order, zeros
 
 __all__ = ["BIN_MS", "N_BINS", "RainEngine", "RainState", "RainTable", "RainTransition"]
 
@@ -238,11 +238,7 @@ class RainEngine:
         Sensors without a rain rule are skipped; readings are evaluated per row in ts order
         (``ordered``: the caller guarantees each sensor's readings already come in ts order).
         """
-        idx = np.asarray(sensor_idx, dtype=np.int64)
-        ts = np.asarray(ts, dtype=np.int64)
-        val = np.asarray(value, dtype=np.float64)
-        if not ordered and (order := by_sensor_time(idx, ts)) is not None:
-            idx, ts, val = idx[order], ts[order], val[order]
+        idx, ts, val = in_ts_order(sensor_idx, ts, value, ordered)
         st, tb = self.state, self.table
         stale, invalid, changes = rain_loop(
             idx, ts, val, tb.row_of_sensor, tb.counter, tb.rungs_cmm, tb.deadband_cmm, WINDOW_BINS, BIN_MS,

@@ -37,7 +37,7 @@ import numpy as np
 from config.models import LEVELS, Config
 from formats.warning import WarningEvent
 from rules.kernels import rate_loop
-from rules.rows import by_sensor_time, zeros
+from rules.rows import in_ts_order, ladder_rungs, offline_ms, zeros
 from rules.threshold import N_RANKS, ThresholdEngine, ThresholdTable, Transition
 
 __all__ = ["EMPTY_TS", "RING", "RateEngine", "RateState", "RateTable"]
@@ -108,12 +108,7 @@ class RateTable:
                 row_count.append(len(sensor.rate))
                 for rule in sensor.rate:
                     rows_of_site.setdefault(site.id, []).append(len(sign))
-                    s = 1.0 if rule.direction == "high" else -1.0
-                    rung = np.full(N_RANKS, np.inf)
-                    raw_rung = np.full(N_RANKS, np.nan)
-                    for step in rule.ladder:
-                        rung[LEVELS.index(step.level) - 1] = s * step.value
-                        raw_rung[LEVELS.index(step.level) - 1] = step.value
+                    s, rung, raw_rung = ladder_rungs(rule.direction, rule.ladder)
                     names = (site.id, sensor.id, rule.rule, f"{sensor.unit}/{rule.per_unit}",
                              sensor.quantity, rule.direction)
                     for key, val in zip(cols, names, strict=True):
@@ -127,7 +122,7 @@ class RateTable:
                     min_span.append(rule.min_span_s)
                     per.append(rule.per_s)
                     # as for thresholds: a gap longer than the offline limit restarts min_duration
-                    max_gap.append(int(round(sensor.period_s * sensor.quality.offline_after_periods * 1000)))
+                    max_gap.append(offline_ms(sensor))
         n = len(sign)
         window_ms = np.rint(np.asarray(window, dtype=np.float64) * 1000).astype(np.int64)
         levels = ThresholdTable(
@@ -165,28 +160,34 @@ class RateTable:
 
 
 @dataclass
-class RateState:
-    """Per-row ring of recent readings; the ladder state lives in the inner threshold engine."""
+class RingState:
+    """Per-row ring of recent readings, the state of the rate and the trend rules."""
 
     ring_ts: Array  # (n, RING) int64 ms, EMPTY_TS where empty
     ring_v: Array  # (n, RING) float64
     head: Array  # (n,) int8 slot of the newest kept reading
     last_ts: Array  # (n,) int64 ms of the newest evaluated reading, -1 before the first
 
-    @classmethod
-    def empty(cls, n: int) -> RateState:
-        return cls(
-            ring_ts=np.full((n, RING), EMPTY_TS, dtype=np.int64),
-            ring_v=zeros((n, RING), dtype=np.float64),
-            head=zeros(n, dtype=np.int8),
-            last_ts=np.full(n, NONE, dtype=np.int64),
-        )
+    @staticmethod
+    def rings(n: int, size: int) -> dict[str, Array]:
+        """The fields of ``n`` empty rings of ``size`` readings."""
+        return {"ring_ts": np.full((n, size), EMPTY_TS, dtype=np.int64), "ring_v": zeros((n, size), dtype=np.float64),
+                "head": zeros(n, dtype=np.int8), "last_ts": np.full(n, NONE, dtype=np.int64)}
 
     def reset_rows(self, rows: Array) -> None:
         self.ring_ts[rows] = EMPTY_TS
         self.ring_v[rows] = 0.0
         self.head[rows] = 0
         self.last_ts[rows] = NONE
+
+
+@dataclass
+class RateState(RingState):
+    """The rate rows' rings; the ladder state lives in the inner threshold engine."""
+
+    @classmethod
+    def empty(cls, n: int) -> RateState:
+        return cls(**cls.rings(n, RING))
 
 
 class RateEngine:
@@ -203,11 +204,7 @@ class RateEngine:
         """Evaluate readings (dense sensor index, epoch ms, value); return the level changes of the
         rate rows by (ts, row). ``Transition.value`` is the rate, in ``unit / per_s``. Readings are
         evaluated per row in ts order (``ordered``: each sensor's already come in ts order)."""
-        idx = np.asarray(sensor_idx, dtype=np.int64)
-        ts = np.asarray(ts, dtype=np.int64)
-        val = np.asarray(value, dtype=np.float64)
-        if not ordered and (order := by_sensor_time(idx, ts)) is not None:
-            idx, ts, val = idx[order], ts[order], val[order]
+        idx, ts, val = in_ts_order(sensor_idx, ts, value, ordered)
         st, tb = self.state, self.table
         stale, invalid, r_rows, r_ts, r_rate = rate_loop(
             idx, ts, val, tb.row_start, tb.row_count, tb.window_ms, tb.spacing_ms, tb.min_span_ms, tb.per_s,

@@ -8,14 +8,16 @@ readings in any order, :func:`by_sensor_time` gives the order to evaluate them i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from config.models import LEVELS
+from config.models import LEVELS, Sensor
 from formats.warning import WarningEvent, episode_id, event_kind
+from rules.kernels import N_RANKS
 
-__all__ = ["RowNames", "by_sensor_time", "gap_limits", "zeros"]
+__all__ = ["RowNames", "by_sensor_time", "gap_limits", "in_ts_order", "ladder_rungs", "offline_ms", "zeros"]
 
 
 def zeros(shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -28,6 +30,37 @@ def zeros(shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
 def gap_limits(max_gap_ms: np.ndarray | None, n: int) -> np.ndarray:
     """A table's per-row gap limit for the compiled loops: ``max_gap_ms``, or no limit (int64 max)."""
     return max_gap_ms if max_gap_ms is not None else np.full(n, np.iinfo(np.int64).max)
+
+
+def ladder_rungs(direction: str, ladder: Iterable[Any]) -> tuple[float, np.ndarray, np.ndarray]:
+    """A rule's ladder as (sign, rungs, raw rungs), column k for level rank k + 1. A "low" rule's
+    rungs are negated (sign -1) so that every loop asks ``sign * value >= rung``; a level the
+    ladder lacks is +inf in the rungs (never reached) and NaN in the raw ones."""
+    sign = 1.0 if direction == "high" else -1.0
+    rungs = np.full(N_RANKS, np.inf)
+    raw = np.full(N_RANKS, np.nan)
+    for step in ladder:
+        rank = LEVELS.index(step.level)
+        rungs[rank - 1] = sign * step.value
+        raw[rank - 1] = step.value
+    return sign, rungs, raw
+
+
+def offline_ms(sensor: Sensor) -> int:
+    """The sensor's offline limit (``offline_after_periods`` periods), ms: a longer gap between its
+    readings restarts every minimum duration, which so never spans a data gap."""
+    return int(round(sensor.period_s * sensor.quality.offline_after_periods * 1000))
+
+
+def in_ts_order(sensor_idx: Any, ts: Any, value: Any, ordered: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A micro-batch as the compiled loops take it: int64 sensor index, int64 epoch ms, float64
+    value, each sensor's readings in ts order (``ordered``: the caller guarantees they are)."""
+    idx = np.asarray(sensor_idx, dtype=np.int64)
+    ts = np.asarray(ts, dtype=np.int64)
+    val = np.asarray(value, dtype=np.float64)
+    if not ordered and (order := by_sensor_time(idx, ts)) is not None:
+        return idx[order], ts[order], val[order]
+    return idx, ts, val
 
 
 def by_sensor_time(sensor: np.ndarray, ts: np.ndarray) -> np.ndarray | None:

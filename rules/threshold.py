@@ -33,7 +33,7 @@ import numpy as np
 from config.models import LEVELS, Config
 from formats.warning import WarningEvent
 from rules.kernels import threshold_loop
-from rules.rows import RowNames, by_sensor_time, gap_limits, zeros
+from rules.rows import RowNames, gap_limits, in_ts_order, ladder_rungs, offline_ms, zeros
 
 __all__ = ["ThresholdEngine", "ThresholdState", "ThresholdTable", "Transition"]
 
@@ -80,12 +80,7 @@ class ThresholdTable(RowNames):
                 row_count.append(len(sensor.thresholds))
                 for rule in sensor.thresholds:
                     rows_of_site.setdefault(site.id, []).append(len(sign))
-                    s = 1.0 if rule.direction == "high" else -1.0
-                    rung = np.full(N_RANKS, np.inf)
-                    raw_rung = np.full(N_RANKS, np.nan)
-                    for step in rule.ladder:
-                        rung[LEVELS.index(step.level) - 1] = s * step.value
-                        raw_rung[LEVELS.index(step.level) - 1] = step.value
+                    s, rung, raw_rung = ladder_rungs(rule.direction, rule.ladder)
                     for key, val in (
                         ("site", site.id), ("sensor", sensor.id), ("rule", rule.rule),
                         ("unit", sensor.unit), ("quantity", sensor.quantity), ("direction", rule.direction),
@@ -97,7 +92,7 @@ class ThresholdTable(RowNames):
                     deadband.append(rule.deadband)
                     min_dur.append(int(round(rule.min_duration_s * 1000)))
                     min_samples.append(rule.min_samples)
-                    max_gap.append(int(round(sensor.period_s * sensor.quality.offline_after_periods * 1000)))
+                    max_gap.append(offline_ms(sensor))
         return cls(
             **cols,
             sign=np.asarray(sign, dtype=np.float64),
@@ -206,11 +201,7 @@ class ThresholdEngine:
         the caller guarantees that each sensor's readings already come in timestamp order (the
         engine's late check does), so no order is worked out.
         """
-        idx = np.asarray(sensor_idx, dtype=np.int64)
-        ts = np.asarray(ts, dtype=np.int64)
-        val = np.asarray(value, dtype=np.float64)
-        if not ordered and (order := by_sensor_time(idx, ts)) is not None:
-            idx, ts, val = idx[order], ts[order], val[order]
+        idx, ts, val = in_ts_order(sensor_idx, ts, value, ordered)
         st, tb = self.state, self.table
         stale, changes = threshold_loop(
             idx, ts, val, tb.row_start, tb.row_count, tb.sign, self._enter, self._stay, tb.min_duration_ms,

@@ -39,8 +39,8 @@ import numpy as np
 from config.models import LEVELS, Config
 from formats.warning import WarningEvent
 from rules.kernels import trend_loop
-from rules.rate import EMPTY_TS, ring_export, ring_import
-from rules.rows import RowNames, by_sensor_time, gap_limits, zeros
+from rules.rate import RingState, ring_export, ring_import
+from rules.rows import RowNames, gap_limits, in_ts_order, ladder_rungs, offline_ms, zeros
 from rules.threshold import N_RANKS
 
 __all__ = ["RING", "TrendEngine", "TrendState", "TrendTable", "TrendTransition"]
@@ -100,12 +100,7 @@ class TrendTable(RowNames):
                 row_of_sensor.append(len(sign))
                 rows_of_site.setdefault(site.id, []).append(len(sign))
                 target = sensor.thresholds[0]
-                s = 1.0 if target.direction == "high" else -1.0
-                rung = np.full(N_RANKS, np.inf)
-                raw_rung = np.full(N_RANKS, np.nan)
-                for step in target.ladder:
-                    rung[LEVELS.index(step.level) - 1] = s * step.value
-                    raw_rung[LEVELS.index(step.level) - 1] = step.value
+                s, rung, raw_rung = ladder_rungs(target.direction, target.ladder)
                 for key, val in zip(cols, (site.id, sensor.id, rule.rule, sensor.unit, sensor.quantity), strict=True):
                     cols[key].append(val)
                 sign.append(s)
@@ -114,7 +109,7 @@ class TrendTable(RowNames):
                 for key, num in (("window", rule.window_s), ("horizon", rule.horizon_s),
                                  ("clear", rule.clear_factor * rule.horizon_s), ("points", rule.min_points),
                                  ("level", LEVELS.index(rule.level)),
-                                 ("gap", round(sensor.period_s * sensor.quality.offline_after_periods * 1000))):
+                                 ("gap", offline_ms(sensor))):
                     nums[key].append(num)
         window_ms = np.rint(np.asarray(nums["window"], dtype=np.float64) * 1000).astype(np.int64)
         return cls(
@@ -140,32 +135,18 @@ class TrendTable(RowNames):
 
 
 @dataclass
-class TrendState:
-    """Per-row state, preallocated."""
+class TrendState(RingState):
+    """Per-row state, preallocated: the ring of recent readings and the open forecast."""
 
-    ring_ts: Array  # (n, RING) int64 ms, EMPTY_TS where empty
-    ring_v: Array  # (n, RING) float64
-    head: Array  # (n,) int8 slot of the newest kept reading
-    last_ts: Array  # (n,) int64 ms, -1 before the first reading
     level: Array  # (n,) int8 rank of the open forecast, 0 when none
     episode_ts: Array  # (n,) int64 ms of the reading that raised the open forecast, -1 if none
 
     @classmethod
     def empty(cls, n: int) -> TrendState:
-        return cls(
-            ring_ts=np.full((n, RING), EMPTY_TS, dtype=np.int64),
-            ring_v=zeros((n, RING), dtype=np.float64),
-            head=zeros(n, dtype=np.int8),
-            last_ts=np.full(n, NONE, dtype=np.int64),
-            level=zeros(n, dtype=np.int8),
-            episode_ts=np.full(n, NONE, dtype=np.int64),
-        )
+        return cls(**cls.rings(n, RING), level=zeros(n, dtype=np.int8), episode_ts=np.full(n, NONE, dtype=np.int64))
 
     def reset_rows(self, rows: Array) -> None:
-        self.ring_ts[rows] = EMPTY_TS
-        self.ring_v[rows] = 0.0
-        self.head[rows] = 0
-        self.last_ts[rows] = NONE
+        super().reset_rows(rows)
         self.level[rows] = 0
         self.episode_ts[rows] = NONE
 
@@ -200,11 +181,7 @@ class TrendEngine:
         """Evaluate readings (dense sensor index, epoch ms, value); return forecasts raised and
         cleared by (ts, row). Sensors without a trend row are skipped. Readings are evaluated per
         row in ts order (``ordered``: each sensor's already come in ts order)."""
-        idx = np.asarray(sensor_idx, dtype=np.int64)
-        ts = np.asarray(ts, dtype=np.int64)
-        val = np.asarray(value, dtype=np.float64)
-        if not ordered and (order := by_sensor_time(idx, ts)) is not None:
-            idx, ts, val = idx[order], ts[order], val[order]
+        idx, ts, val = in_ts_order(sensor_idx, ts, value, ordered)
         st, tb = self.state, self.table
         stale, invalid, changes, fits = trend_loop(
             idx, ts, val, tb.row_of_sensor, tb.sign, tb.rungs, tb.window_ms, tb.spacing_ms, tb.horizon_s,

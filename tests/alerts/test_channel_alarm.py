@@ -24,7 +24,6 @@ from alerts.dispatch import Dispatcher
 from alerts.fakes.twilio import FakeTwilioServer
 from alerts.store import Notification, Store
 from config.models import Config, SmsSettings
-from tests.alerts.conftest import FROM_NUMBER
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 from tests.alerts.test_dispatch import CFG, Clock, clock, messages, outbox, planned  # noqa: F401
 from tests.alerts.test_dispatch import settled

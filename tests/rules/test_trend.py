@@ -154,3 +154,16 @@ def test_batch_size_and_restart_do_not_change_events(steps: list[tuple[int, floa
     second.import_site("X", saved)
     got += _events(second, idx[cut:], ts[cut:], v[cut:], 7)
     assert got == runs[0]
+
+
+def test_the_ring_keeps_a_whole_window_at_its_spacing() -> None:
+    """A window of 6,200 s is kept as readings 100 s apart (window / (RING - 2)): after 80 such
+    readings the ring holds the last RING - 1 of them, the whole window, for the fit."""
+    from rules.trend import RING
+
+    eng = TrendEngine(TrendTable.from_config(make_config(window_s=6200, horizon_s=600)))
+    ts = T0 + np.arange(80, dtype=np.int64) * 100 * S
+    eng.process(np.ones(80, dtype=np.int64), ts, np.zeros(80))
+    ring = eng.export_site("X")["WL|forecast"]["ring"]
+    assert [int(t) for t, _ in ring] == ts[-len(ring):].tolist()
+    assert len(ring) >= RING - 2 and int(ts[-1] - ring[0][0]) >= 6100 * S
