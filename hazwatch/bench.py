@@ -51,7 +51,8 @@ from rich.table import Table
 from config import Config, example_dir, load_config
 from config.models import Sensor, Site
 from hazwatch.bench_baseline import BASELINE_STAGES, BaselineEngine
-from rules.engine import Batch, Engine
+from rules.batch import Batch
+from rules.engine import Engine
 
 __all__ = [
     "TARGETS",

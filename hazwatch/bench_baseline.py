@@ -38,9 +38,9 @@ from typing import Any
 
 from config.models import LEVELS, Config, Sensor, ThresholdRule
 from config.rules import RAIN_WINDOWS_H, RainRule, RateRule, TrendRule
-from hazwatch.bench_baseline_stages import Ladder, RainGauge, RateLadder, TrendForecast, warning
-from rules.engine import Batch
 from formats.warning import WarningEvent
+from hazwatch.bench_baseline_stages import Ladder, RainGauge, RateLadder, TrendForecast, warning
+from rules.batch import Batch
 from rules.quality import CHECKS, fault_warnings
 
 __all__ = ["BASELINE_STAGES", "BaselineEngine", "BaselineOutput", "BaselineSensor", "BaselineStats",

@@ -42,63 +42,19 @@ from typing import Any
 import numpy as np
 
 from config.models import Config
-from formats.readings import Readings
-from formats.warning import WarningEvent
-from rules.lateness import ReorderBuffer
 from formats.maintenance import RuntimeWindow
+from formats.warning import WarningEvent
+from rules.batch import Batch
+from rules.lateness import ReorderBuffer
 from rules.maintenance import MaintenanceTable
+from rules.quality import FAULT_RULE, QualityEngine, QualityTable, fault_warnings
 from rules.rain import RainEngine, RainTable
 from rules.rate import RateEngine, RateTable
-from rules.quality import FAULT_RULE, QualityEngine, QualityTable, fault_warnings
 from rules.site import SiteStage
 from rules.threshold import ThresholdEngine, ThresholdTable
 from rules.trend import TrendEngine, TrendTable
 
-__all__ = ["Batch", "Engine", "EngineStats", "Output"]
-
-
-@dataclass
-class Batch:
-    """Columnar readings: one entry per reading, any number of sites."""
-
-    site: Sequence[str]
-    sensor: Sequence[str]
-    ts: np.ndarray  # int64 epoch ms
-    v: np.ndarray  # float64
-    q: np.ndarray  # int64 quality, 0 = good
-    idx: np.ndarray | None = field(default=None, kw_only=True)
-    """Dense sensor indices from ingest (``Config.sensor_index``), if every message carried them."""
-    cfg: str = field(default="", kw_only=True)
-    """The configuration fingerprint those indices belong to."""
-
-    @classmethod
-    def from_readings(cls, records: Iterable[Readings]) -> Batch:
-        """From decoded ``hazwatch.readings`` records (formats/readings.py), any number of sites."""
-        site: list[str] = []
-        sensor: list[str] = []
-        ts: list[int] = []
-        v: list[float] = []
-        q: list[int] = []
-        idx: list[int] | None = []
-        cfgs: set[str] = set()
-        for r in records:
-            n = len(r.ts)
-            site.extend([r.site] * n)
-            sensor.extend(r.sensor)
-            ts.extend(r.ts)
-            v.extend(r.v)
-            q.extend(r.q)
-            if idx is not None and len(r.i) == n:
-                idx.extend(r.i)
-                cfgs.add(r.cfg)
-            else:
-                idx = None  # one record without indices (an older ingest): look every reading up
-        dense = np.asarray(idx, dtype=np.int64) if idx is not None and len(cfgs) == 1 else None
-        return cls(site, sensor, np.asarray(ts, dtype=np.int64), np.asarray(v, dtype=np.float64),
-                   np.asarray(q, dtype=np.int64), idx=dense, cfg=cfgs.pop() if dense is not None else "")
-
-    def __len__(self) -> int:
-        return len(self.ts)
+__all__ = ["Engine", "EngineStats", "Output"]
 
 
 @dataclass

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ingest.validate import parse_ts
-from rules.engine import Batch
 from formats.maintenance import RuntimeWindow
+from ingest.validate import parse_ts
+from rules.batch import Batch
 from rules.maintenance import fold_windows
 
 __all__ = ["CHUNK", "MAX_LISTED", "FileBatch", "Malformed", "ReplayError", "read_maintenance", "read_readings"]

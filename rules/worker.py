@@ -52,14 +52,14 @@ from config.models import Config
 from config.reload import LOADED_AT
 from config.topics import DEADLETTER, HEALTH, MAINTENANCE, READINGS, RULES_CHANGELOGS, WARNINGS
 from formats.health import SensorHealth
-from formats.maintenance import decode as decode_window
 from formats.health import encode as encode_health
+from formats.maintenance import decode as decode_window
 from hazwatch.control import ControlListener
 from hazwatch.logs import configure_logging
 from hazwatch.ops import KafkaCheck, serve_from_env
 from rules import metrics
+from rules.batch import decode
 from rules.changelog import METADATA_MAX_AGE_MS, Changelog, partition_of
-from rules.decode import decode
 from rules.engine import Engine, Output
 from rules.handover import Handover, newer
 from rules.maintenance import upsert_window

@@ -19,11 +19,12 @@ from typer.testing import CliRunner
 from config import Config, example_dir, load_config
 from config.models import LadderStep
 from config.rules import QualitySpec, RateRule, TrendRule
-from hazwatch.bench import array_inventory, synthetic_batches, synthetic_config
-from hazwatch.bench_cli import bench_app
-from hazwatch.bench_baseline import BASELINE_STAGES, BaselineEngine, BaselineStats
-from rules.engine import Batch, Engine
 from formats.warning import WarningEvent
+from hazwatch.bench import array_inventory, synthetic_batches, synthetic_config
+from hazwatch.bench_baseline import BASELINE_STAGES, BaselineEngine, BaselineStats
+from hazwatch.bench_cli import bench_app
+from rules.batch import Batch
+from rules.engine import Engine
 from rules.quality import CHECKS, FAULT_RULE
 
 T0 = 1_719_792_000_000  # 2024-07-01T00:00:00Z

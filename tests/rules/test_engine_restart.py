@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from config.loader import example_dir, load_config
 from config.models import Config
 from formats.readings import decode
-from rules.engine import Batch, Engine
+from rules.batch import Batch
+from rules.engine import Engine
 
 T0 = 1_767_225_600_000
 

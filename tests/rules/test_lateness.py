@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.models import Config, Settings, Site, SmsSettings
-from rules.engine import Batch, Engine, Output
+from rules.batch import Batch
+from rules.engine import Engine, Output
 
 T0 = 1_767_225_600_000
 S = 1000

@@ -12,8 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from config.models import Config, Settings, Site, SmsSettings
-from rules.engine import Batch, Engine
 from formats.maintenance import RuntimeWindow
+from rules.batch import Batch
+from rules.engine import Engine
 from rules.maintenance import fold_windows, upsert_window
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from config import example_dir
 from config.models import Config, LadderStep, Sensor, Settings, Site, SmsSettings, ThresholdRule
-from rules.engine import Batch, Engine
+from rules.batch import Batch
+from rules.engine import Engine
 from rules.replay import Malformed, ReplayError, read_readings, replay, replay_command
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from config.models import Config, Settings, Site, SmsSettings
-from rules.engine import Batch, Engine
+from rules.batch import Batch
+from rules.engine import Engine
 
 T0 = 1_767_225_600_000
 S = 1000
