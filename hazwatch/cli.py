@@ -203,7 +203,8 @@ def _mount() -> None:
     from hazwatch.cli_check import check_config
 
     app.command("check-config")(check_config)
-    from hazwatch.cli_episodes import episodes_app, report_command, silences_app
+    from hazwatch.cli_episodes import episodes_app, report_command
+    from hazwatch.cli_silences import silences_app
 
     app.add_typer(episodes_app, name="episodes",
                   help="Warning episodes: list, show, ack, dispose, close, false-alarm.")

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer
 from typer.testing import CliRunner
 
 from config.topics import HEALTH, WARNINGS
-from hazwatch.cli_episodes import silences_app
+from hazwatch.cli_silences import silences_app
 from hazwatch.runtime import all_partitions
 from tests.e2e.conftest import Pipeline, TopicReader, wait_until
 

@@ -17,7 +17,8 @@ from typer.testing import CliRunner, Result
 from alerts.episodes import apply_event
 from alerts.store import Store, utcnow
 from config import example_dir, load_config
-from hazwatch.cli_episodes import episodes_app, report_command, silences_app
+from hazwatch.cli_episodes import episodes_app, report_command
+from hazwatch.cli_silences import silences_app
 from formats.warning import WarningEvent
 from tests.alerts.db import backend_url_fixture, store_fixture  # noqa: F401  (pytest fixtures)
 
