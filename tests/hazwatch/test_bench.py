@@ -20,9 +20,10 @@ from config import Config, example_dir, load_config
 from config.models import LadderStep
 from config.rules import QualitySpec, RateRule, TrendRule
 from formats.warning import WarningEvent
-from hazwatch.bench import array_inventory, synthetic_batches, synthetic_config
+from hazwatch.bench import array_inventory
 from hazwatch.bench_baseline import BASELINE_STAGES, BaselineEngine, BaselineStats
 from hazwatch.bench_cli import bench_app
+from hazwatch.bench_synthetic import synthetic_batches, synthetic_config
 from rules.batch import Batch
 from rules.engine import Engine
 from rules.quality import CHECKS, FAULT_RULE

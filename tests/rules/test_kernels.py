@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.loader import example_dir, load_config
-from hazwatch.bench import synthetic_batches, synthetic_config
 from hazwatch.bench_baseline_stages import numpy_sum
+from hazwatch.bench_synthetic import synthetic_batches, synthetic_config
 from rules import kernels
 from rules.engine import Engine
 from rules.rows import by_sensor_time
@@ -69,7 +69,7 @@ def test_without_a_writable_cache_the_loops_compile_in_memory(tmp_path) -> None:
     """numba refuses ``cache=True`` at import where it has no writable cache location (simulated
     here by allowing only the zip-file locator): the engine must still start and evaluate."""
     code = ("import numpy as np; from rules.kernels import threshold_loop; from rules.engine import Engine; "
-            "from hazwatch.bench import synthetic_config, synthetic_batches; c = synthetic_config(200); "
+            "from hazwatch.bench_synthetic import synthetic_config, synthetic_batches; c = synthetic_config(200); "
             "e = Engine(c, started_ms=0); e.warm_up(); b = synthetic_batches(c, 1)[0]; e.process(b, int(b.ts.max())); "
             "print(type(threshold_loop._cache).__name__, e.stats.evaluated)")
     env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "ZipCacheLocator", "PYTHONPATH": str(ROOT)}
