@@ -34,7 +34,8 @@ from config import example_dir, load_config
 from config.topics import READINGS
 from formats.readings import decode as decode_readings
 from hazwatch.embedded_mqtt import PROBE_ACCOUNT, mqtt_ready
-from hazwatch.runtime import EmbeddedStack, all_partitions, wait_for
+from hazwatch.kafka_admin import all_partitions
+from hazwatch.runtime import EmbeddedStack, wait_for
 
 __all__ = ["LOADERS", "bench_ingest", "count_readings", "cpu_s", "ingest_command", "iter_readings", "plan_messages"]
 

@@ -24,7 +24,8 @@ from typing import Any
 import orjson
 
 from hazwatch.bench_ingest import cpu_s
-from hazwatch.runtime import EmbeddedStack, all_partitions
+from hazwatch.kafka_admin import all_partitions
+from hazwatch.runtime import EmbeddedStack
 
 __all__ = ["bench_kafka", "bench_limits"]
 

@@ -43,7 +43,8 @@ from hazwatch.bench_ingest import BATCH, cpu_s, iter_readings
 from hazwatch.bench_load import Step, run_load
 from hazwatch.bench_probe import Probe, Sample, percentiles
 from hazwatch.demo import start_services
-from hazwatch.runtime import EmbeddedStack, all_partitions, wait_for
+from hazwatch.kafka_admin import all_partitions
+from hazwatch.runtime import EmbeddedStack, wait_for
 from ingest.broker_watch import BrokerWatch
 
 __all__ = ["bench_pipeline", "plan_step", "ts_span", "write_config"]

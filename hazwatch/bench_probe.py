@@ -24,7 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from config.topics import PARTITIONS, READINGS, WARNINGS
 from formats.warning import WarningEvent
-from hazwatch.runtime import all_partitions
+from hazwatch.kafka_admin import all_partitions
 from rules.changelog import partition_of
 
 __all__ = ["Probe", "Sample", "percentiles"]

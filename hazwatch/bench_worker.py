@@ -48,10 +48,11 @@ from rich.table import Table
 
 from config import Config, example_dir, load_config
 from config.topics import READINGS, WARNINGS
-from hazwatch.bench_ingest import cpu_s, plan_messages
-from hazwatch.runtime import EmbeddedStack, Process, all_partitions, wait_for
 from formats.readings import Readings
 from formats.readings import decode as decode_readings
+from hazwatch.bench_ingest import cpu_s, plan_messages
+from hazwatch.kafka_admin import all_partitions
+from hazwatch.runtime import EmbeddedStack, Process, wait_for
 
 __all__ = ["CONTENDERS", "bench_worker", "level_of", "plan_records", "rule_table", "worker_command"]
 

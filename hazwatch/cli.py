@@ -127,7 +127,8 @@ def fake_twilio(port: int = 8081, host: str = "127.0.0.1", config: ExampleConfig
 
 
 def _create_topics(cfg: Config) -> None:
-    from hazwatch.runtime import RuntimeStartError, create_topics
+    from hazwatch.kafka_admin import create_topics
+    from hazwatch.runtime import RuntimeStartError
 
     kafka = cfg.settings.kafka
     try:

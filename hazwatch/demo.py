@@ -30,7 +30,8 @@ from alerts.store import Store
 from config import load_config
 from config.topics import DELIVERIES, WARNINGS
 from formats.warning import WarningEvent
-from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, all_partitions, free_port, wait_for
+from hazwatch.kafka_admin import all_partitions
+from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, free_port, wait_for
 
 __all__ = ["run_demo", "start_services"]
 
@@ -213,9 +214,7 @@ def start_demo_console(stack: EmbeddedStack, config_dir: Path, port: int, out: _
     import secrets
 
     from console.service import start_console
-    from console.users import UserService
-
-    from console.users import InvalidUser
+    from console.users import InvalidUser, UserService
 
     def add(name: str, role: str, enterprise: str | None = None) -> tuple[str, str]:
         password = secrets.token_urlsafe(12)

@@ -35,13 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from config.topics import PARTITIONS, READINGS, RULES_CHANGELOGS
 from config.urls import mqtt_url_as
 from hazwatch.embedded_mqtt import PROBE_ACCOUNT, SERVICE_ACCOUNTS, broker_files, mqtt_ready
 
 if TYPE_CHECKING:
-    from kafka import KafkaConsumer, TopicPartition
-
     from hazwatch.apache_kafka import ApacheKafka
 
 __all__ = [
@@ -49,8 +46,6 @@ __all__ = [
     "EmbeddedStack",
     "Process",
     "RuntimeStartError",
-    "all_partitions",
-    "create_topics",
     "free_port",
     "wait_for",
 ]
@@ -195,80 +190,6 @@ class Process:
             return ""
 
 
-def listening(bootstrap: str) -> bool:
-    """Whether every ``host:port`` of ``bootstrap`` accepts a TCP connection. A readiness probe
-    tries this before a Kafka client: kafka-python's clients, made while no broker listens yet,
-    back off between attempts and noticed a broker listening after 3 s only 8 s after its start."""
-    for address in bootstrap.split(","):
-        host, port = address.rsplit(":", 1)
-        try:
-            socket.create_connection((host, int(port)), timeout=1.0).close()
-        except OSError:
-            return False
-    return True
-
-
-def _kafka_ready(bootstrap: str) -> bool:
-    from kafka import KafkaAdminClient
-
-    if not listening(bootstrap):
-        return False
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000, client_id="hw-probe")
-    try:
-        admin.list_topics()
-        return True
-    finally:
-        admin.close()
-
-
-def all_partitions(consumer: KafkaConsumer, topics: Iterable[str], timeout_s: float = 30) -> list[TopicPartition]:
-    """Every partition of ``topics``, as the broker reports them (their counts are configuration)."""
-    from kafka import TopicPartition
-
-    def known() -> bool:
-        return all(consumer.partitions_for_topic(t) for t in topics)
-
-    wait_for(known, timeout_s, f"partitions of {', '.join(topics)}")
-    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-
-
-CHANGELOG_CONFIGS = {"cleanup.policy": "compact", "segment.ms": "600000", "segment.bytes": "104857600"}
-"""The rules changelogs: compacted, and their segments closed every 10 minutes or 100 MiB, so that
-compaction can reach them (it never touches the open segment; Kafka's defaults, 7 days and 1 GiB,
-would let a restore read a week of snapshots)."""
-
-
-def create_topics(bootstrap: str, partitions: dict[str, int] = PARTITIONS, replication_factor: int = 1,
-                  min_insync_replicas: int | None = None, brokers_timeout_s: float = 120) -> None:
-    """Create the hazwatch topics if missing (before any worker subscribes: docs/ARCHITECTURE.md §15).
-
-    With ``replication_factor`` above 1 it first waits up to ``brokers_timeout_s`` for that many
-    brokers to have joined the cluster: nodes started together register one after another, and a
-    topic asked for more replicas than there are brokers is refused."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    configs = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas else {}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, client_id="hw-setup")
-    try:
-        if replication_factor > 1:
-            wait_for(lambda: len(admin.describe_cluster()["brokers"]) >= replication_factor, brokers_timeout_s,
-                     f"{replication_factor} Kafka brokers (replication factor {replication_factor})", poll_s=1)
-        existing = set(admin.list_topics())
-        missing = [NewTopic(t, n, replication_factor, topic_configs=configs)
-                   for t, n in partitions.items() if t not in existing]
-        missing += [NewTopic(t, partitions[READINGS], replication_factor,
-                             topic_configs={**configs, **CHANGELOG_CONFIGS})
-                    for t in RULES_CHANGELOGS if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
-        wait_for(lambda: set(partitions) <= set(admin.list_topics()), 20, "topic creation")
-    finally:
-        admin.close()
-
-
 class EmbeddedStack:
     """MQTT + Kafka brokers for one demo or test run. Use as a context manager."""
 
@@ -300,6 +221,8 @@ class EmbeddedStack:
 
     # -- brokers ----------------------------------------------------------------------------
     def start(self) -> EmbeddedStack:
+        from hazwatch.kafka_admin import create_topics
+
         try:
             self._start_mqtt()
             self._start_kafka()
@@ -323,10 +246,12 @@ class EmbeddedStack:
         return (account, self.mqtt_passwords[account]) if self.mqtt_passwords else None
 
     def _start_kafka(self) -> None:
+        from hazwatch.kafka_admin import kafka_ready
+
         external = os.environ.get("HAZWATCH_KAFKA_BOOTSTRAP")
         if external:
             self.kafka_bootstrap, self.kafka_kind = external, "external"
-            wait_for(lambda: _kafka_ready(external), 30, f"Kafka broker at {external}")
+            wait_for(lambda: kafka_ready(external), 30, f"Kafka broker at {external}")
             return
         if self.kafka_kind == "apache":
             from hazwatch.apache_kafka import ApacheKafka
@@ -345,7 +270,7 @@ class EmbeddedStack:
                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
         self.kafka_bootstrap, self.kafka_kind = f"127.0.0.1:{port}", "tansu"
         proc = self.spawn("kafka-broker", argv)
-        self._ready(proc, lambda: _kafka_ready(self.kafka_bootstrap), "Kafka broker (tansu)")
+        self._ready(proc, lambda: kafka_ready(self.kafka_bootstrap), "Kafka broker (tansu)")
 
     def _ready(self, proc: Process, check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
         def alive_and_ready() -> bool:

@@ -172,10 +172,10 @@ replica.lag.time.max.ms=10000
     # -- readiness and leaders ----------------------------------------------------------------
     def all_brokers_up(self) -> bool:
         """True when the cluster's metadata names every node as a live broker (every node's port
-        is tried first: ``hazwatch.runtime.listening``)."""
+        is tried first: ``hazwatch.kafka_admin.listening``)."""
         from kafka import KafkaAdminClient
 
-        from hazwatch.runtime import listening
+        from hazwatch.kafka_admin import listening
 
         if not listening(",".join(n.address for n in self.nodes)):
             return False

@@ -106,7 +106,7 @@ def test_kafka_init_creates_every_topic_with_the_layouts_replication(
         name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """kafka-init runs `hazwatch create-topics` with its environment: that calls create_topics with
     the bootstrap, the configuration's partitions and the layout's replication settings."""
-    import hazwatch.runtime
+    import hazwatch.kafka_admin
     from config import example_dir, load_config
     from config.loader import ENV_OVERRIDES
     from hazwatch.cli import app
@@ -116,7 +116,7 @@ def test_kafka_init_creates_every_topic_with_the_layouts_replication(
     nodes, factor, min_isr = EXPECTED[name]
     assert init["depends_on"] == {"kafka-1": {"condition": "service_healthy"}}
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(hazwatch.runtime, "create_topics", lambda *args, **kw: calls.append((*args, kw)))
+    monkeypatch.setattr(hazwatch.kafka_admin, "create_topics", lambda *args, **kw: calls.append((*args, kw)))
     for var in ENV_OVERRIDES:
         monkeypatch.delenv(var, raising=False)
         monkeypatch.delenv(f"{var}_FILE", raising=False)
@@ -133,7 +133,7 @@ def test_kafka_init_creates_every_topic_with_the_layouts_replication(
 def test_create_topics_waits_for_as_many_brokers_as_replicas() -> None:
     import inspect
 
-    from hazwatch.runtime import create_topics
+    from hazwatch.kafka_admin import create_topics
 
     source = inspect.getsource(create_topics)
     assert "describe_cluster" in source and "replication_factor" in source

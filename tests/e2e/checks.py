@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from alerts.store import Episode, Notification
 from config import Config
 from config.topics import READINGS
-from hazwatch.runtime import all_partitions
+from hazwatch.kafka_admin import all_partitions
 from rules.changelog import partition_of
 from sensors.simulator import PlannedMessage
 from tests.e2e.conftest import (

@@ -24,7 +24,8 @@ from kafka import KafkaConsumer
 from alerts.store import Store
 from config import Config, example_dir, load_config
 from hazwatch.demo import start_services
-from hazwatch.runtime import EmbeddedStack, Process, all_partitions
+from hazwatch.kafka_admin import all_partitions
+from hazwatch.runtime import EmbeddedStack, Process
 from sensors.simulator import PlannedMessage
 
 ROOT = Path(__file__).resolve().parents[2]

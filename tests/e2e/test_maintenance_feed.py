@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from config.topics import HEALTH, WARNINGS
 from hazwatch.cli_silences import silences_app
-from hazwatch.runtime import all_partitions
+from hazwatch.kafka_admin import all_partitions
 from tests.e2e.conftest import Pipeline, TopicReader, wait_until
 
 SUBJECT = "CH-001/GT-101"
