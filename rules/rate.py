@@ -163,8 +163,8 @@ class RateTable:
 class RingState:
     """Per-row ring of recent readings, the state of the rate and the trend rules."""
 
-    ring_ts: Array  # (n, RING) int64 ms, EMPTY_TS where empty
-    ring_v: Array  # (n, RING) float64
+    ring_ts: Array  # (n, size) int64 ms, EMPTY_TS where empty; size: the rule kind's RING
+    ring_v: Array  # (n, size) float64
     head: Array  # (n,) int8 slot of the newest kept reading
     last_ts: Array  # (n,) int64 ms of the newest evaluated reading, -1 before the first
 

@@ -1,9 +1,12 @@
-"""What every rule stage shares: row names and the order in which a micro-batch is evaluated.
+"""What every rule stage shares: how rules become rows, row names, and the order in which a
+micro-batch is evaluated.
 
-A stage compiles its rules into *rows* (one per sensor and rule). Its compiled loop
-(:mod:`rules.kernels`) walks a micro-batch once, in arrival order, and needs each sensor's
-readings in timestamp order: the engine's late check guarantees that; for a stage called on
-readings in any order, :func:`by_sensor_time` gives the order to evaluate them in.
+A stage compiles its rules into *rows* (one per sensor and rule): a ladder as signed rungs
+(:func:`ladder_rungs`), the sensor's offline limit as the longest gap a duration may span
+(:func:`offline_ms`). Its compiled loop (:mod:`rules.kernels`) walks a micro-batch once, in
+arrival order, and needs each sensor's readings in timestamp order: the engine's late check
+guarantees that; for a stage called on readings in any order, :func:`in_ts_order` puts them in
+that order (:func:`by_sensor_time`).
 """
 
 from __future__ import annotations
