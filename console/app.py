@@ -68,6 +68,9 @@ class ConsoleContext:
     """The services' reload outcomes, newest first (hazwatch/control.py), for the admin."""
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     """One configuration reload at a time (console/reload.py: the API, SIGHUP, another console)."""
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the server begins to stop (console/service.py): the event streams end, so that an
+    open browser does not hold the shutdown; the page reconnects to the next console."""
 
     def now(self) -> dt.datetime:
         return self.clock()

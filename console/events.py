@@ -179,7 +179,7 @@ async def _stream(ctx: ConsoleContext, user: auth.User, token: str) -> AsyncIter
         yield "retry: 3000\n\n"
         next_tick, next_ping = loop.time() + TICK_S, loop.time() + PING_S
         next_check = loop.time() + SESSION_CHECK_S
-        while not sub.overflowed:
+        while not sub.overflowed and not ctx.stopping.is_set():
             try:
                 name, data = await asyncio.wait_for(sub.queue.get(), max(0.0, next_tick - loop.time()))
             except TimeoutError:

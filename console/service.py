@@ -26,8 +26,8 @@ from console.live_reader import LiveReader
 from hazwatch.runtime import EmbeddedStack, Process, RuntimeStartError, free_port, wait_for
 from history.reader import reader_for
 
-__all__ = ["ConsoleServer", "build", "healthy", "listening_on", "serve", "start_console",
-           "uvicorn_config"]
+__all__ = ["SHUTDOWN_GRACE_S", "ConsoleServer", "StoppingServer", "build", "healthy", "listening_on", "serve",
+           "start_console", "uvicorn_config"]
 
 
 def build(config: Config, *, kafka: bool = True, config_dir: Path | None = None) -> FastAPI:
@@ -56,6 +56,33 @@ def listening_on(config: Config, host: str | None = None, port: int | None = Non
     return config.model_copy(update={"settings": config.settings.model_copy(update={"console": console})})
 
 
+SHUTDOWN_GRACE_S = 5
+"""How long a stopping console lets requests in flight finish before it cancels them. The event
+streams end at once (:class:`StoppingServer`); this bounds the rest, under the 10 s that Docker and
+the embedded runtime give before SIGKILL."""
+
+
+class StoppingServer(uvicorn.Server):
+    """uvicorn's server, whose ``should_exit`` (set by SIGINT/SIGTERM or by a caller) is the app's
+    ``stopping`` event: the console's event streams see it and end, so a browser left open does not
+    hold the graceful shutdown until it leaves."""
+
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        self._stopping = stopping
+        super().__init__(config)
+
+    @property  # type: ignore[override]
+    def should_exit(self) -> bool:
+        return self._stopping.is_set()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if value:
+            self._stopping.set()
+        else:
+            self._stopping.clear()
+
+
 def uvicorn_config(app: FastAPI, settings: ConsoleSettings) -> uvicorn.Config:
     """How uvicorn serves the app. Behind a reverse proxy listed in ``console.trusted_proxies``,
     the client address comes from its ``X-Forwarded-For`` (the log-in limit is per address);
@@ -63,7 +90,8 @@ def uvicorn_config(app: FastAPI, settings: ConsoleSettings) -> uvicorn.Config:
     proxies = list(settings.trusted_proxies)
     return uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                           access_log=False, proxy_headers=bool(proxies),
-                          forwarded_allow_ips=",".join(proxies) if proxies else None)
+                          forwarded_allow_ips=",".join(proxies) if proxies else None,
+                          timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 def serve(config: Config, *, host: str | None = None, port: int | None = None,
@@ -72,7 +100,7 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None,
     goes to ``HAZWATCH_READY_FILE`` if set (the container health check, like the other services)."""
     config = listening_on(config, host, port)
     app = build(config, config_dir=config_dir)
-    server = uvicorn.Server(uvicorn_config(app, config.settings.console))
+    server = StoppingServer(uvicorn_config(app, config.settings.console), app.state.console.stopping)
 
     def reload_on_sighup(*_: object) -> None:  # the console alone (console/reload.py), off the signal handler
         from console.reload import reload_here
@@ -105,8 +133,9 @@ class ConsoleServer:
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host, self.port = host, port or free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port,
-                                                    log_level="warning", access_log=False))
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+        self.server = StoppingServer(config, app.state.console.stopping)
         self.thread = threading.Thread(target=self.server.run, name="console-server", daemon=True)
 
     @property

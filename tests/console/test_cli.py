@@ -74,11 +74,11 @@ def test_users_add_prompts_twice(env: dict[str, str]) -> None:
 
 
 class _NoServer:
-    """Stands in for ``uvicorn.Server``: keeps the config, serves nothing."""
+    """Stands in for the console's ``StoppingServer``: keeps the config, serves nothing."""
 
     configs: list = []
 
-    def __init__(self, config) -> None:  # noqa: ANN001 - uvicorn.Config
+    def __init__(self, config, stopping) -> None:  # noqa: ANN001 - uvicorn.Config, threading.Event
         _NoServer.configs.append(config)
 
     def run(self) -> None:
@@ -93,7 +93,7 @@ def test_console_host_option_reaches_the_cookie_flag(env: dict[str, str],
 
     real_build = service.build
     monkeypatch.setattr(service, "build", lambda config, **kw: real_build(config, **{**kw, "kafka": False}))
-    monkeypatch.setattr(service.uvicorn, "Server", _NoServer)
+    monkeypatch.setattr(service, "StoppingServer", _NoServer)
     _NoServer.configs = []
     runner = CliRunner()
     r = runner.invoke(app, ["users", "add", *CONFIG, "zhang", "--role", "operator", "--password-stdin"],

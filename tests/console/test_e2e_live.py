@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +99,21 @@ def test_console_process_serves_the_live_picture(stack: EmbeddedStack, tmp_path:
                 return next(s for s in sensors if s["id"] == "RAIN-5M")["value"] == 1.5
 
             wait_until(rain, 60, "the reading in /api/sites/RG-001")
+            # a browser left open on the live stream must not hold the console's stop
+            opened = threading.Event()
+
+            def follow() -> None:
+                with contextlib.suppress(httpx.HTTPError), httpx.Client(
+                        base_url=url, cookies=c.cookies, timeout=30, trust_env=False) as browser, \
+                        browser.stream("GET", "/api/events") as events:
+                    for _line in events.iter_lines():
+                        opened.set()
+
+            threading.Thread(target=follow, daemon=True).start()
+            assert opened.wait(30), "the event stream did not open"
+            proc.stop()  # SIGTERM; SIGKILL only if it is still running 10 s later
+            # uvicorn stops cleanly and then ends by the signal it caught (-15), not by SIGKILL
+            assert proc.popen is not None and proc.popen.returncode in (0, -signal.SIGTERM), proc.log_tail()
     finally:
         proc.stop()
     assert "Traceback" not in proc.log_text()

@@ -165,3 +165,30 @@ def test_site_states_are_computed_once_per_tick_for_every_stream(
     gen1, changed = shared.changed_since(gen0)
     assert gen1 == gen0 + 1 and [(s["id"], s["level"]) for s in changed] == [("CH-001", "red")]
     assert shared.changed_since(gen1) == (gen1, [])
+
+
+def test_a_stopping_console_ends_the_open_streams_and_stops(console_app: FastAPI, users) -> None:
+    """A browser left open must not hold the console's shutdown (a restart, a deploy): the stream
+    ends cleanly -- the page reconnects to the next console -- and the server stops, without the
+    cancellation of requests that its grace time would otherwise come to."""
+    server = ConsoleServer(console_app).start()
+    ended: list[object] = []
+
+    def read() -> None:
+        try:
+            with httpx.Client(base_url=server.url, cookies=_login(server.url, "op"), timeout=30,
+                              trust_env=False) as client, client.stream("GET", "/api/events") as r:
+                for _line in r.iter_lines():
+                    opened.set()
+            ended.append("end of stream")
+        except httpx.HTTPError as exc:
+            ended.append(exc)
+
+    opened = threading.Event()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert opened.wait(10), "the stream did not open"
+    server.stop()
+    reader.join(10)
+    assert ended == ["end of stream"]
+    assert not server.thread.is_alive(), "the console is still serving"
