@@ -12,8 +12,9 @@ recipients with the fields that changed), and per settings section changed, for 
     settings changed: notify
 
 Secrets never appear: a settings section is named, not shown, a recipient is named by a masked
-phone number, and the values of zones (their subscribers' numbers) and recipients are not shown. The list goes to the audit table (a reload from the console) and to the log
-(every reload, config/reload.py).
+phone number, and the values of zones (their subscribers' numbers) and recipients are not shown.
+The list goes to the audit table (a reload from the console) and to the log (every reload,
+config/reload.py).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def create_app() -> Any:
             except ValueError:
                 return _answer("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
         phones = q["PhoneNumbers"].split(",")
-        rule = state.take_rule(phones[0])
+        rule = state.rules.take(phones[0])
         mode = rule["mode"] if rule else None
         if mode in BUSINESS_ERRORS:
             return _answer(*BUSINESS_ERRORS[mode])

@@ -63,7 +63,7 @@ def create_app(robots: Mapping[str, str | None] | None = None) -> Any:
             return _answer(40035, "缺少参数 json")
         if msgtype not in ("markdown", "text") or not text or (msgtype == "markdown" and not title):
             return _answer(40035, "缺少参数 json")
-        rule = state.take_rule(access_token)
+        rule = state.rules.take(access_token)
         mode = rule["mode"] if rule else None
         if mode == "rate-limit":
             return _answer(130101, "send too fast, exceed 20 times per minute")

@@ -109,9 +109,6 @@ class FakeState:
         self.rules = FailRules()
         self.messages: list[dict[str, Any]] = []
 
-    def take_rule(self, to: str | None) -> dict[str, Any] | None:
-        return self.rules.take(to)
-
     def add(self, record: dict[str, Any]) -> None:
         with self.lock:
             self.messages.append(record)

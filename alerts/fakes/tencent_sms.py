@@ -79,7 +79,7 @@ def create_app() -> Any:
             if not body.get(name):
                 return _error("MissingParameter", f"the parameter {name} is missing")
         numbers: list[str] = body["PhoneNumberSet"]
-        rule = state.take_rule(numbers[0])
+        rule = state.rules.take(numbers[0])
         mode = rule["mode"] if rule else None
         if mode == "invalid-template":
             return _error(*_TEMPLATE_ERROR)

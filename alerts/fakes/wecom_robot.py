@@ -46,7 +46,7 @@ def create_app(keys: Iterable[str] = (DEFAULT_KEY,)) -> Any:
             return _answer(40008, "invalid message type")
         if len(content.encode("utf-8")) > MAX_BYTES:
             return _answer(40058, f"{msgtype}.content exceed max length {MAX_BYTES}")
-        rule = state.take_rule(key)
+        rule = state.rules.take(key)
         mode = rule["mode"] if rule else None
         if mode == "rate-limit":
             return _answer(45009, "api freq out of limit")
